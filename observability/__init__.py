@@ -1,0 +1,1 @@
+"""Observability: OpenTelemetry set-up, collector configuration, dashboards and alert rules."""

@@ -1,0 +1,1 @@
+"""The reference registry: a minimal national children's contact registry to test against."""

@@ -1,0 +1,1 @@
+"""Access: the one permission vocabulary, roles, principals and route guards."""

@@ -1,0 +1,68 @@
+"""Route guards: authenticate the bearer token against its session, then check permissions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from reference_app.access.permissions import ROLE_PERMISSIONS, Permission, Role
+from reference_app.access.principal import Principal
+from reference_app.kit.errors import Forbidden, Unauthorized
+from reference_app.kit.http import CallDep
+from reference_app.practitioners import repository, tokens
+from reference_app.practitioners.models import AccountStatus
+
+
+def authenticate(request: Request, call: CallDep) -> Principal:
+    """Resolve the caller from ``Authorization: Bearer``; every check hits the session store."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized()
+    claims = tokens.decode(call.ctx, token.strip())
+    found = repository.session_with_practitioner(call.db, str(claims["sid"]))
+    now = call.ctx.clock.now()
+    if found is None:
+        raise Unauthorized("The session is not valid.", code="invalid_session")
+    session, user = found
+    if str(user.id) != str(claims["sub"]):
+        raise Unauthorized("The session is not valid.", code="invalid_session")
+    # Suspension is named even though it also revoked the session: the holder is told why.
+    if user.status != AccountStatus.ACTIVE:
+        raise Forbidden("This account is suspended.", code="account_suspended")
+    if session.revoked_at is not None or session.expires_at <= now:
+        raise Unauthorized("The session has ended; log in again.", code="session_ended")
+    if session.authz_version != user.authz_version:
+        raise Unauthorized("Your access has changed; log in again.", code="session_ended")
+    role = Role(user.role)
+    principal = Principal(
+        user_id=user.id,
+        username=user.username,
+        role=role,
+        organisation_id=user.organisation_id,
+        local_authority_id=user.local_authority_id,
+        session_id=session.id,
+        permissions=ROLE_PERMISSIONS[role],
+    )
+    request.state.principal = principal
+    return principal
+
+
+Authenticated = Annotated[Principal, Depends(authenticate)]
+
+
+def require(*permissions: Permission) -> Callable[..., Principal]:
+    """Build a dependency that admits callers holding every one of ``permissions``."""
+
+    def guard(principal: Authenticated) -> Principal:
+        missing = [p for p in permissions if not principal.can(p)]
+        if missing:
+            raise Forbidden(
+                f"Your role does not allow this ({', '.join(missing)}).", code="permission_denied"
+            )
+        return principal
+
+    guard.required_permissions = frozenset(permissions)  # type: ignore[attr-defined]
+    return guard

@@ -1,0 +1,84 @@
+"""The one permission vocabulary, and what each role holds.
+
+The app's route guards, the role-matrix tests and the security scenarios all import from here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    ALERT_READ = "alert:read"
+    AUDIT_READ = "audit:read"
+    CHILD_CREATE = "child:create"
+    CHILD_RECORD_CORRECT = "child:record:correct"
+    CHILD_RECORD_OVERRIDE = "child:record:override"
+    CHILD_RECORD_READ = "child:record:read"
+    CHILD_SEARCH = "child:search"
+    CHILD_SHIELD = "child:shield"
+    INVOLVEMENT_WRITE = "involvement:write"
+    USER_MANAGE = "user:manage"
+
+
+class Role(StrEnum):
+    EDUCATION_PRACTITIONER = "education_practitioner"
+    HEALTH_PRACTITIONER = "health_practitioner"
+    LA_DATA_MANAGER = "la_data_manager"
+    NATIONAL_AUDITOR = "national_auditor"
+    POLICE_PRACTITIONER = "police_practitioner"
+    SOCIAL_CARE_PRACTITIONER = "social_care_practitioner"
+    SYSTEM_ADMINISTRATOR = "system_administrator"
+    VOLUNTARY_PRACTITIONER = "voluntary_practitioner"
+    YOUTH_OFFENDING_PRACTITIONER = "youth_offending_practitioner"
+
+
+PRACTITIONER_ROLES = frozenset(
+    {
+        Role.EDUCATION_PRACTITIONER,
+        Role.HEALTH_PRACTITIONER,
+        Role.POLICE_PRACTITIONER,
+        Role.SOCIAL_CARE_PRACTITIONER,
+        Role.VOLUNTARY_PRACTITIONER,
+        Role.YOUTH_OFFENDING_PRACTITIONER,
+    }
+)
+
+_PRACTITIONER = frozenset(
+    {Permission.CHILD_SEARCH, Permission.CHILD_RECORD_READ, Permission.INVOLVEMENT_WRITE}
+)
+# The override is held by few roles: those who act on immediate risk to a child.
+_OVERRIDE = _PRACTITIONER | {Permission.CHILD_RECORD_OVERRIDE}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.EDUCATION_PRACTITIONER: _PRACTITIONER,
+    Role.HEALTH_PRACTITIONER: _PRACTITIONER,
+    Role.LA_DATA_MANAGER: frozenset(
+        {
+            Permission.ALERT_READ,
+            Permission.AUDIT_READ,
+            Permission.CHILD_CREATE,
+            Permission.CHILD_RECORD_CORRECT,
+            Permission.CHILD_RECORD_READ,
+            Permission.CHILD_SEARCH,
+            Permission.CHILD_SHIELD,
+        }
+    ),
+    Role.NATIONAL_AUDITOR: frozenset({Permission.ALERT_READ, Permission.AUDIT_READ}),
+    Role.POLICE_PRACTITIONER: _OVERRIDE,
+    Role.SOCIAL_CARE_PRACTITIONER: _OVERRIDE,
+    # Administrators of the IT system run accounts, and cannot read child data.
+    Role.SYSTEM_ADMINISTRATOR: frozenset({Permission.USER_MANAGE}),
+    Role.VOLUNTARY_PRACTITIONER: _PRACTITIONER,
+    Role.YOUTH_OFFENDING_PRACTITIONER: _PRACTITIONER,
+}
+
+
+class AccessReason(StrEnum):
+    """Reason codes a user states before viewing a child's record."""
+
+    CAF_ASSESSMENT = "caf_assessment"
+    CONTACT_PRACTITIONER = "contact_practitioner"
+    EMERGENCY_OVERRIDE = "emergency_override"
+    SAFEGUARDING = "safeguarding"
+    SERVICE_DELIVERY = "service_delivery"

@@ -1,0 +1,1 @@
+"""Alerts: events raised for review by a local authority's management team."""

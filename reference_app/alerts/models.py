@@ -1,0 +1,49 @@
+"""Alerts raised for a local authority's management team to review."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from reference_app.kit.db import Base, UTCDateTime
+
+
+class AlertKind(StrEnum):
+    CANARY_ACCESS = "canary_access"
+    EXPORT_VIOLATION = "export_violation"
+    HARVESTING = "harvesting"
+    OVERRIDE = "override"
+    SNOOPING = "snooping"
+
+
+class AlertSeverity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    LOW = "low"
+    MEDIUM = "medium"
+
+
+class AlertStatus(StrEnum):
+    ACKNOWLEDGED = "acknowledged"
+    CLOSED = "closed"
+    INVESTIGATING = "investigating"
+    OPEN = "open"
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    severity: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(15), default=AlertStatus.OPEN)
+    subject_user_id: Mapped[int] = mapped_column(Integer, index=True)
+    local_authority_id: Mapped[int] = mapped_column(Integer, index=True)
+    # A reference (child id, audit event id), never the child's personal data.
+    child_id: Mapped[str | None] = mapped_column(String(13))
+    audit_event_id: Mapped[int | None] = mapped_column(BigInteger)
+    summary: Mapped[str] = mapped_column(String(200))

@@ -1,0 +1,150 @@
+"""The FastAPI application: routers, one error envelope, security middleware, audit sealer."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from reference_app.access.principal import Principal
+from reference_app.api import API_PREFIX, api_router
+from reference_app.audit.service import RequestInfo, record, seal_all
+from reference_app.audit.tags import EventTag, Outcome
+from reference_app.context import AppContext
+from reference_app.health import router as health_router
+from reference_app.kit.errors import AppError, error_body
+from reference_app.kit.middleware import SecurityMiddleware
+
+log = logging.getLogger("contactpoint")
+_STATUS_CODES = {401: "unauthenticated", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 406: "not_acceptable", 415: "unsupported_media_type"}
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def _record_denial(request: Request, exc: AppError) -> None:
+    """Audit a refused request in its own transaction: the request's own was rolled back."""
+    ctx: AppContext = request.app.state.ctx
+    principal: Principal | None = getattr(request.state, "principal", None)
+    route = request.scope.get("route")
+    info = RequestInfo(request_id=_request_id(request),
+                       source=request.client.host if request.client else None)
+    child_id = request.path_params.get("child_id") if principal else None
+    with ctx.sessions() as db, db.begin():
+        record(db, ctx, EventTag.ACCESS_DENIED, info=info, principal=principal,
+               outcome=Outcome.DENIED,
+               child_id=child_id if isinstance(child_id, str) and len(child_id) == 13 else None,
+               details={"code": exc.error_code, "method": request.method,
+                        "route": getattr(route, "path", None)})
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    if exc.status in (401, 403) and exc.error_code not in ("invalid_credentials",
+                                                          "account_suspended_login"):
+        try:
+            await run_in_threadpool(_record_denial, request, exc)
+        except Exception:  # the denial stands even if the trail is unwritable; say so in logs
+            log.exception("could not audit a denial")
+    return JSONResponse(error_body(exc.error_code, exc.error_message, _request_id(request)),
+                        status_code=exc.status, headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Name the fields and the rule, never echo the input (it may be personal data).
+    problems = []
+    for err in exc.errors()[:10]:
+        where = ".".join(str(part) for part in err.get("loc", ()) if part != "body")
+        problems.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
+    message = "The request is not valid: " + "; ".join(problems)
+    return JSONResponse(error_body("invalid_request", message[:1000], _request_id(request)),
+                        status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _STATUS_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else "The request could not be served."
+    return JSONResponse(error_body(code, message, _request_id(request)),
+                        status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(
+        error_body("internal_error", "Something went wrong on our side.", _request_id(request)),
+        status_code=500,
+    )
+
+
+class Sealer:
+    """Seal the audit log in the background at the configured interval."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="audit-sealer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._seal_once()
+
+    def _seal_once(self) -> None:
+        try:
+            seal_all(self.ctx)
+        except Exception:  # another sealer won the race, or the database blinked: retry later
+            log.warning("audit seal deferred", exc_info=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.ctx.settings.audit_seal_interval_seconds):
+            self._seal_once()
+
+
+def create_app(ctx: AppContext) -> FastAPI:
+    """Build the registry application around one instance context."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sealer = Sealer(ctx) if ctx.settings.audit_sealer_enabled else None
+        if sealer:
+            sealer.start()
+        yield
+        if sealer:
+            sealer.stop()
+
+    app = FastAPI(
+        title="ContactPoint reference registry",
+        version="1.0.0",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.include_router(health_router)
+    app.include_router(api_router)
+    handlers: dict[Any, Any] = {
+        AppError: _app_error,
+        RequestValidationError: _validation_error,
+        StarletteHTTPException: _http_error,
+        Exception: _unexpected,
+    }
+    for exc_type, handler in handlers.items():
+        app.add_exception_handler(exc_type, handler)
+    app.add_middleware(SecurityMiddleware, max_body_bytes=ctx.settings.max_request_bytes)
+    return app

@@ -1,0 +1,14 @@
+"""ASGI entry point for servers: `uvicorn --factory reference_app.asgi:create`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from reference_app.app import create_app
+from reference_app.config import Settings
+from reference_app.context import build_context
+
+
+def create() -> FastAPI:
+    """Build the app from CONTACTPOINT_* settings (used by each server worker)."""
+    return create_app(build_context(Settings()))

@@ -1,0 +1,1 @@
+"""Audit: typed events on an append-only Merkle log with signed checkpoints."""

@@ -1,0 +1,55 @@
+"""Audit routes: the trail for reviewers, and the latest signed checkpoint for witnesses."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from reference_app.access.guards import require
+from reference_app.access.permissions import Permission, Role
+from reference_app.access.principal import Principal
+from reference_app.audit import repository
+from reference_app.audit.service import checkpoint_document, event_document, record
+from reference_app.audit.tags import EventTag
+from reference_app.kit.errors import NotFound
+from reference_app.kit.http import CallDep
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+AuditRead = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
+
+
+@router.get("/events")
+def list_events(
+    principal: AuditRead,
+    call: CallDep,
+    child_id: Annotated[str | None, Query(max_length=13)] = None,
+    actor_id: int | None = None,
+    tag: EventTag | None = None,
+    before_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[dict[str, Any]]:
+    """Audit events, newest first; an LA's team sees its own staff's and children's events."""
+    scope = None if principal.role is Role.NATIONAL_AUDITOR else principal.local_authority_id
+    events = repository.list_events(
+        call.db, local_authority_id=scope, child_id=child_id, actor_id=actor_id,
+        tag=tag.value if tag else None, before_id=before_id, limit=limit,
+    )
+    record(call.db, call.ctx, EventTag.AUDIT_EVENTS_READ, info=call.info, principal=principal,
+           child_id=child_id, details={"returned": len(events)})
+    out = []
+    for event in events:
+        doc = event_document(event)
+        doc["details"] = json.loads(event.details)
+        out.append(doc)
+    return out
+
+
+@router.get("/checkpoints/latest")
+def latest_checkpoint(principal: AuditRead, call: CallDep) -> dict[str, Any]:
+    """The latest signed tree head, for a witness to keep outside the host."""
+    checkpoint = repository.latest_checkpoint(call.db)
+    if checkpoint is None:
+        raise NotFound("Nothing has been sealed yet.", code="no_checkpoint")
+    return checkpoint_document(checkpoint)

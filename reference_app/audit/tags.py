@@ -1,0 +1,45 @@
+"""Typed audit event tags: tests assert the exact tag an action produces."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventTag(StrEnum):
+    ACCESS_DENIED = "access:denied"
+    ALERT_RAISED = "alert:raised"
+    AUDIT_EVENTS_READ = "audit:events:read"
+    AUTH_LOGIN_FAILED = "auth:login:failed"
+    AUTH_LOGIN_SUCCEEDED = "auth:login:succeeded"
+    AUTH_LOGOUT = "auth:logout"
+    CARER_ADDED = "carer:added"
+    CARER_CORRECTED = "carer:corrected"
+    CHILD_CORRECTED = "child:corrected"
+    CHILD_CREATED = "child:created"
+    CHILD_RECORD_OVERRIDE = "child:record:override"
+    CHILD_RECORD_VIEWED = "child:record:viewed"
+    CHILD_SEARCH_PERFORMED = "child:search:performed"
+    CHILD_SHIELDED = "child:shielded"
+    CHILD_UNSHIELDED = "child:unshielded"
+    INVOLVEMENT_ENDED = "involvement:ended"
+    INVOLVEMENT_REGISTERED = "involvement:registered"
+    INVOLVEMENT_UPDATED = "involvement:updated"
+    USER_CREATED = "user:created"
+    USER_REINSTATED = "user:reinstated"
+    USER_ROLE_CHANGED = "user:role:changed"
+    USER_SUSPENDED = "user:suspended"
+
+
+class Outcome(StrEnum):
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    FAILED = "failed"
+
+
+class AccessRelationship(StrEnum):
+    """Why a view was allowed: recorded with every record view."""
+
+    DATA_MANAGER = "data_manager"
+    INVOLVED = "involved"
+    OVERRIDE = "override"
+    SELF_CLAIMED = "self_claimed"

@@ -1,0 +1,1 @@
+"""Carers: parents and carers linked to children, with their contact details."""

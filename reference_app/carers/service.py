@@ -1,0 +1,61 @@
+"""Adding and correcting a child's carers (the owning LA's data managers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from reference_app.access.principal import Principal
+from reference_app.audit.service import record
+from reference_app.audit.tags import EventTag
+from reference_app.carers.models import Carer, ChildCarer
+from reference_app.children import service as children
+from reference_app.children.models import Child
+from reference_app.kit.crypto import Crypto
+from reference_app.kit.errors import InvalidInput, NotFound
+from reference_app.kit.http import Call
+
+
+def carer_columns(crypto: Crypto, fields: dict[str, Any]) -> dict[str, Any]:
+    """Encrypt whichever carer fields are present, as stored."""
+    cipher = crypto.cipher
+    out: dict[str, Any] = {}
+    for name in ("given_name", "family_name", "phone", "email"):
+        if fields.get(name) is not None:
+            out[f"{name}_enc"] = cipher.encrypt(str(fields[name]), f"carers.{name}")
+    return out
+
+
+def add(call: Call, principal: Principal, raw_child_id: str, fields: dict[str, Any]) -> Carer:
+    child = children._owned(call, principal, raw_child_id)
+    carer = Carer(**carer_columns(call.ctx.crypto, fields))
+    call.db.add(carer)
+    call.db.flush()
+    call.db.add(ChildCarer(child_id=child.id, carer_id=carer.id,
+                           relationship=fields["relationship"],
+                           parental_responsibility=fields["parental_responsibility"]))
+    record(call.db, call.ctx, EventTag.CARER_ADDED, info=call.info, principal=principal,
+           child_id=child.id, details={"carer_id": carer.id})
+    return carer
+
+
+def correct(call: Call, principal: Principal, carer_id: int, fields: dict[str, Any]) -> Carer:
+    """Correct a carer linked to a child of the caller's LA; otherwise it is not found."""
+    child_id = call.db.scalar(
+        select(ChildCarer.child_id)
+        .join(Child, Child.id == ChildCarer.child_id)
+        .where(ChildCarer.carer_id == carer_id,
+               Child.local_authority_id == principal.local_authority_id)
+        .limit(1)
+    )
+    carer = call.db.get(Carer, carer_id) if child_id else None
+    if carer is None:
+        raise NotFound("No such carer in your local authority.", code="carer_not_found")
+    if not fields:
+        raise InvalidInput("Nothing to correct.", code="nothing_to_correct")
+    for column, value in carer_columns(call.ctx.crypto, fields).items():
+        setattr(carer, column, value)
+    record(call.db, call.ctx, EventTag.CARER_CORRECTED, info=call.info, principal=principal,
+           child_id=child_id, details={"carer_id": carer.id, "fields": sorted(fields)})
+    return carer

@@ -1,0 +1,44 @@
+"""The child record: personal fields encrypted, blind indexes for search, shield and archive state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from reference_app.kit.db import Base, UTCDateTime
+
+
+class Gender(StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+    NOT_KNOWN = "not_known"
+
+
+class Child(Base):
+    __tablename__ = "children"
+    __table_args__ = (
+        Index("ix_children_family_dob", "family_name_bidx", "date_of_birth_bidx"),
+        Index("ix_children_family_given", "family_name_bidx", "given_name_bidx"),
+        Index("ix_children_phonetic", "family_name_phonetic_bidx"),
+        Index("ix_children_postcode", "postcode_bidx"),
+    )
+
+    id: Mapped[str] = mapped_column(String(13), primary_key=True)
+    local_authority_id: Mapped[int] = mapped_column(ForeignKey("local_authorities.id"), index=True)
+    gender: Mapped[str] = mapped_column(String(10))
+    given_name_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    family_name_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    date_of_birth_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    address_enc: Mapped[bytes] = mapped_column(LargeBinary)  # JSON: lines, town, postcode
+    given_name_bidx: Mapped[bytes] = mapped_column(LargeBinary(16))
+    family_name_bidx: Mapped[bytes] = mapped_column(LargeBinary(16))
+    family_name_phonetic_bidx: Mapped[bytes] = mapped_column(LargeBinary(16))
+    date_of_birth_bidx: Mapped[bytes] = mapped_column(LargeBinary(16))
+    postcode_bidx: Mapped[bytes] = mapped_column(LargeBinary(16))
+    shielded: Mapped[bool] = mapped_column(Boolean, default=False)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,107 @@
+"""Every query on children, with the row-level rules for who may find which record."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy.orm import Session
+
+from reference_app.access.principal import Principal
+from reference_app.carers.models import Carer, ChildCarer
+from reference_app.children.models import Child
+from reference_app.localauthorities.models import LocalAuthority
+from reference_app.services.models import Involvement, Organisation
+
+
+def get(db: Session, child_id: str) -> Child | None:
+    return db.get(Child, child_id)
+
+
+def exists_id(db: Session, child_id: str) -> bool:
+    return db.scalar(select(exists().where(Child.id == child_id))) or False
+
+
+def searchable(principal: Principal, *, uses_hidden_fields: bool) -> list[ColumnElement[bool]]:
+    """Rows a search by ``principal`` may return.
+
+    Archived records are for the owning LA's data managers only. A search that uses a field
+    shielding hides (the postcode) never returns a shielded child, unless the caller manages
+    that child's LA, so a search can never confirm that a shielded child lives somewhere.
+    """
+    own_la = Child.local_authority_id == principal.local_authority_id
+    if principal.is_data_manager:
+        rules = [or_(Child.archived_at.is_(None), own_la)]
+        if uses_hidden_fields:
+            rules.append(or_(Child.shielded.is_(False), own_la))
+        return rules
+    rules = [Child.archived_at.is_(None)]
+    if uses_hidden_fields:
+        rules.append(Child.shielded.is_(False))
+    return rules
+
+
+def search(
+    db: Session,
+    principal: Principal,
+    *,
+    family_name: bytes,
+    family_phonetic: bytes,
+    given_name: bytes | None,
+    date_of_birth: bytes | None,
+    postcode: bytes | None,
+    limit: int,
+) -> Sequence[Child]:
+    """Children matching every criterion given: exact blind-index matches, surname also phonetic."""
+    conditions: list[ColumnElement[bool]] = [
+        or_(Child.family_name_bidx == family_name, Child.family_name_phonetic_bidx == family_phonetic)
+    ]
+    if given_name is not None:
+        conditions.append(Child.given_name_bidx == given_name)
+    if date_of_birth is not None:
+        conditions.append(Child.date_of_birth_bidx == date_of_birth)
+    if postcode is not None:
+        conditions.append(Child.postcode_bidx == postcode)
+    conditions.extend(searchable(principal, uses_hidden_fields=postcode is not None))
+    return db.scalars(select(Child).where(and_(*conditions)).limit(limit)).all()
+
+
+def is_involved(db: Session, child_id: str, principal: Principal, today: date) -> bool:
+    """Whether the caller's organisation, or the caller, works with the child today."""
+    query = select(
+        exists().where(
+            Involvement.child_id == child_id,
+            or_(
+                Involvement.organisation_id == principal.organisation_id,
+                Involvement.practitioner_id == principal.user_id,
+            ),
+            Involvement.started_on <= today,
+            or_(Involvement.ended_on.is_(None), Involvement.ended_on >= today),
+        )
+    )
+    return bool(db.scalar(query))
+
+
+def involvements(db: Session, child_id: str) -> Sequence[tuple[Involvement, Organisation]]:
+    rows = db.execute(
+        select(Involvement, Organisation)
+        .join(Organisation, Organisation.id == Involvement.organisation_id)
+        .where(Involvement.child_id == child_id)
+        .order_by(Involvement.started_on, Involvement.id)
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def carers(db: Session, child_id: str) -> Sequence[tuple[ChildCarer, Carer]]:
+    rows = db.execute(
+        select(ChildCarer, Carer)
+        .join(Carer, Carer.id == ChildCarer.carer_id)
+        .where(ChildCarer.child_id == child_id)
+        .order_by(Carer.id)
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def local_authority(db: Session, la_id: int) -> LocalAuthority | None:
+    return db.get(LocalAuthority, la_id)

@@ -1,0 +1,67 @@
+"""Children routes: search, view with a reason, creation, correction and shielding."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, status
+
+from reference_app.children import service
+from reference_app.children.auth import (
+    ChildCorrectGuard,
+    ChildCreateGuard,
+    ChildRead,
+    ChildSearch,
+    ChildShieldGuard,
+)
+from reference_app.children.schemas import (
+    ChildCorrect,
+    ChildCreate,
+    ChildCreated,
+    SearchRequest,
+    SearchResponse,
+    ShieldChange,
+)
+from reference_app.kit.http import CallDep
+
+router = APIRouter(prefix="/children", tags=["children"])
+
+
+@router.post("/search", response_model=SearchResponse)
+def search(body: SearchRequest, principal: ChildSearch, call: CallDep) -> SearchResponse:
+    """Search by family name and at least one more criterion (POST: no personal data in URLs)."""
+    return service.search(call, principal, body)
+
+
+@router.get("/{child_id}")
+def view(
+    child_id: str,
+    principal: ChildRead,
+    call: CallDep,
+    x_access_reason: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """A child's record as the caller is entitled to see it; needs ``X-Access-Reason``."""
+    return service.view(call, principal, child_id, x_access_reason)
+
+
+@router.post("", response_model=ChildCreated, status_code=status.HTTP_201_CREATED)
+def create(body: ChildCreate, principal: ChildCreateGuard, call: CallDep) -> ChildCreated:
+    """Register a child in the caller's local authority."""
+    return ChildCreated(child_id=service.create(call, principal, body).id)
+
+
+@router.patch("/{child_id}", response_model=ChildCreated)
+def correct(
+    child_id: str, body: ChildCorrect, principal: ChildCorrectGuard, call: CallDep
+) -> ChildCreated:
+    """Correct a child's details (the caller's own local authority only)."""
+    return ChildCreated(child_id=service.correct(call, principal, child_id, body).id)
+
+
+@router.post("/{child_id}/shield", response_model=ChildCreated)
+def shield(
+    child_id: str, body: ShieldChange, principal: ChildShieldGuard, call: CallDep
+) -> ChildCreated:
+    """Shield or unshield a child's record, with the decision noted in the trail."""
+    child = service.set_shield(call, principal, child_id, body.shielded, body.decision_note)
+    return ChildCreated(child_id=child.id)

@@ -1,0 +1,87 @@
+"""Request and response bodies for children."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from reference_app.children.models import Gender
+
+NAME = Field(min_length=1, max_length=80)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Address(Strict):
+    line1: str = Field(min_length=1, max_length=120)
+    line2: str | None = Field(default=None, max_length=120)
+    town: str = Field(min_length=1, max_length=80)
+    postcode: str = Field(pattern=r"^[A-Za-z]{1,2}[0-9][A-Za-z0-9]? ?[0-9][A-Za-z]{2}$")
+
+
+class SearchRequest(Strict):
+    """Family name plus at least one other criterion; exact or phonetic, never wildcards."""
+
+    family_name: str = NAME
+    given_name: str | None = Field(default=None, min_length=1, max_length=80)
+    date_of_birth: dt.date | None = None
+    postcode: str | None = Field(default=None, pattern=r"^[A-Za-z0-9 ]{5,8}$")
+
+    @model_validator(mode="after")
+    def _two_criteria(self) -> SearchRequest:
+        others = [self.given_name, self.date_of_birth, self.postcode]
+        if all(value is None for value in others):
+            raise ValueError("give the family name and at least one of given_name, "
+                             "date_of_birth or postcode")
+        for value in (self.family_name, self.given_name or "x"):
+            if any(ch in value for ch in "*%?_"):
+                raise ValueError("wildcards are not allowed in a search")
+        return self
+
+
+class SearchResult(BaseModel):
+    child_id: str
+    given_name: str
+    family_name: str
+    gender: str
+    age: int
+    local_authority: str
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchResult]
+    count: int
+    refine_search: bool
+    message: str | None = None
+
+
+class ChildCreate(Strict):
+    given_name: str = NAME
+    family_name: str = NAME
+    date_of_birth: dt.date
+    gender: Gender
+    address: Address
+
+
+class ChildCorrect(Strict):
+    given_name: str | None = Field(default=None, min_length=1, max_length=80)
+    family_name: str | None = Field(default=None, min_length=1, max_length=80)
+    date_of_birth: dt.date | None = None
+    gender: Gender | None = None
+    address: Address | None = None
+
+
+class ShieldChange(Strict):
+    shielded: bool
+    decision_note: str | None = Field(default=None, max_length=500)
+
+
+class ChildCreated(BaseModel):
+    child_id: str
+
+
+ChildRecord = dict[str, Any]

@@ -1,0 +1,389 @@
+"""Business rules for children: search, need-to-know views, redaction, correction and shielding.
+
+What a caller sees of a record is decided here once (``decide``) and applied once (``redact``):
+
+| caller | child | view |
+| --- | --- | --- |
+| practitioner, involved or same LA | not shielded | full (sensitive services only with consent) |
+| practitioner, other LA, not involved | not shielded | limited: name, gender, age, owning LA |
+| practitioner (any) | shielded | limited, "contact the LA management team" |
+| override holder, reason emergency_override | any | full, with a warning; alerted |
+| data manager of the child's LA | any, archived too | full |
+| data manager of another LA | any | limited |
+| national auditor, system administrator | any | no access (permission) |
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from reference_app.access.permissions import AccessReason, Permission
+from reference_app.access.principal import Principal
+from reference_app.alerts.models import AlertKind, AlertSeverity
+from reference_app.alerts.service import raise_alert
+from reference_app.audit.service import record
+from reference_app.audit.tags import AccessRelationship, EventTag
+from reference_app.children import repository
+from reference_app.children.models import Child
+from reference_app.children.schemas import (
+    ChildCorrect,
+    ChildCreate,
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+)
+from reference_app.kit import identifiers
+from reference_app.kit.clock import age_on
+from reference_app.kit.crypto import Crypto
+from reference_app.kit.errors import BadRequest, Forbidden, InvalidInput, NotFound
+from reference_app.kit.http import Call
+
+OVERRIDE_WARNING = (
+    "You have used the emergency override. This access is recorded, your LA management team "
+    "has been alerted, and an investigation will follow."
+)
+SHIELDED_CONTACT = "This record is shielded. Contact the LA management team of {la} to make contact."
+OTHER_LA_CONTACT = "Contact the LA management team of {la} for more about this child."
+
+
+class ViewLevel(StrEnum):
+    FULL = "full"
+    LIMITED = "limited"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    level: ViewLevel
+    relationship: AccessRelationship
+    override: bool = False
+
+
+def child_columns(
+    crypto: Crypto,
+    *,
+    given_name: str,
+    family_name: str,
+    date_of_birth: str,
+    address: dict[str, Any],
+) -> dict[str, Any]:
+    """Encrypt a child's personal fields and compute their blind indexes, as stored."""
+    cipher, index = crypto.cipher, crypto.index
+    return {
+        "given_name_enc": cipher.encrypt(given_name, "children.given_name"),
+        "family_name_enc": cipher.encrypt(family_name, "children.family_name"),
+        "date_of_birth_enc": cipher.encrypt(date_of_birth, "children.date_of_birth"),
+        "address_enc": cipher.encrypt(json.dumps(address, sort_keys=True), "children.address"),
+        "given_name_bidx": index.name(given_name),
+        "family_name_bidx": index.name(family_name),
+        "family_name_phonetic_bidx": index.phonetic(family_name),
+        "date_of_birth_bidx": index.date(date_of_birth),
+        "postcode_bidx": index.postcode(str(address["postcode"])),
+    }
+
+
+def parse_child_id(raw: str) -> str:
+    """Normalise a typed identifier, refusing a mistyped one before any lookup."""
+    try:
+        return identifiers.normalise(raw)
+    except identifiers.InvalidIdentifier as exc:
+        raise InvalidInput(str(exc), code="invalid_child_id") from exc
+
+
+def parse_reason(header: str | None) -> tuple[AccessReason, str | None]:
+    """Read ``X-Access-Reason: <code>[; free text]``."""
+    if not header or not header.strip():
+        raise BadRequest("State a reason for access in the X-Access-Reason header.",
+                         code="access_reason_required")
+    code, _, text = header.partition(";")
+    try:
+        reason = AccessReason(code.strip().lower())
+    except ValueError as exc:
+        known = ", ".join(r.value for r in AccessReason)
+        raise BadRequest(f"Unknown reason for access; use one of: {known}.",
+                         code="invalid_access_reason") from exc
+    return reason, (text.strip()[:500] or None)
+
+
+def _hex(value: bytes | None) -> str | None:
+    return value.hex() if value is not None else None
+
+
+def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchResponse:
+    """Find children by exact or phonetic match; too many matches means refine, not a list."""
+    index = call.ctx.crypto.index
+    cap = call.ctx.settings.search_result_cap
+    keys = {
+        "family_name": index.name(criteria.family_name),
+        "family_phonetic": index.phonetic(criteria.family_name),
+        "given_name": index.name(criteria.given_name) if criteria.given_name else None,
+        "date_of_birth": (
+            index.date(criteria.date_of_birth.isoformat()) if criteria.date_of_birth else None
+        ),
+        "postcode": index.postcode(criteria.postcode) if criteria.postcode else None,
+    }
+    rows = repository.search(call.db, principal, **keys, limit=cap + 1)
+    refine = len(rows) > cap
+    results: list[SearchResult] = []
+    if not refine:
+        exact = keys["family_name"]
+        today = call.ctx.clock.now()
+        for child in sorted(rows, key=lambda c: (c.family_name_bidx != exact, c.id)):
+            results.append(_search_result(call, child, today))
+    record(
+        call.db, call.ctx, EventTag.CHILD_SEARCH_PERFORMED, info=call.info, principal=principal,
+        details={
+            # Keyed hashes only: an auditor holding the key can test a guess, a reader cannot.
+            "criteria": {k: _hex(v) for k, v in keys.items() if v is not None},
+            "result_ids": [r.child_id for r in results],
+            "matched": len(rows),
+            "refine_search": refine,
+        },
+    )
+    return SearchResponse(
+        results=results,
+        count=len(results),
+        refine_search=refine,
+        message="Too many children match: add criteria to refine your search." if refine else None,
+    )
+
+
+def _search_result(call: Call, child: Child, today: Any) -> SearchResult:
+    cipher = call.ctx.crypto.cipher
+    la = repository.local_authority(call.db, child.local_authority_id)
+    dob = cipher.decrypt(child.date_of_birth_enc, "children.date_of_birth")
+    return SearchResult(
+        child_id=child.id,
+        given_name=cipher.decrypt(child.given_name_enc, "children.given_name"),
+        family_name=cipher.decrypt(child.family_name_enc, "children.family_name"),
+        gender=child.gender,
+        age=age_on(dob, today),
+        local_authority=la.name if la else "",
+    )
+
+
+def decide(
+    principal: Principal, child: Child, *, involved: bool, reason: AccessReason
+) -> Decision:
+    """Decide what ``principal`` sees of ``child``: the one place the view rules live."""
+    own_la = child.local_authority_id == principal.local_authority_id
+    if reason is AccessReason.EMERGENCY_OVERRIDE:
+        if not principal.can(Permission.CHILD_RECORD_OVERRIDE):
+            raise Forbidden("Your role does not hold the emergency override.",
+                            code="override_not_permitted")
+        return Decision(ViewLevel.FULL, AccessRelationship.OVERRIDE, override=True)
+    if principal.is_data_manager:
+        if own_la:
+            return Decision(ViewLevel.FULL, AccessRelationship.DATA_MANAGER)
+        return Decision(ViewLevel.LIMITED, AccessRelationship.SELF_CLAIMED)
+    relationship = AccessRelationship.INVOLVED if involved else AccessRelationship.SELF_CLAIMED
+    if child.shielded or not (involved or own_la):
+        return Decision(ViewLevel.LIMITED, relationship)
+    return Decision(ViewLevel.FULL, relationship)
+
+
+def _full_record(call: Call, child: Child) -> dict[str, Any]:
+    cipher = call.ctx.crypto.cipher
+    la = repository.local_authority(call.db, child.local_authority_id)
+    dob = cipher.decrypt(child.date_of_birth_enc, "children.date_of_birth")
+    today = call.ctx.clock.now()
+    services = []
+    flags: set[str] = set()
+    for inv, org in repository.involvements(call.db, child.id):
+        active = inv.ended_on is None or inv.ended_on >= today.date()
+        if active and org.kind == "childrens_social_care":
+            flags.add("social_care_involved")
+        if active and org.kind == "youth_offending_team":
+            flags.add("youth_offending_involved")
+        services.append({
+            "involvement_id": inv.id,
+            "organisation": {"id": org.id, "name": org.name, "kind": org.kind, "phone": org.phone},
+            "practitioner_id": inv.practitioner_id,
+            "started_on": inv.started_on.isoformat(),
+            "ended_on": inv.ended_on.isoformat() if inv.ended_on else None,
+            "lead_professional": inv.is_lead_professional,
+            "caf_assessment_on": inv.caf_assessment_on.isoformat() if inv.caf_assessment_on else None,
+            "sensitive": inv.sensitive,
+            "_consent": inv.consent_recorded,
+        })
+    carers = []
+    for link, carer in repository.carers(call.db, child.id):
+        carers.append({
+            "carer_id": carer.id,
+            "given_name": cipher.decrypt(carer.given_name_enc, "carers.given_name"),
+            "family_name": cipher.decrypt(carer.family_name_enc, "carers.family_name"),
+            "relationship": link.relationship,
+            "parental_responsibility": link.parental_responsibility,
+            "phone": cipher.decrypt(carer.phone_enc, "carers.phone") if carer.phone_enc else None,
+            "email": cipher.decrypt(carer.email_enc, "carers.email") if carer.email_enc else None,
+        })
+    return {
+        "child_id": child.id,
+        "given_name": cipher.decrypt(child.given_name_enc, "children.given_name"),
+        "family_name": cipher.decrypt(child.family_name_enc, "children.family_name"),
+        "gender": child.gender,
+        "date_of_birth": dob,
+        "age": age_on(dob, today),
+        "local_authority": {"code": la.ons_code, "name": la.name} if la else None,
+        "shielded": child.shielded,
+        "archived": child.archived_at is not None,
+        "address": json.loads(cipher.decrypt(child.address_enc, "children.address")),
+        "carers": carers,
+        "services": services,
+        "warning_flags": sorted(flags),
+    }
+
+
+def redact(full: dict[str, Any], principal: Principal, decision: Decision) -> dict[str, Any]:
+    """Cut a full record down to what ``decision`` allows: the one place fields are withheld."""
+    la = full["local_authority"] or {"name": "the owning local authority"}
+    if decision.level is ViewLevel.LIMITED:
+        template = SHIELDED_CONTACT if full["shielded"] else OTHER_LA_CONTACT
+        return {
+            "child_id": full["child_id"],
+            "given_name": full["given_name"],
+            "family_name": full["family_name"],
+            "gender": full["gender"],
+            "age": full["age"],
+            "local_authority": full["local_authority"],
+            "shielded": full["shielded"],
+            "contact": template.format(la=la["name"]),
+        }
+    shown = dict(full)
+    # Sensitive services are seen by that service, or by others only with recorded consent.
+    shown["services"] = [
+        {k: v for k, v in service.items() if k != "_consent"}
+        for service in full["services"]
+        if not service["sensitive"]
+        or service["_consent"]
+        or service["organisation"]["id"] == principal.organisation_id
+    ]
+    return shown
+
+
+def view(
+    call: Call, principal: Principal, raw_child_id: str, reason_header: str | None
+) -> dict[str, Any]:
+    """Return the record ``principal`` may see, audit the view, and alert on an override."""
+    child_id = parse_child_id(raw_child_id)
+    reason, reason_text = parse_reason(reason_header)
+    child = repository.get(call.db, child_id)
+    own_la = child is not None and child.local_authority_id == principal.local_authority_id
+    if child is None or (child.archived_at is not None and not (principal.is_data_manager and own_la)):
+        raise NotFound("No child with that identifier.", code="child_not_found")
+    today: date = call.ctx.clock.now().date()
+    involved = principal.is_practitioner and repository.is_involved(
+        call.db, child.id, principal, today
+    )
+    decision = decide(principal, child, involved=involved, reason=reason)
+    shown = redact(_full_record(call, child), principal, decision)
+    details: dict[str, Any] = {"level": decision.level.value, "fields": sorted(shown)}
+    if "services" in shown:
+        details["services_shown"] = [s["involvement_id"] for s in shown["services"]]
+    if reason_text:
+        sealed = call.ctx.crypto.cipher.encrypt(reason_text, "audit.reason_text")
+        details["reason_text_enc"] = base64.b64encode(sealed).decode("ascii")
+    tag = EventTag.CHILD_RECORD_OVERRIDE if decision.override else EventTag.CHILD_RECORD_VIEWED
+    event_id = record(
+        call.db, call.ctx, tag, info=call.info, principal=principal, child_id=child.id,
+        reason_code=reason.value, relationship=decision.relationship.value, details=details,
+    )
+    warning = None
+    if decision.override:
+        warning = OVERRIDE_WARNING
+        raise_alert(
+            call, principal, kind=AlertKind.OVERRIDE, severity=AlertSeverity.HIGH,
+            local_authority_id=child.local_authority_id, child_id=child.id,
+            audit_event_id=event_id, summary="Emergency override used to open a record",
+        )
+    shown["access"] = {
+        "relationship": decision.relationship.value,
+        "level": decision.level.value,
+        "reason": reason.value,
+        "warning": warning,
+    }
+    return shown
+
+
+def _owned(call: Call, principal: Principal, raw_child_id: str) -> Child:
+    """A child of the caller's own LA, or not found (never confirming another LA's child)."""
+    child = repository.get(call.db, parse_child_id(raw_child_id))
+    if child is None or child.local_authority_id != principal.local_authority_id:
+        raise NotFound("No child with that identifier in your local authority.",
+                       code="child_not_found")
+    return child
+
+
+def create(call: Call, principal: Principal, body: ChildCreate) -> Child:
+    now = call.ctx.clock.now()
+    child_id = identifiers.new_child_id()
+    while repository.exists_id(call.db, child_id):
+        child_id = identifiers.new_child_id()
+    child = Child(
+        id=child_id,
+        local_authority_id=principal.local_authority_id,
+        gender=body.gender.value,
+        shielded=False,
+        created_at=now,
+        updated_at=now,
+        **child_columns(
+            call.ctx.crypto,
+            given_name=body.given_name,
+            family_name=body.family_name,
+            date_of_birth=body.date_of_birth.isoformat(),
+            address=body.address.model_dump(),
+        ),
+    )
+    call.db.add(child)
+    call.db.flush()
+    record(call.db, call.ctx, EventTag.CHILD_CREATED, info=call.info, principal=principal,
+           child_id=child.id)
+    return child
+
+
+def correct(call: Call, principal: Principal, raw_child_id: str, body: ChildCorrect) -> Child:
+    """Apply a rectification; the trail names the fields changed, never their values."""
+    child = _owned(call, principal, raw_child_id)
+    cipher = call.ctx.crypto.cipher
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if not changes:
+        raise InvalidInput("Nothing to correct.", code="nothing_to_correct")
+    current = {
+        "given_name": cipher.decrypt(child.given_name_enc, "children.given_name"),
+        "family_name": cipher.decrypt(child.family_name_enc, "children.family_name"),
+        "date_of_birth": cipher.decrypt(child.date_of_birth_enc, "children.date_of_birth"),
+        "address": json.loads(cipher.decrypt(child.address_enc, "children.address")),
+    }
+    for key in ("given_name", "family_name", "address"):
+        if key in changes:
+            current[key] = changes[key]
+    if "date_of_birth" in changes:
+        current["date_of_birth"] = changes["date_of_birth"].isoformat()
+    for column, value in child_columns(call.ctx.crypto, **current).items():
+        setattr(child, column, value)
+    if "gender" in changes:
+        child.gender = changes["gender"].value
+    child.updated_at = call.ctx.clock.now()
+    record(call.db, call.ctx, EventTag.CHILD_CORRECTED, info=call.info, principal=principal,
+           child_id=child.id, details={"fields": sorted(changes)})
+    return child
+
+
+def set_shield(
+    call: Call, principal: Principal, raw_child_id: str, shielded: bool, note: str | None
+) -> Child:
+    child = _owned(call, principal, raw_child_id)
+    child.shielded = shielded
+    child.updated_at = call.ctx.clock.now()
+    details: dict[str, Any] = {}
+    if note:
+        sealed = call.ctx.crypto.cipher.encrypt(note, "audit.decision_note")
+        details["decision_note_enc"] = base64.b64encode(sealed).decode("ascii")
+    tag = EventTag.CHILD_SHIELDED if shielded else EventTag.CHILD_UNSHIELDED
+    record(call.db, call.ctx, tag, info=call.info, principal=principal, child_id=child.id,
+           details=details)
+    return child

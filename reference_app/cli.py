@@ -1,0 +1,251 @@
+"""The `contactpoint` command line: serve, db, keys, users and audit.
+
+Exit codes: 0 success; 1 the check ran and failed (e.g. tampering found); 2 bad usage or
+configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reference_app.config import Environment, Settings
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _settings(database: str | None) -> Settings:
+    settings = Settings()
+    if database:
+        settings = settings.model_copy(update={"database_url": database})
+    return settings
+
+
+def _context(database: str | None) -> Any:
+    from reference_app.context import build_context
+    from reference_app.kit.keys import KeyError_
+
+    try:
+        return build_context(_settings(database))
+    except KeyError_ as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+DATABASE = click.option("--database", "database", metavar="URL", default=None,
+                        help="Database URL (default: CONTACTPOINT_DATABASE_URL).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="contactpoint-harness")
+def main() -> None:
+    """ContactPoint Harness: reference registry, data, load and security tooling."""
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Throwaway instance: SQLite, generated keys, seeded "
+              "population and personas in --data-dir.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=Path("demo-data"),
+              show_default=True, help="Where --demo keeps its database, keys and personas.")
+@click.option("--children", type=click.IntRange(1, 1_000_000), default=300, show_default=True,
+              help="Children to seed with --demo.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+def serve(demo: bool, data_dir: Path, children: int, host: str, port: int, workers: int) -> None:
+    """Run the registry API (uvicorn with httptools and uvloop)."""
+    import uvicorn
+
+    if demo:
+        _prepare_demo(data_dir, children)
+    try:
+        _context(None)  # fail fast, before forking workers, on missing keys or a bad URL
+    except click.ClickException:
+        raise
+    uvicorn.run("reference_app.asgi:create", factory=True, host=host, port=port,
+                workers=workers, http="httptools", loop="uvloop", access_log=False,
+                log_level="info")
+
+
+def _prepare_demo(data_dir: Path, children: int) -> None:
+    from reference_app.context import build_context
+    from reference_app.demo import seed_demo, write_personas
+    from reference_app.kit.keys import write_keys_file
+    from reference_app.kit.migrate import upgrade
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    keys = data_dir / "keys.json"
+    database = data_dir / "registry.db"
+    os.environ.setdefault("CONTACTPOINT_ENVIRONMENT", Environment.DEVELOPMENT.value)
+    os.environ["CONTACTPOINT_DATABASE_URL"] = f"sqlite:///{database.resolve()}"
+    os.environ["CONTACTPOINT_KEYS_FILE"] = str(keys.resolve())
+    if not keys.exists():
+        write_keys_file(keys)
+    ctx = build_context(Settings())
+    upgrade(ctx.engine)
+    personas_file = data_dir / "personas.json"
+    if not personas_file.exists():
+        click.echo(f"Seeding {children} synthetic children into {database} ...", err=True)
+        write_personas(personas_file, seed_demo(ctx, children=children))
+    click.echo(f"Demo registry: data in {data_dir}, personas in {personas_file}", err=True)
+
+
+@main.group()
+def db() -> None:
+    """Database schema and privileges."""
+
+
+@db.command("upgrade")
+@DATABASE
+@click.option("--app-role", default=None, help="PostgreSQL role the app connects as: created if "
+              "missing and granted least privilege (no UPDATE/DELETE on the audit trail).")
+def db_upgrade(database: str | None, app_role: str | None) -> None:
+    """Migrate the schema to the latest revision (as the database owner)."""
+    from reference_app.kit.db import make_engine
+    from reference_app.kit.migrate import current_revision, grant_app_role, upgrade
+
+    engine = make_engine(_settings(database).database_url)
+    upgrade(engine)
+    role = app_role or _settings(database).database_app_role
+    if role:
+        grant_app_role(engine, role)
+        click.echo(f"granted least privilege to role {role}")
+    click.echo(f"schema at revision {current_revision(engine)}")
+
+
+@db.command("seed-local-authorities")
+@DATABASE
+def db_seed_las(database: str | None) -> None:
+    """Load the 152 English local authorities."""
+    from reference_app.demo import seed_local_authorities
+
+    ctx = _context(database)
+    with ctx.sessions() as session, session.begin():
+        count = len(seed_local_authorities(session))
+    click.echo(f"{count} local authorities present")
+
+
+@main.group()
+def keys() -> None:
+    """Key material."""
+
+
+@keys.command("generate")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="File to create (refuses to overwrite).")
+def keys_generate(out: Path) -> None:
+    """Write a fresh keys file (mode 0600) and print the audit public keys."""
+    from reference_app.kit.keys import parse_document, public_key_document, write_keys_file
+
+    if out.exists():
+        raise click.ClickException(f"{out} exists; keys are never overwritten")
+    write_keys_file(out)
+    keyring = parse_document(json.loads(out.read_text()))
+    click.echo(json.dumps({"audit_public_keys": public_key_document(keyring)}, indent=2))
+
+
+@main.group()
+def users() -> None:
+    """Practitioner accounts."""
+
+
+@users.command("create")
+@DATABASE
+@click.option("--username", required=True)
+@click.option("--display-name", required=True)
+@click.option("--role", required=True, type=click.Choice(
+    ["education_practitioner", "health_practitioner", "la_data_manager", "national_auditor",
+     "police_practitioner", "social_care_practitioner", "system_administrator",
+     "voluntary_practitioner", "youth_offending_practitioner"]))
+@click.option("--organisation-id", type=int, required=True)
+def users_create(database: str | None, username: str, display_name: str, role: str,
+                 organisation_id: int) -> None:
+    """Create an account; prints its one-time initial password and TOTP secret as JSON."""
+    from reference_app.access.permissions import Role
+    from reference_app.kit.errors import AppError
+    from reference_app.practitioners.service import create_account
+    from reference_app.services.models import Organisation
+
+    ctx = _context(database)
+    with ctx.sessions() as session, session.begin():
+        org = session.get(Organisation, organisation_id)
+        if org is None:
+            raise click.ClickException(f"no organisation {organisation_id}")
+        try:
+            account = create_account(ctx, session, username=username, display_name=display_name,
+                                     role=Role(role), organisation=org)
+        except AppError as exc:
+            raise click.ClickException(exc.error_message) from exc
+        click.echo(json.dumps({"id": account.practitioner.id, "username": username, "role": role,
+                               "password": account.password,
+                               "totp_secret": account.totp_secret}))
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit trail."""
+
+
+@audit.command("seal")
+@DATABASE
+def audit_seal(database: str | None) -> None:
+    """Seal pending events into the log and sign a checkpoint."""
+    from reference_app.audit.service import seal_all
+
+    click.echo(f"sealed {seal_all(_context(database))} events")
+
+
+@audit.command("verify")
+@DATABASE
+@click.option("--witness", type=click.Path(path_type=Path, exists=True), default=None,
+              help="JSONL of checkpoints kept outside the host (from `audit checkpoint`).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def audit_verify(database: str | None, witness: Path | None, as_json: bool) -> None:
+    """Check signatures, roots and every entry; exit 1 naming each tampered place."""
+    from reference_app.audit.verify import verify_log
+
+    ctx = _context(database)
+    seen = []
+    if witness:
+        seen = [json.loads(line) for line in witness.read_text().splitlines() if line.strip()]
+    with ctx.sessions() as session:
+        report = verify_log(session, ctx.keyring.audit_public_keys, now=ctx.clock.now(),
+                            witness=seen)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(f"checkpoints: {report.checkpoints}  signed entries: {report.tree_size}  "
+                   f"log entries: {report.entries}  pending: {report.pending}")
+        for finding in report.findings:
+            click.echo(f"TAMPERED [{finding.kind.value}] {finding.message}")
+        click.echo("audit log intact" if report.ok else f"{len(report.findings)} finding(s)")
+    sys.exit(0 if report.ok else EXIT_FAILED)
+
+
+@audit.command("checkpoint")
+@DATABASE
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Witness file (JSONL) to append the latest signed checkpoint to.")
+def audit_checkpoint(database: str | None, out: Path) -> None:
+    """Append the latest signed checkpoint to a witness file kept off the host."""
+    from reference_app.audit.repository import latest_checkpoint
+    from reference_app.audit.service import checkpoint_document
+
+    ctx = _context(database)
+    with ctx.sessions() as session:
+        checkpoint = latest_checkpoint(session)
+        if checkpoint is None:
+            raise click.ClickException("nothing sealed yet; run `contactpoint audit seal`")
+        doc = checkpoint_document(checkpoint)
+    with out.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(doc) + "\n")
+    click.echo(f"witnessed tree size {doc['tree_size']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Settings for a registry deployment, read from CONTACTPOINT_* environment variables."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+    TEST = "test"
+
+
+class Settings(BaseSettings):
+    """Configuration of one registry instance.
+
+    Secure by default: the environment is production unless said otherwise, and production refuses
+    to start without real key material (see ``reference_app.kit.keys``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CONTACTPOINT_", extra="ignore")
+
+    environment: Environment = Environment.PRODUCTION
+    database_url: str = "sqlite:///./contactpoint.db"
+    # Pool sizing for PostgreSQL; SQLite ignores it.
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    keys_file: Path | None = None
+
+    token_ttl_seconds: int = Field(default=900, ge=30, le=3600)
+    token_audience: str = "contactpoint:api"
+    token_issuer: str = "contactpoint"
+
+    # OWASP's Argon2id minimum is m=19 MiB, t=2; production uses more.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=1024)
+    argon2_parallelism: int = Field(default=2, ge=1)
+
+    login_max_failures_account: int = Field(default=5, ge=1)
+    login_max_failures_source: int = Field(default=20, ge=1)
+    login_window_seconds: int = Field(default=900, ge=1)
+    login_lockout_seconds: int = Field(default=900, ge=1)
+
+    search_result_cap: int = Field(default=10, ge=1, le=50)
+    max_request_bytes: int = Field(default=65536, ge=1024)
+
+    audit_sealer_enabled: bool = True
+    audit_seal_interval_seconds: float = Field(default=1.0, gt=0)
+    audit_seal_batch: int = Field(default=20000, ge=1)
+    audit_witness_path: Path | None = None
+
+    # PostgreSQL role the application connects as; `db upgrade` grants it least privilege.
+    database_app_role: str | None = None

@@ -1,0 +1,1 @@
+"""Shared plumbing for the registry: settings, database, crypto, identifiers and errors."""

@@ -1,0 +1,56 @@
+"""Per-request dependencies: the instance context, a database session, and request info."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from reference_app.audit.service import RequestInfo
+from reference_app.context import AppContext
+
+
+def get_context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """Open the request's session; the request boundary commits, services never do."""
+    ctx = get_context(request)
+    with ctx.sessions() as db:
+        try:
+            yield db
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+
+
+def request_info(request: Request) -> RequestInfo:
+    client = request.client
+    return RequestInfo(
+        request_id=getattr(request.state, "request_id", None),
+        source=client.host if client else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a service needs from the request: context, session, and where it came from."""
+
+    ctx: AppContext
+    db: Session
+    info: RequestInfo
+
+
+def get_call(
+    request: Request, db: Annotated[Session, Depends(get_db, scope="function")]
+) -> Call:
+    return Call(ctx=get_context(request), db=db, info=request_info(request))
+
+
+CallDep = Annotated[Call, Depends(get_call)]

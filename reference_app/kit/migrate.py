@@ -1,0 +1,74 @@
+"""Schema migrations and least-privilege grants, run by `contactpoint db upgrade`."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, text
+
+import reference_app.alerts.models
+import reference_app.audit.models
+import reference_app.carers.models
+import reference_app.children.models
+import reference_app.localauthorities.models
+import reference_app.practitioners.models
+import reference_app.services.models  # noqa: F401  (register every table on the metadata)
+from reference_app.kit.db import Base
+
+target_metadata = Base.metadata
+
+AUDIT_TABLES = ("audit_events", "audit_log_entries", "audit_checkpoints")
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("reference_app") / "migrations"))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` in one transaction."""
+    with engine.begin() as connection:
+        config = alembic_config(engine)
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        if not engine.dialect.has_table(connection, "alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def grant_app_role(engine: Engine, role: str) -> None:
+    """Create ``role`` if needed and grant it what the app needs, and no more.
+
+    The role may read and write the registry's tables, but only read and insert the audit
+    trail: it can neither update nor delete an audit row (ASVS 16.4.2). It may delete pending
+    markers, which are not evidence (an unsealed event is reported by `audit verify`).
+    """
+    if engine.dialect.name != "postgresql":
+        raise ValueError("database roles exist on PostgreSQL only")
+    if not role.replace("_", "").isalnum():
+        raise ValueError(f"unsafe role name {role!r}")
+    tables = [t for t in target_metadata.sorted_tables]
+    with engine.begin() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
+        if exists.first() is None:
+            conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(text(f'GRANT USAGE ON SCHEMA public TO "{role}"'))
+        conn.execute(text(f'REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "{role}"'))
+        for table in tables:
+            if table.name in AUDIT_TABLES:
+                privileges = "SELECT, INSERT"
+            elif table.name == "audit_pending":
+                privileges = "SELECT, INSERT, DELETE"
+            else:
+                privileges = "SELECT, INSERT, UPDATE, DELETE"
+            conn.execute(text(f'GRANT {privileges} ON TABLE "{table.name}" TO "{role}"'))
+        conn.execute(text(f'GRANT SELECT ON TABLE alembic_version TO "{role}"'))
+        conn.execute(text(f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO "{role}"'))

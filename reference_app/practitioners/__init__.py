@@ -1,0 +1,1 @@
+"""Practitioners: user accounts, two-factor login, sessions and account administration."""

@@ -1,0 +1,93 @@
+"""Every query on practitioners, sessions and login throttles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import case, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from reference_app.practitioners.models import LoginSession, LoginThrottle, Practitioner
+
+
+def by_username(db: Session, username: str) -> Practitioner | None:
+    return db.scalars(select(Practitioner).where(Practitioner.username == username)).first()
+
+
+def by_id(db: Session, practitioner_id: int) -> Practitioner | None:
+    return db.get(Practitioner, practitioner_id)
+
+
+def session_with_practitioner(
+    db: Session, session_id: str
+) -> tuple[LoginSession, Practitioner] | None:
+    row = db.execute(
+        select(LoginSession, Practitioner)
+        .join(Practitioner, Practitioner.id == LoginSession.practitioner_id)
+        .where(LoginSession.id == session_id)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def accept_totp_step(db: Session, practitioner_id: int, step: int) -> bool:
+    """Record ``step`` as used unless it (or a later one) already was: one code, one login."""
+    result = db.execute(
+        update(Practitioner)
+        .where(
+            Practitioner.id == practitioner_id,
+            (Practitioner.totp_last_step.is_(None)) | (Practitioner.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def revoke_sessions(db: Session, practitioner_id: int, now: datetime) -> None:
+    db.execute(
+        update(LoginSession)
+        .where(LoginSession.practitioner_id == practitioner_id, LoginSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def throttle(db: Session, key: str) -> LoginThrottle | None:
+    return db.get(LoginThrottle, key, populate_existing=True)
+
+
+def count_failure(db: Session, key: str, now: datetime, window_start: datetime) -> int:
+    """Add a failure to ``key``'s window (a new window once the old one ended); return the count."""
+    dialect = db.get_bind().dialect.name
+    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert_fn(LoginThrottle).values(key=key, failures=1, window_started_at=now)
+    expired = LoginThrottle.window_started_at < window_start
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[LoginThrottle.key],
+        set_={
+            "failures": case((expired, 1), else_=LoginThrottle.failures + 1),
+            "window_started_at": case((expired, now), else_=LoginThrottle.window_started_at),
+        },
+    )
+    db.execute(stmt)
+    row = throttle(db, key)
+    return row.failures if row else 1
+
+
+def lock(db: Session, key: str, until: datetime) -> None:
+    db.execute(update(LoginThrottle).where(LoginThrottle.key == key).values(locked_until=until))
+
+
+def clear_throttle(db: Session, key: str) -> None:
+    db.execute(
+        update(LoginThrottle)
+        .where(LoginThrottle.key == key)
+        .values(failures=0, locked_until=None)
+    )
+
+
+def list_practitioners(db: Session, limit: int = 500) -> Sequence[Practitioner]:
+    return db.scalars(select(Practitioner).order_by(Practitioner.id).limit(limit)).all()

@@ -1,0 +1,55 @@
+"""Request and response bodies for login and account administration."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reference_app.access.permissions import Role
+from reference_app.practitioners.models import AccountStatus
+
+
+class Strict(BaseModel):
+    # Unknown fields are refused, so nobody mass-assigns a role, an LA or a shield flag.
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginRequest(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+    otp: str = Field(pattern=r"^[0-9]{6}$")
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class AccountCreate(Strict):
+    username: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$")
+    display_name: str = Field(min_length=1, max_length=120)
+    role: Role
+    organisation_id: int
+    email: str | None = Field(default=None, max_length=254)
+
+
+class AccountCreated(BaseModel):
+    id: int
+    username: str
+    role: Role
+    password: str
+    totp_secret: str
+
+
+class AccountChange(Strict):
+    role: Role | None = None
+    status: AccountStatus | None = None
+
+
+class AccountOut(BaseModel):
+    id: int
+    username: str
+    role: str
+    status: str
+    organisation_id: int
+    local_authority_id: int

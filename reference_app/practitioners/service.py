@@ -1,0 +1,218 @@
+"""Login with password and one-time code, lock-outs, sessions, and account administration."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pyotp
+from argon2.exceptions import VerificationError
+from sqlalchemy.orm import Session
+
+from reference_app.access.permissions import Role
+from reference_app.access.principal import Principal
+from reference_app.audit.service import record
+from reference_app.audit.tags import EventTag, Outcome
+from reference_app.context import AppContext
+from reference_app.kit.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
+from reference_app.kit.http import Call
+from reference_app.practitioners import repository, tokens
+from reference_app.practitioners.models import AccountStatus, LoginSession, Practitioner
+from reference_app.services.models import Organisation
+
+TOTP_STEP_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    access_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    practitioner: Practitioner
+    password: str
+    totp_secret: str
+
+
+def _matching_step(secret: str, otp: str, now: datetime) -> int | None:
+    """Return the time step whose code equals ``otp``, allowing one step of clock drift."""
+    totp = pyotp.TOTP(secret, interval=TOTP_STEP_SECONDS)
+    current = int(now.timestamp()) // TOTP_STEP_SECONDS
+    for step in (current - 1, current, current + 1):
+        if hmac.compare_digest(totp.at(step * TOTP_STEP_SECONDS), otp):
+            return step
+    return None
+
+
+def _locked_for(call: Call, key: str, now: datetime) -> int | None:
+    row = repository.throttle(call.db, key)
+    if row and row.locked_until and row.locked_until > now:
+        return int((row.locked_until - now).total_seconds()) + 1
+    return None
+
+
+def _fail(call: Call, keys: list[tuple[str, int]], now: datetime) -> None:
+    settings = call.ctx.settings
+    window_start = now - timedelta(seconds=settings.login_window_seconds)
+    for key, limit in keys:
+        if repository.count_failure(call.db, key, now, window_start) >= limit:
+            repository.lock(call.db, key, now + timedelta(seconds=settings.login_lockout_seconds))
+
+
+def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
+    """Authenticate with password and TOTP; every failure looks and costs the same.
+
+    Failures are counted per account name (existing or not, so lock-out reveals nothing) and
+    per source address. The caller commits even when this raises, so counts are kept.
+    """
+    ctx = call.ctx
+    now = ctx.clock.now()
+    account_key = "account:" + ctx.crypto.index.username(username).hex()
+    source_key = f"source:{call.info.source or 'unknown'}"
+    keys = [
+        (account_key, ctx.settings.login_max_failures_account),
+        (source_key, ctx.settings.login_max_failures_source),
+    ]
+    user = repository.by_username(call.db, username.strip())
+    locked = max((_locked_for(call, key, now) or 0) for key, _ in keys)
+    password_ok = _verify_password(ctx, user.password_hash if user else None, password)
+    step = None
+    if user is not None:
+        secret = ctx.crypto.cipher.decrypt(user.totp_secret_enc, "practitioners.totp_secret")
+        step = _matching_step(secret, otp, now)
+    if locked:
+        record(call.db, ctx, EventTag.AUTH_LOGIN_FAILED, info=call.info, outcome=Outcome.DENIED,
+               actor_id=user.id if user else None, details={"cause": "locked_out"})
+        raise TooManyRequests(
+            "Too many failed attempts; try again later.", code="too_many_attempts",
+            retry_after=locked,
+        )
+    ok = (
+        user is not None
+        and password_ok
+        and step is not None
+        and repository.accept_totp_step(call.db, user.id, step)
+    )
+    if not ok or user is None:
+        _fail(call, keys, now)
+        record(call.db, ctx, EventTag.AUTH_LOGIN_FAILED, info=call.info, outcome=Outcome.FAILED,
+               actor_id=user.id if user else None,
+               details={"username_hmac": ctx.crypto.index.username(username).hex()})
+        raise Unauthorized("The username, password or code is not correct.",
+                           code="invalid_credentials")
+    if user.status != AccountStatus.ACTIVE:
+        record(call.db, ctx, EventTag.AUTH_LOGIN_FAILED, info=call.info, outcome=Outcome.DENIED,
+               actor_id=user.id, details={"cause": "account_suspended"})
+        raise Forbidden("This account is suspended.", code="account_suspended")
+    repository.clear_throttle(call.db, account_key)
+    session = LoginSession(
+        id=secrets.token_urlsafe(32),
+        practitioner_id=user.id,
+        authz_version=user.authz_version,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ctx.settings.token_ttl_seconds),
+        source=call.info.source,
+    )
+    call.db.add(session)
+    call.db.flush()
+    record(call.db, ctx, EventTag.AUTH_LOGIN_SUCCEEDED, info=call.info, actor_id=user.id,
+           details={"session": session.id[:8]})
+    token = tokens.issue(ctx, practitioner_id=user.id, session_id=session.id, now=now)
+    return LoginResult(access_token=token, expires_in=ctx.settings.token_ttl_seconds)
+
+
+def _verify_password(ctx: AppContext, stored: str | None, password: str) -> bool:
+    try:
+        return ctx.password_hasher.verify(stored or ctx.dummy_password_hash, password) and (
+            stored is not None
+        )
+    except VerificationError:
+        return False
+
+
+def logout(call: Call, principal: Principal) -> None:
+    now = call.ctx.clock.now()
+    session = call.db.get(LoginSession, principal.session_id)
+    if session is not None and session.revoked_at is None:
+        session.revoked_at = now
+    record(call.db, call.ctx, EventTag.AUTH_LOGOUT, info=call.info, principal=principal)
+
+
+def create_account(
+    ctx: AppContext,
+    db: Session,
+    *,
+    username: str,
+    display_name: str,
+    role: Role,
+    organisation: Organisation,
+    email: str | None = None,
+    password: str | None = None,
+    totp_secret: str | None = None,
+) -> NewAccount:
+    """Create a practitioner with a fresh password and TOTP secret (returned once, never stored)."""
+    if repository.by_username(db, username) is not None:
+        raise Conflict(f"The username {username!r} is taken.", code="username_taken")
+    password = password or secrets.token_urlsafe(18)
+    totp_secret = totp_secret or pyotp.random_base32()
+    cipher = ctx.crypto.cipher
+    practitioner = Practitioner(
+        username=username,
+        display_name_enc=cipher.encrypt(display_name, "practitioners.display_name"),
+        email_enc=cipher.encrypt(email, "practitioners.email") if email else None,
+        role=role.value,
+        organisation_id=organisation.id,
+        local_authority_id=organisation.local_authority_id,
+        password_hash=ctx.password_hasher.hash(password),
+        totp_secret_enc=cipher.encrypt(totp_secret, "practitioners.totp_secret"),
+        status=AccountStatus.ACTIVE.value,
+        authz_version=1,
+        created_at=ctx.clock.now(),
+    )
+    db.add(practitioner)
+    db.flush()
+    return NewAccount(practitioner=practitioner, password=password, totp_secret=totp_secret)
+
+
+def register_account(
+    call: Call, principal: Principal, *, username: str, display_name: str, role: Role,
+    organisation_id: int, email: str | None,
+) -> NewAccount:
+    organisation = call.db.get(Organisation, organisation_id)
+    if organisation is None:
+        raise NotFound("No such organisation.", code="organisation_not_found")
+    account = create_account(call.ctx, call.db, username=username, display_name=display_name,
+                             role=role, organisation=organisation, email=email)
+    record(call.db, call.ctx, EventTag.USER_CREATED, info=call.info, principal=principal,
+           details={"practitioner_id": account.practitioner.id, "role": role.value})
+    return account
+
+
+def change_account(
+    call: Call, principal: Principal, practitioner_id: int, *, role: Role | None,
+    status: AccountStatus | None,
+) -> Practitioner:
+    """Change a role or suspend/reinstate; either ends the account's sessions at once."""
+    user = repository.by_id(call.db, practitioner_id)
+    if user is None:
+        raise NotFound("No such practitioner.", code="practitioner_not_found")
+    now = call.ctx.clock.now()
+    if role is not None and role.value != user.role:
+        record(call.db, call.ctx, EventTag.USER_ROLE_CHANGED, info=call.info, principal=principal,
+               details={"practitioner_id": user.id, "from": user.role, "to": role.value})
+        user.role = role.value
+        user.authz_version += 1
+    if status is not None and status.value != user.status:
+        tag = EventTag.USER_SUSPENDED if status is AccountStatus.SUSPENDED else EventTag.USER_REINSTATED
+        record(call.db, call.ctx, tag, info=call.info, principal=principal,
+               details={"practitioner_id": user.id})
+        user.status = status.value
+        user.authz_version += 1
+    if status is AccountStatus.SUSPENDED:
+        repository.revoke_sessions(call.db, user.id, now)
+    call.db.flush()
+    return user

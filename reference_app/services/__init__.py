@@ -1,0 +1,1 @@
+"""Services: organisations working with children and each involvement with a child."""

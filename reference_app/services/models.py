@@ -1,0 +1,74 @@
+"""Organisations that work with children, and each involvement with a child."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, Date, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from reference_app.kit.db import Base, UTCDateTime
+
+
+class OrganisationKind(StrEnum):
+    CHILDRENS_SOCIAL_CARE = "childrens_social_care"
+    EARLY_YEARS_SETTING = "early_years_setting"
+    GP_PRACTICE = "gp_practice"
+    HEALTH_VISITING_TEAM = "health_visiting_team"
+    LA_MANAGEMENT_TEAM = "la_management_team"
+    MENTAL_HEALTH_SERVICE = "mental_health_service"
+    NATIONAL_AUDIT = "national_audit"
+    POLICE = "police"
+    REGISTRY_OPERATIONS = "registry_operations"
+    SCHOOL = "school"
+    SEXUAL_HEALTH_SERVICE = "sexual_health_service"
+    SUBSTANCE_MISUSE_SERVICE = "substance_misuse_service"
+    VOLUNTARY_ORGANISATION = "voluntary_organisation"
+    YOUTH_OFFENDING_TEAM = "youth_offending_team"
+
+
+SENSITIVE_KINDS = frozenset(
+    {
+        OrganisationKind.MENTAL_HEALTH_SERVICE,
+        OrganisationKind.SEXUAL_HEALTH_SERVICE,
+        OrganisationKind.SUBSTANCE_MISUSE_SERVICE,
+    }
+)
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(40))
+    local_authority_id: Mapped[int] = mapped_column(ForeignKey("local_authorities.id"), index=True)
+    # An organisation's switchboard is not personal data; it is how practitioners make contact.
+    phone: Mapped[str | None] = mapped_column(String(30))
+
+    @property
+    def sensitive(self) -> bool:
+        return self.kind in SENSITIVE_KINDS
+
+
+class Involvement(Base):
+    """A service working with a child, owned by the practitioner who registered it."""
+
+    __tablename__ = "involvements"
+    __table_args__ = (
+        Index("ix_involvements_child_org", "child_id", "organisation_id"),
+        Index("ix_involvements_practitioner", "practitioner_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("children.id", ondelete="CASCADE"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    practitioner_id: Mapped[int | None] = mapped_column(ForeignKey("practitioners.id"))
+    started_on: Mapped[date] = mapped_column(Date)
+    ended_on: Mapped[date | None] = mapped_column(Date)
+    is_lead_professional: Mapped[bool] = mapped_column(Boolean, default=False)
+    caf_assessment_on: Mapped[date | None] = mapped_column(Date)
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_recorded: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,88 @@
+"""Involvement routes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from pydantic import BaseModel, ConfigDict
+
+from reference_app.access.guards import require
+from reference_app.access.permissions import Permission
+from reference_app.access.principal import Principal
+from reference_app.kit.http import CallDep
+from reference_app.services import service
+from reference_app.services.models import Involvement
+
+router = APIRouter(tags=["involvements"])
+InvolvementWrite = Annotated[Principal, Depends(require(Permission.INVOLVEMENT_WRITE))]
+
+
+class InvolvementCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    started_on: dt.date | None = None
+    lead_professional: bool = False
+    caf_assessment_on: dt.date | None = None
+    consent_recorded: bool = False
+
+
+class InvolvementChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lead_professional: bool | None = None
+    caf_assessment_on: dt.date | None = None
+
+
+class InvolvementEnd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ended_on: dt.date | None = None
+
+
+class InvolvementOut(BaseModel):
+    id: int
+    child_id: str
+    organisation_id: int
+    started_on: dt.date
+    ended_on: dt.date | None
+    lead_professional: bool
+    caf_assessment_on: dt.date | None
+    sensitive: bool
+
+    @classmethod
+    def of(cls, inv: Involvement) -> InvolvementOut:
+        return cls(id=inv.id, child_id=inv.child_id, organisation_id=inv.organisation_id,
+                   started_on=inv.started_on, ended_on=inv.ended_on,
+                   lead_professional=inv.is_lead_professional,
+                   caf_assessment_on=inv.caf_assessment_on, sensitive=inv.sensitive)
+
+
+@router.post("/children/{child_id}/involvements", response_model=InvolvementOut,
+             status_code=status.HTTP_201_CREATED)
+def register(
+    child_id: str, body: InvolvementCreate, principal: InvolvementWrite, call: CallDep
+) -> InvolvementOut:
+    """Register the caller's service as working with a child."""
+    return InvolvementOut.of(service.register(
+        call, principal, child_id, started_on=body.started_on,
+        lead_professional=body.lead_professional, caf_assessment_on=body.caf_assessment_on,
+        consent_recorded=body.consent_recorded,
+    ))
+
+
+@router.patch("/involvements/{involvement_id}", response_model=InvolvementOut)
+def update(
+    involvement_id: int, body: InvolvementChange, principal: InvolvementWrite, call: CallDep
+) -> InvolvementOut:
+    """Set lead professional or the CAF assessment date (the owner only)."""
+    return InvolvementOut.of(service.update(
+        call, principal, involvement_id, lead_professional=body.lead_professional,
+        caf_assessment_on=body.caf_assessment_on,
+    ))
+
+
+@router.post("/involvements/{involvement_id}/end", response_model=InvolvementOut)
+def end(
+    involvement_id: int, body: InvolvementEnd, principal: InvolvementWrite, call: CallDep
+) -> InvolvementOut:
+    """End an involvement (the owner only)."""
+    return InvolvementOut.of(service.end(call, principal, involvement_id, body.ended_on))

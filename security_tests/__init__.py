@@ -1,0 +1,1 @@
+"""Security harness: breach and access-abuse scenarios runnable against any registry URL."""

@@ -1,0 +1,10 @@
+"""Root test configuration: the test environment, and the fixture modules in use."""
+
+import os
+
+os.environ["CONTACTPOINT_ENVIRONMENT"] = "test"
+
+pytest_plugins = [
+    "tests.fixtures.database",
+    "tests.fixtures.world",
+]

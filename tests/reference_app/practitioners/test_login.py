@@ -1,0 +1,224 @@
+"""Two-factor login, lock-outs, tokens and sessions (ASVS 6.3.2, 6.5.1, 9.1.2, 9.2.1, 8.3.2)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+
+from reference_app.access.permissions import Role
+from reference_app.audit.tags import EventTag
+from tests.fixtures.world import LA_A, World
+
+LOGIN = "/api/v1/auth/login"
+ME = "/api/v1/children/search"
+SEARCH = {"family_name": "Nobody", "given_name": "Noone"}
+
+
+@pytest.fixture(autouse=True)
+def _clean_throttles(world: World) -> None:
+    """Every request here comes from the one test client address: start each test afresh."""
+    from sqlalchemy import delete
+
+    from reference_app.practitioners.models import LoginThrottle
+
+    with world.ctx.sessions() as db, db.begin():
+        db.execute(delete(LoginThrottle))
+
+
+def _login(world: World, username: str, password: str, otp: str, source: str | None = None):
+    headers = {"X-Forwarded-For": source} if source else {}
+    return world.client.post(LOGIN, json={"username": username, "password": password,
+                                          "otp": otp}, headers=headers)
+
+
+def test_login_with_password_and_code_gives_a_short_lived_bearer_token(world: World) -> None:
+    account = world.new_account(Role.HEALTH_PRACTITIONER)
+    response = _login(world, account.username, account.password, world.otp(account))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == world.ctx.settings.token_ttl_seconds
+    headers = {"Authorization": f"Bearer {body['access_token']}"}
+    assert world.client.post(ME, json=SEARCH, headers=headers).status_code == 200
+
+
+def test_a_one_time_code_cannot_be_replayed(world: World) -> None:
+    account = world.new_account(Role.HEALTH_PRACTITIONER)
+    code = world.otp(account)
+    assert _login(world, account.username, account.password, code).status_code == 200
+    replay = _login(world, account.username, account.password, code)
+    assert replay.status_code == 401
+    assert replay.json()["error"]["code"] == "invalid_credentials"
+
+
+@pytest.mark.parametrize("what", ["password", "otp"])
+def test_wrong_password_or_code_is_refused(world: World, what: str) -> None:
+    account = world.new_account(Role.HEALTH_PRACTITIONER)
+    password = account.password + "x" if what == "password" else account.password
+    otp = world.otp(account)
+    otp = f"{(int(otp) + 1) % 10**6:06d}" if what == "otp" else otp
+    response = _login(world, account.username, password, otp)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_credentials"
+
+
+def test_unknown_user_and_wrong_password_answer_alike(world: World) -> None:
+    account = world.new_account(Role.HEALTH_PRACTITIONER)
+    wrong = _login(world, account.username, "not-the-password", "123456")
+    unknown = _login(world, "no.such.user", "not-the-password", "123456")
+    assert wrong.status_code == unknown.status_code == 401
+    strip = lambda r: {k: v for k, v in r.json()["error"].items() if k != "request_id"}  # noqa: E731
+    assert strip(wrong) == strip(unknown)
+    assert set(wrong.headers) == set(unknown.headers)
+    # Both paths verify an Argon2 hash: the unknown user costs as much as a wrong password.
+    # (Compared as medians of a few runs; a ratio, never an absolute time.)
+    def median(username: str) -> float:
+        samples = []
+        for _ in range(5):
+            start = time.perf_counter()
+            _login(world, username, "not-the-password", "123456", source=None)
+            samples.append(time.perf_counter() - start)
+        return sorted(samples)[2]
+
+    other = world.new_account(Role.HEALTH_PRACTITIONER)
+    assert 0.3 < median("still.no.such.user") / median(other.username) < 3.0
+
+
+def test_account_locks_after_repeated_failures_even_for_unknown_names(world: World) -> None:
+    limit = world.ctx.settings.login_max_failures_account
+    account = world.new_account(Role.HEALTH_PRACTITIONER)
+    for name in (account.username, "ghost.account.name"):
+        for _ in range(limit):
+            assert _login(world, name, "wrong", "000000").status_code == 401
+        locked = _login(world, name, "wrong", "000000")
+        assert locked.status_code == 429
+        assert locked.json()["error"]["code"] == "too_many_attempts"
+        assert int(locked.headers["Retry-After"]) > 0
+    # Locked out, the right password and code are refused too.
+    right = _login(world, account.username, account.password, world.otp(account))
+    assert right.status_code == 429
+    world.clock.advance(world.ctx.settings.login_lockout_seconds + 31)
+    assert _login(world, account.username, account.password, world.otp(account)).status_code == 200
+
+
+def test_source_locks_after_failures_across_many_accounts(world: World) -> None:
+    from reference_app.practitioners import repository
+
+    limit = world.ctx.settings.login_max_failures_source
+    for n in range(limit):
+        _login(world, f"stuffing.{n}", "password1", "000000")
+    # The test client's source address is now locked, whatever account it tries.
+    account = world.new_account(Role.HEALTH_PRACTITIONER)
+    response = _login(world, account.username, account.password, world.otp(account))
+    assert response.status_code == 429
+    with world.ctx.sessions() as db, db.begin():
+        repository.clear_throttle(db, "source:testclient")
+    assert _login(world, account.username, account.password, world.otp(account)).status_code == 200
+
+
+def _token(world: World) -> tuple[str, dict]:
+    headers = world.login(world.new_account(Role.HEALTH_PRACTITIONER))
+    token = headers["Authorization"].split()[1]
+    return token, jwt.decode(token, options={"verify_signature": False})
+
+
+def _b64(doc: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("forgery", ["alg_none", "tampered", "wrong_key", "wrong_audience",
+                                     "expired", "garbage"])
+def test_forged_or_stale_tokens_are_refused(world: World, forgery: str) -> None:
+    token, claims = _token(world)
+    secret = world.ctx.keyring.token_secret
+    if forgery == "alg_none":
+        token = _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(claims) + "."
+    elif forgery == "tampered":
+        head, _, sig = token.split(".")
+        token = f"{head}.{_b64({**claims, 'sub': '1'})}.{sig}"
+    elif forgery == "wrong_key":
+        token = jwt.encode(claims, b"k" * 32, algorithm="HS256")
+    elif forgery == "wrong_audience":
+        token = jwt.encode({**claims, "aud": "someone-else"}, secret, algorithm="HS256")
+    elif forgery == "expired":
+        token = jwt.encode({**claims, "exp": int(time.time()) - 10}, secret, algorithm="HS256")
+    else:
+        token = "not.a.token"
+    response = world.client.post(ME, json=SEARCH, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] in {"invalid_token", "token_expired"}
+
+
+def test_missing_credentials_are_refused(world: World) -> None:
+    response = world.client.post(ME, json=SEARCH)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_logout_ends_the_token_at_once(world: World) -> None:
+    headers = world.login(world.new_account(Role.HEALTH_PRACTITIONER))
+    assert world.client.post("/api/v1/auth/logout", headers=headers).status_code == 204
+    response = world.client.post(ME, json=SEARCH, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "session_ended"
+
+
+def test_suspension_takes_effect_on_the_next_request(world: World) -> None:
+    account = world.new_account(Role.HEALTH_PRACTITIONER)
+    headers = world.login(account)
+    admin = world.headers(Role.SYSTEM_ADMINISTRATOR)
+    change = world.client.patch(f"/api/v1/users/{account.id}", json={"status": "suspended"},
+                                headers=admin)
+    assert change.status_code == 200
+    response = world.client.post(ME, json=SEARCH, headers=headers)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "account_suspended"
+    world.clock.advance(31)
+    relogin = _login(world, account.username, account.password, world.otp(account))
+    assert relogin.status_code == 403
+    assert relogin.json()["error"]["code"] == "account_suspended"
+
+
+def test_role_change_ends_existing_sessions(world: World) -> None:
+    account = world.new_account(Role.SOCIAL_CARE_PRACTITIONER)
+    headers = world.login(account)
+    admin = world.headers(Role.SYSTEM_ADMINISTRATOR)
+    world.client.patch(f"/api/v1/users/{account.id}", json={"role": "voluntary_practitioner"},
+                       headers=admin)
+    response = world.client.post(ME, json=SEARCH, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "session_ended"
+
+
+def test_only_system_administrators_manage_accounts(world: World) -> None:
+    body = {"username": "new.user.x", "display_name": "X", "role": "la_data_manager",
+            "organisation_id": world.orgs[(LA_A, next(iter(world.orgs))[1])]}
+    denied = world.client.post("/api/v1/users", json=body,
+                               headers=world.headers(Role.LA_DATA_MANAGER))
+    assert denied.status_code == 403
+    assert denied.json()["error"]["code"] == "permission_denied"
+    made = world.client.post("/api/v1/users", json=body,
+                             headers=world.headers(Role.SYSTEM_ADMINISTRATOR))
+    assert made.status_code == 201
+    assert made.json()["totp_secret"]
+    again = world.client.post("/api/v1/users", json=body,
+                              headers=world.headers(Role.SYSTEM_ADMINISTRATOR))
+    assert again.status_code == 409
+
+
+def test_logins_are_audited_with_typed_tags(world: World) -> None:
+    from sqlalchemy import select
+
+    from reference_app.audit.models import AuditEvent
+
+    account = world.new_account(Role.HEALTH_PRACTITIONER)
+    _login(world, account.username, "wrong", "000000")
+    world.login(account)
+    with world.ctx.sessions() as db:
+        tags = db.scalars(select(AuditEvent.tag).where(AuditEvent.actor_id == account.id)
+                          .order_by(AuditEvent.id)).all()
+    assert tags == [EventTag.AUTH_LOGIN_FAILED, EventTag.AUTH_LOGIN_SUCCEEDED]
