@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +29,20 @@ def _settings(database: str | None) -> Settings:
     return settings
 
 
-def _context(database: str | None) -> Any:
+@contextmanager
+def _context(database: str | None) -> Iterator[Any]:
+    """Open an instance context for one command, and close its connections after."""
     from reference_app.context import build_context
     from reference_app.kit.keys import KeyError_
 
     try:
-        return build_context(_settings(database))
+        ctx = build_context(_settings(database))
     except KeyError_ as exc:
         raise click.ClickException(str(exc)) from exc
+    try:
+        yield ctx
+    finally:
+        ctx.engine.dispose()
 
 
 DATABASE = click.option("--database", "database", metavar="URL", default=None,
@@ -63,10 +71,8 @@ def serve(demo: bool, data_dir: Path, children: int, host: str, port: int, worke
 
     if demo:
         _prepare_demo(data_dir, children)
-    try:
-        _context(None)  # fail fast, before forking workers, on missing keys or a bad URL
-    except click.ClickException:
-        raise
+    with _context(None):
+        pass  # fail fast, before starting workers, on missing keys or a bad URL
     uvicorn.run("reference_app.asgi:create", factory=True, host=host, port=port,
                 workers=workers, http="httptools", loop="uvloop", access_log=False,
                 log_level="info")
@@ -87,11 +93,14 @@ def _prepare_demo(data_dir: Path, children: int) -> None:
     if not keys.exists():
         write_keys_file(keys)
     ctx = build_context(Settings())
-    upgrade(ctx.engine)
     personas_file = data_dir / "personas.json"
-    if not personas_file.exists():
-        click.echo(f"Seeding {children} synthetic children into {database} ...", err=True)
-        write_personas(personas_file, seed_demo(ctx, children=children))
+    try:
+        upgrade(ctx.engine)
+        if not personas_file.exists():
+            click.echo(f"Seeding {children} synthetic children into {database} ...", err=True)
+            write_personas(personas_file, seed_demo(ctx, children=children))
+    finally:
+        ctx.engine.dispose()
     click.echo(f"Demo registry: data in {data_dir}, personas in {personas_file}", err=True)
 
 
@@ -110,12 +119,15 @@ def db_upgrade(database: str | None, app_role: str | None) -> None:
     from reference_app.kit.migrate import current_revision, grant_app_role, upgrade
 
     engine = make_engine(_settings(database).database_url)
-    upgrade(engine)
-    role = app_role or _settings(database).database_app_role
-    if role:
-        grant_app_role(engine, role)
-        click.echo(f"granted least privilege to role {role}")
-    click.echo(f"schema at revision {current_revision(engine)}")
+    try:
+        upgrade(engine)
+        role = app_role or _settings(database).database_app_role
+        if role:
+            grant_app_role(engine, role)
+            click.echo(f"granted least privilege to role {role}")
+        click.echo(f"schema at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
 
 
 @db.command("seed-local-authorities")
@@ -124,8 +136,7 @@ def db_seed_las(database: str | None) -> None:
     """Load the 152 English local authorities."""
     from reference_app.demo import seed_local_authorities
 
-    ctx = _context(database)
-    with ctx.sessions() as session, session.begin():
+    with _context(database) as ctx, ctx.sessions() as session, session.begin():
         count = len(seed_local_authorities(session))
     click.echo(f"{count} local authorities present")
 
@@ -171,8 +182,7 @@ def users_create(database: str | None, username: str, display_name: str, role: s
     from reference_app.practitioners.service import create_account
     from reference_app.services.models import Organisation
 
-    ctx = _context(database)
-    with ctx.sessions() as session, session.begin():
+    with _context(database) as ctx, ctx.sessions() as session, session.begin():
         org = session.get(Organisation, organisation_id)
         if org is None:
             raise click.ClickException(f"no organisation {organisation_id}")
@@ -197,7 +207,8 @@ def audit_seal(database: str | None) -> None:
     """Seal pending events into the log and sign a checkpoint."""
     from reference_app.audit.service import seal_all
 
-    click.echo(f"sealed {seal_all(_context(database))} events")
+    with _context(database) as ctx:
+        click.echo(f"sealed {seal_all(ctx)} events")
 
 
 @audit.command("verify")
@@ -209,11 +220,10 @@ def audit_verify(database: str | None, witness: Path | None, as_json: bool) -> N
     """Check signatures, roots and every entry; exit 1 naming each tampered place."""
     from reference_app.audit.verify import verify_log
 
-    ctx = _context(database)
     seen = []
     if witness:
         seen = [json.loads(line) for line in witness.read_text().splitlines() if line.strip()]
-    with ctx.sessions() as session:
+    with _context(database) as ctx, ctx.sessions() as session:
         report = verify_log(session, ctx.keyring.audit_public_keys, now=ctx.clock.now(),
                             witness=seen)
     if as_json:
@@ -236,8 +246,7 @@ def audit_checkpoint(database: str | None, out: Path) -> None:
     from reference_app.audit.repository import latest_checkpoint
     from reference_app.audit.service import checkpoint_document
 
-    ctx = _context(database)
-    with ctx.sessions() as session:
+    with _context(database) as ctx, ctx.sessions() as session:
         checkpoint = latest_checkpoint(session)
         if checkpoint is None:
             raise click.ClickException("nothing sealed yet; run `contactpoint audit seal`")

@@ -144,6 +144,7 @@ def _compare(
         return []
     findings: list[Finding] = []
     signed_at = {leaf: i for i, leaf in enumerate(signed)}
+    found_at = {leaf: j for j, leaf in enumerate(found) if leaf is not None}
     matcher = difflib.SequenceMatcher(a=list(signed), b=found, autojunk=False)
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal":
@@ -178,19 +179,31 @@ def _compare(
                         seq=seq, event_id=event_id,
                     ))
         if op in ("replace", "delete") and (i2 - i1) > (j2 - j1):
-            missing_from, missing_to = i1 + (j2 - j1), i2 - 1
-            if j2 >= len(found) and i2 >= len(signed):
+            gone = []
+            for i in range(i1 + (j2 - j1), i2):
+                if signed[i] in found_at:
+                    findings.append(Finding(
+                        FindingKind.REORDERED,
+                        f"the event signed at log position {i} now stands at position "
+                        f"{rows[found_at[signed[i]]][0]}",
+                        seq=i, event_id=rows[found_at[signed[i]]][1],
+                    ))
+                else:
+                    gone.append(i)
+            if not gone:
+                continue
+            if j2 >= len(found) and gone[-1] == len(signed) - 1:
                 findings.append(Finding(
                     FindingKind.TRUNCATED,
                     f"the log ends after {len(found)} entries, but checkpoints sign "
-                    f"{len(signed)}: positions {missing_from}-{missing_to} were cut off",
-                    seq=missing_from,
+                    f"{len(signed)}: positions {gone[0]}-{gone[-1]} were cut off",
+                    seq=gone[0],
                 ))
             else:
                 findings.append(Finding(
                     FindingKind.DELETED,
-                    f"signed log positions {missing_from}-{missing_to} are missing",
-                    seq=missing_from,
+                    f"signed log positions {gone[0]}-{gone[-1]} are missing",
+                    seq=gone[0],
                 ))
     return findings
 
