@@ -24,7 +24,7 @@ from reference_app.kit.errors import AppError, error_body
 from reference_app.kit.middleware import SecurityMiddleware
 
 log = logging.getLogger("contactpoint")
-_STATUS_CODES = {401: "unauthenticated", 403: "forbidden", 404: "not_found",
+_STATUS_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 406: "not_acceptable", 415: "unsupported_media_type"}
 
 
@@ -78,14 +78,6 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else "The request could not be served."
     return JSONResponse(error_body(code, message, _request_id(request)),
                         status_code=exc.status_code, headers=getattr(exc, "headers", None))
-
-
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    return JSONResponse(
-        error_body("internal_error", "Something went wrong on our side.", _request_id(request)),
-        status_code=500,
-    )
 
 
 class Sealer:
@@ -142,8 +134,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         AppError: _app_error,
         RequestValidationError: _validation_error,
         StarletteHTTPException: _http_error,
-        Exception: _unexpected,
-    }
+    }  # anything else is answered by SecurityMiddleware as a 500 envelope
     for exc_type, handler in handlers.items():
         app.add_exception_handler(exc_type, handler)
     app.add_middleware(SecurityMiddleware, max_body_bytes=ctx.settings.max_request_bytes)

@@ -193,7 +193,9 @@ def _seed_involvements(db: Session, rng: random.Random, child: Child, code: str,
             orgs[(code, kind)][0] if age < 11 else orgs[(code, kind)][-1])
         db.add(Involvement(
             child_id=child.id, organisation_id=org.id, practitioner_id=None,
-            started_on=max(dob, REFERENCE_DATE - timedelta(days=rng.randrange(30, 2000))),
+            # Never the birth date itself: service dates are stored in clear.
+            started_on=max(dob + timedelta(days=rng.randrange(7, 60)),
+                           REFERENCE_DATE - timedelta(days=rng.randrange(30, 2000))),
             is_lead_professional=lead,
             caf_assessment_on=REFERENCE_DATE - timedelta(days=rng.randrange(10, 300)) if caf else None,
             sensitive=sensitive, consent_recorded=sensitive, created_at=now,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reference_app.kit.errors import error_body
+
+log = logging.getLogger("contactpoint")
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
@@ -71,14 +74,23 @@ class SecurityMiddleware:
         except _BodyTooLarge:
             if not started:
                 await self._too_large(send_with_headers, request_id)
+        except Exception:
+            # Log the trace here; the client gets the envelope and the request id, nothing more.
+            log.exception("unhandled error (request %s)", request_id)
+            if not started:
+                await self._error(send_with_headers, 500, "internal_error",
+                                  "Something went wrong on our side.", request_id)
 
     async def _too_large(self, send: Send, request_id: str) -> None:
-        body = json.dumps(
-            error_body("payload_too_large", "The request body is too large.", request_id)
-        ).encode()
+        await self._error(send, 413, "payload_too_large", "The request body is too large.",
+                          request_id)
+
+    async def _error(self, send: Send, status: int, code: str, message: str,
+                     request_id: str) -> None:
+        body = json.dumps(error_body(code, message, request_id)).encode()
         await send({
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [(b"content-type", b"application/json"),
                         (b"content-length", str(len(body)).encode())],
         })

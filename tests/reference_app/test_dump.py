@@ -1,0 +1,136 @@
+"""A stolen dump reveals nothing: no clear-text personal value from the seeded population."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+
+import pyotp
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from reference_app.app import create_app
+from reference_app.carers.models import Carer
+from reference_app.children.models import Child
+from reference_app.context import AppContext
+from reference_app.demo import seed_demo
+from reference_app.kit.keys import Keyring
+from reference_app.practitioners.models import Practitioner
+from tests.fixtures.database import Database, make_context
+from tests.fixtures.postgres import local_bindir
+
+
+@pytest.fixture
+def seeded(fresh_database: Database, keyring: Keyring) -> Iterator[AppContext]:
+    ctx = make_context(fresh_database, keyring)
+    personas = seed_demo(ctx, children=60, seed=11)
+    # Put the trail to work too: a login, a search and a view with free-text reason.
+    with TestClient(create_app(ctx)) as client:
+        manager = next(p for p in personas if p.role == "la_data_manager")
+        token = client.post("/api/v1/auth/login", json={
+            "username": manager.username, "password": manager.password,
+            "otp": pyotp.TOTP(manager.totp_secret).now()}).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        with ctx.sessions() as db:
+            child = db.scalars(select(Child).where(Child.shielded.is_(False))).first()
+            assert child is not None
+            family = ctx.crypto.cipher.decrypt(child.family_name_enc, "children.family_name")
+        client.post("/api/v1/children/search", json={"family_name": family, "given_name": "X"},
+                    headers=headers)
+        client.get(f"/api/v1/children/{child.id}",
+                   headers={**headers, "X-Access-Reason": f"safeguarding; about {family}"})
+    yield ctx
+    ctx.engine.dispose()
+
+
+def personal_values(ctx: AppContext) -> set[str]:
+    """Every personal value the database holds, decrypted with the instance's keys."""
+    cipher = ctx.crypto.cipher
+    values: set[str] = set()
+    with ctx.sessions() as db:
+        for child in db.scalars(select(Child)):
+            values.add(cipher.decrypt(child.given_name_enc, "children.given_name"))
+            values.add(cipher.decrypt(child.family_name_enc, "children.family_name"))
+            values.add(cipher.decrypt(child.date_of_birth_enc, "children.date_of_birth"))
+            address = json.loads(cipher.decrypt(child.address_enc, "children.address"))
+            values.update(v for v in (address["line1"], address["postcode"]) if v)
+        for carer in db.scalars(select(Carer)):
+            values.add(cipher.decrypt(carer.given_name_enc, "carers.given_name"))
+            for blob, context in ((carer.phone_enc, "carers.phone"),
+                                  (carer.email_enc, "carers.email")):
+                if blob:
+                    values.add(cipher.decrypt(blob, context))
+        for user in db.scalars(select(Practitioner)):
+            values.add(cipher.decrypt(user.totp_secret_enc, "practitioners.totp_secret"))
+            if user.email_enc:
+                values.add(cipher.decrypt(user.email_enc, "practitioners.email"))
+    return {v for v in values if len(v) >= 4}
+
+
+def service_dates(ctx: AppContext) -> set[str]:
+    from reference_app.services.models import Involvement
+
+    with ctx.sessions() as db:
+        rows = db.execute(select(Involvement.started_on, Involvement.ended_on,
+                                 Involvement.caf_assessment_on)).all()
+    return {d.isoformat() for row in rows for d in row if d is not None}
+
+
+def dump(ctx: AppContext, database: Database) -> str:
+    if database.backend == "sqlite":
+        assert database.sqlite_path is not None
+        ctx.engine.dispose()
+        parts = []
+        for suffix in ("", "-wal"):
+            path = database.sqlite_path.with_name(database.sqlite_path.name + suffix)
+            if path.exists():
+                parts.append(path.read_bytes().decode("latin-1"))
+        with sqlite3.connect(database.sqlite_path) as conn:
+            parts.append("\n".join(conn.iterdump()))
+        return "\n".join(parts)
+    pg_dump = shutil.which("pg_dump") or (str(local_bindir() / "pg_dump") if local_bindir() else None)
+    if pg_dump is None:
+        pytest.fail("pg_dump is needed for the PostgreSQL dump test")
+    url = database.owner_url.replace("postgresql+psycopg://", "postgresql://")
+    return subprocess.run([pg_dump, "--no-owner", url], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def leaks(ctx: AppContext, database: Database) -> list[str]:
+    values = personal_values(ctx)
+    assert len(values) > 150  # names, dates, addresses, phones, emails of 60 children
+    text = dump(ctx, database).lower()
+    # Positive control: the dump is readable, and plain reference data does show.
+    assert "lancashire" in text
+    assert "children" in text
+    # Service dates (involvement start, CAF) are stored in clear by design; a birth date that
+    # happens to equal one of them is a coincidence of the calendar, not a leak.
+    # Whole words only: "Smith" inside "Hammersmith and Fulham" is reference data, not a leak.
+    dates = service_dates(ctx)
+    leaked = sorted(v for v in values if v not in dates
+                    and re.search(rf"(?<![a-z0-9]){re.escape(v.lower())}(?![a-z0-9])", text))
+    return leaked
+
+
+def test_a_dump_holds_no_clear_text_personal_data(seeded: AppContext,
+                                                  fresh_database: Database) -> None:
+    assert leaks(seeded, fresh_database) == []
+
+
+def test_the_dump_check_finds_a_planted_clear_text_value(seeded: AppContext,
+                                                          fresh_database: Database) -> None:
+    from reference_app.services.models import Organisation
+
+    with seeded.sessions() as db, db.begin():
+        carer = db.scalars(select(Carer).where(Carer.phone_enc.is_not(None))).first()
+        assert carer is not None and carer.phone_enc is not None
+        phone = seeded.crypto.cipher.decrypt(carer.phone_enc, "carers.phone")
+        org = db.scalars(select(Organisation)).first()
+        assert org is not None
+        org.phone = phone  # a careless copy of a carer's number into a clear-text column
+    assert phone in leaks(seeded, fresh_database)
