@@ -25,6 +25,9 @@ def route_table() -> list[tuple[str, APIRoute]]:
     """Every application route with its full path (for route audits and the harness)."""
     table = [(route.path, route) for route in health.routes if isinstance(route, APIRoute)]
     for router in CONTEXT_ROUTERS:
-        table.extend((API_PREFIX + route.path, route) for route in router.routes
-                     if isinstance(route, APIRoute))
+        table.extend(
+            (API_PREFIX + route.path, route)
+            for route in router.routes
+            if isinstance(route, APIRoute)
+        )
     return table

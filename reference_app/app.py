@@ -24,8 +24,15 @@ from reference_app.kit.errors import AppError, error_body
 from reference_app.kit.middleware import SecurityMiddleware
 
 log = logging.getLogger("contactpoint")
-_STATUS_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 406: "not_acceptable", 415: "unsupported_media_type"}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    415: "unsupported_media_type",
+}
 
 
 def _request_id(request: Request) -> str | None:
@@ -37,27 +44,42 @@ def _record_denial(request: Request, exc: AppError) -> None:
     ctx: AppContext = request.app.state.ctx
     principal: Principal | None = getattr(request.state, "principal", None)
     route = request.scope.get("route")
-    info = RequestInfo(request_id=_request_id(request),
-                       source=request.client.host if request.client else None)
+    info = RequestInfo(
+        request_id=_request_id(request), source=request.client.host if request.client else None
+    )
     child_id = request.path_params.get("child_id") if principal else None
     with ctx.sessions() as db, db.begin():
-        record(db, ctx, EventTag.ACCESS_DENIED, info=info, principal=principal,
-               outcome=Outcome.DENIED,
-               child_id=child_id if isinstance(child_id, str) and len(child_id) == 13 else None,
-               details={"code": exc.error_code, "method": request.method,
-                        "route": getattr(route, "path", None)})
+        record(
+            db,
+            ctx,
+            EventTag.ACCESS_DENIED,
+            info=info,
+            principal=principal,
+            outcome=Outcome.DENIED,
+            child_id=child_id if isinstance(child_id, str) and len(child_id) == 13 else None,
+            details={
+                "code": exc.error_code,
+                "method": request.method,
+                "route": getattr(route, "path", None),
+            },
+        )
 
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    if exc.status in (401, 403) and exc.error_code not in ("invalid_credentials",
-                                                          "account_suspended_login"):
+    if exc.status in (401, 403) and exc.error_code not in (
+        "invalid_credentials",
+        "account_suspended_login",
+    ):
         try:
             await run_in_threadpool(_record_denial, request, exc)
         except Exception:  # the denial stands even if the trail is unwritable; say so in logs
             log.exception("could not audit a denial")
-    return JSONResponse(error_body(exc.error_code, exc.error_message, _request_id(request)),
-                        status_code=exc.status, headers=exc.headers)
+    return JSONResponse(
+        error_body(exc.error_code, exc.error_message, _request_id(request)),
+        status_code=exc.status,
+        headers=exc.headers,
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -68,16 +90,20 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         where = ".".join(str(part) for part in err.get("loc", ()) if part != "body")
         problems.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
     message = "The request is not valid: " + "; ".join(problems)
-    return JSONResponse(error_body("invalid_request", message[:1000], _request_id(request)),
-                        status_code=422)
+    return JSONResponse(
+        error_body("invalid_request", message[:1000], _request_id(request)), status_code=422
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _STATUS_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "The request could not be served."
-    return JSONResponse(error_body(code, message, _request_id(request)),
-                        status_code=exc.status_code, headers=getattr(exc, "headers", None))
+    return JSONResponse(
+        error_body(code, message, _request_id(request)),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
 
 
 class Sealer:

@@ -33,11 +33,11 @@ def _settings(database: str | None) -> Settings:
 def _context(database: str | None) -> Iterator[Any]:
     """Open an instance context for one command, and close its connections after."""
     from reference_app.context import build_context
-    from reference_app.kit.keys import KeyError_
+    from reference_app.kit.keys import KeyMaterialError
 
     try:
         ctx = build_context(_settings(database))
-    except KeyError_ as exc:
+    except KeyMaterialError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
         yield ctx
@@ -45,8 +45,13 @@ def _context(database: str | None) -> Iterator[Any]:
         ctx.engine.dispose()
 
 
-DATABASE = click.option("--database", "database", metavar="URL", default=None,
-                        help="Database URL (default: CONTACTPOINT_DATABASE_URL).")
+DATABASE = click.option(
+    "--database",
+    "database",
+    metavar="URL",
+    default=None,
+    help="Database URL (default: CONTACTPOINT_DATABASE_URL).",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,12 +61,26 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--demo", is_flag=True, help="Throwaway instance: SQLite, generated keys, seeded "
-              "population and personas in --data-dir.")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=Path("demo-data"),
-              show_default=True, help="Where --demo keeps its database, keys and personas.")
-@click.option("--children", type=click.IntRange(1, 1_000_000), default=300, show_default=True,
-              help="Children to seed with --demo.")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Throwaway instance: SQLite, generated keys, seeded "
+    "population and personas in --data-dir.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path("demo-data"),
+    show_default=True,
+    help="Where --demo keeps its database, keys and personas.",
+)
+@click.option(
+    "--children",
+    type=click.IntRange(1, 1_000_000),
+    default=300,
+    show_default=True,
+    help="Children to seed with --demo.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
@@ -73,9 +92,17 @@ def serve(demo: bool, data_dir: Path, children: int, host: str, port: int, worke
         _prepare_demo(data_dir, children)
     with _context(None):
         pass  # fail fast, before starting workers, on missing keys or a bad URL
-    uvicorn.run("reference_app.asgi:create", factory=True, host=host, port=port,
-                workers=workers, http="httptools", loop="uvloop", access_log=False,
-                log_level="info")
+    uvicorn.run(
+        "reference_app.asgi:create",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        http="httptools",
+        loop="uvloop",
+        access_log=False,
+        log_level="info",
+    )
 
 
 def _prepare_demo(data_dir: Path, children: int) -> None:
@@ -111,8 +138,12 @@ def db() -> None:
 
 @db.command("upgrade")
 @DATABASE
-@click.option("--app-role", default=None, help="PostgreSQL role the app connects as: created if "
-              "missing and granted least privilege (no UPDATE/DELETE on the audit trail).")
+@click.option(
+    "--app-role",
+    default=None,
+    help="PostgreSQL role the app connects as: created if "
+    "missing and granted least privilege (no UPDATE/DELETE on the audit trail).",
+)
 def db_upgrade(database: str | None, app_role: str | None) -> None:
     """Migrate the schema to the latest revision (as the database owner)."""
     from reference_app.kit.db import make_engine
@@ -147,8 +178,12 @@ def keys() -> None:
 
 
 @keys.command("generate")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="File to create (refuses to overwrite).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="File to create (refuses to overwrite).",
+)
 def keys_generate(out: Path) -> None:
     """Write a fresh keys file (mode 0600) and print the audit public keys."""
     from reference_app.kit.keys import parse_document, public_key_document, write_keys_file
@@ -169,13 +204,27 @@ def users() -> None:
 @DATABASE
 @click.option("--username", required=True)
 @click.option("--display-name", required=True)
-@click.option("--role", required=True, type=click.Choice(
-    ["education_practitioner", "health_practitioner", "la_data_manager", "national_auditor",
-     "police_practitioner", "social_care_practitioner", "system_administrator",
-     "voluntary_practitioner", "youth_offending_practitioner"]))
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(
+        [
+            "education_practitioner",
+            "health_practitioner",
+            "la_data_manager",
+            "national_auditor",
+            "police_practitioner",
+            "social_care_practitioner",
+            "system_administrator",
+            "voluntary_practitioner",
+            "youth_offending_practitioner",
+        ]
+    ),
+)
 @click.option("--organisation-id", type=int, required=True)
-def users_create(database: str | None, username: str, display_name: str, role: str,
-                 organisation_id: int) -> None:
+def users_create(
+    database: str | None, username: str, display_name: str, role: str, organisation_id: int
+) -> None:
     """Create an account; prints its one-time initial password and TOTP secret as JSON."""
     from reference_app.access.permissions import Role
     from reference_app.kit.errors import AppError
@@ -187,13 +236,27 @@ def users_create(database: str | None, username: str, display_name: str, role: s
         if org is None:
             raise click.ClickException(f"no organisation {organisation_id}")
         try:
-            account = create_account(ctx, session, username=username, display_name=display_name,
-                                     role=Role(role), organisation=org)
+            account = create_account(
+                ctx,
+                session,
+                username=username,
+                display_name=display_name,
+                role=Role(role),
+                organisation=org,
+            )
         except AppError as exc:
             raise click.ClickException(exc.error_message) from exc
-        click.echo(json.dumps({"id": account.practitioner.id, "username": username, "role": role,
-                               "password": account.password,
-                               "totp_secret": account.totp_secret}))
+        click.echo(
+            json.dumps(
+                {
+                    "id": account.practitioner.id,
+                    "username": username,
+                    "role": role,
+                    "password": account.password,
+                    "totp_secret": account.totp_secret,
+                }
+            )
+        )
 
 
 @main.group()
@@ -213,8 +276,12 @@ def audit_seal(database: str | None) -> None:
 
 @audit.command("verify")
 @DATABASE
-@click.option("--witness", type=click.Path(path_type=Path, exists=True), default=None,
-              help="JSONL of checkpoints kept outside the host (from `audit checkpoint`).")
+@click.option(
+    "--witness",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="JSONL of checkpoints kept outside the host (from `audit checkpoint`).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def audit_verify(database: str | None, witness: Path | None, as_json: bool) -> None:
     """Check signatures, roots and every entry; exit 1 naming each tampered place."""
@@ -224,13 +291,16 @@ def audit_verify(database: str | None, witness: Path | None, as_json: bool) -> N
     if witness:
         seen = [json.loads(line) for line in witness.read_text().splitlines() if line.strip()]
     with _context(database) as ctx, ctx.sessions() as session:
-        report = verify_log(session, ctx.keyring.audit_public_keys, now=ctx.clock.now(),
-                            witness=seen)
+        report = verify_log(
+            session, ctx.keyring.audit_public_keys, now=ctx.clock.now(), witness=seen
+        )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        click.echo(f"checkpoints: {report.checkpoints}  signed entries: {report.tree_size}  "
-                   f"log entries: {report.entries}  pending: {report.pending}")
+        click.echo(
+            f"checkpoints: {report.checkpoints}  signed entries: {report.tree_size}  "
+            f"log entries: {report.entries}  pending: {report.pending}"
+        )
         for finding in report.findings:
             click.echo(f"TAMPERED [{finding.kind.value}] {finding.message}")
         click.echo("audit log intact" if report.ok else f"{len(report.findings)} finding(s)")
@@ -239,8 +309,12 @@ def audit_verify(database: str | None, witness: Path | None, as_json: bool) -> N
 
 @audit.command("checkpoint")
 @DATABASE
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Witness file (JSONL) to append the latest signed checkpoint to.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Witness file (JSONL) to append the latest signed checkpoint to.",
+)
 def audit_checkpoint(database: str | None, out: Path) -> None:
     """Append the latest signed checkpoint to a witness file kept off the host."""
     from reference_app.audit.repository import latest_checkpoint

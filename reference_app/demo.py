@@ -32,19 +32,96 @@ from reference_app.services.models import Involvement, Organisation, Organisatio
 # Lancashire (the north-west pilot), Manchester, Camden.
 DEMO_LAS = ("E10000017", "E08000003", "E09000007")
 POSTCODE_AREAS = {"E10000017": "PR", "E08000003": "M", "E09000007": "NW"}
-GIVEN_F = ("Amelia", "Olivia", "Isla", "Ava", "Mia", "Ivy", "Lily", "Freya", "Grace", "Poppy",
-           "Sophia", "Evie", "Ella", "Aria", "Willow", "Rosie", "Maya", "Sienna", "Ruby", "Zara")
-GIVEN_M = ("Oliver", "George", "Noah", "Arthur", "Leo", "Harry", "Oscar", "Jack", "Charlie",
-           "Theo", "Freddie", "Alfie", "Henry", "Jacob", "Archie", "Finley", "Muhammad", "Ezra",
-           "Reuben", "Tommy")
+GIVEN_F = (
+    "Amelia",
+    "Olivia",
+    "Isla",
+    "Ava",
+    "Mia",
+    "Ivy",
+    "Lily",
+    "Freya",
+    "Grace",
+    "Poppy",
+    "Sophia",
+    "Evie",
+    "Ella",
+    "Aria",
+    "Willow",
+    "Rosie",
+    "Maya",
+    "Sienna",
+    "Ruby",
+    "Zara",
+)
+GIVEN_M = (
+    "Oliver",
+    "George",
+    "Noah",
+    "Arthur",
+    "Leo",
+    "Harry",
+    "Oscar",
+    "Jack",
+    "Charlie",
+    "Theo",
+    "Freddie",
+    "Alfie",
+    "Henry",
+    "Jacob",
+    "Archie",
+    "Finley",
+    "Muhammad",
+    "Ezra",
+    "Reuben",
+    "Tommy",
+)
 ADULT_F = ("Sarah", "Emma", "Laura", "Rachel", "Claire", "Hannah", "Gemma", "Kirsty")
 ADULT_M = ("James", "David", "Daniel", "Paul", "Mark", "Craig", "Lee", "Stuart")
-SURNAMES = ("Smith", "Smyth", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson",
-            "Davies", "Robinson", "Wright", "Thompson", "Thomson", "Evans", "Walker", "White",
-            "Roberts", "Green", "Hall", "Wood", "Jackson", "Clarke", "Patel", "Khan", "Hughes",
-            "O'Brien", "Okafor", "Nowak", "Campbell", "Kaur")
-STREETS = ("Mill Lane", "Church Street", "Station Road", "Victoria Road", "Park Avenue",
-           "Queens Road", "Orchard Close", "Meadow Way", "Chapel Street", "Brook Lane")
+SURNAMES = (
+    "Smith",
+    "Smyth",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Williams",
+    "Wilson",
+    "Johnson",
+    "Davies",
+    "Robinson",
+    "Wright",
+    "Thompson",
+    "Thomson",
+    "Evans",
+    "Walker",
+    "White",
+    "Roberts",
+    "Green",
+    "Hall",
+    "Wood",
+    "Jackson",
+    "Clarke",
+    "Patel",
+    "Khan",
+    "Hughes",
+    "O'Brien",
+    "Okafor",
+    "Nowak",
+    "Campbell",
+    "Kaur",
+)
+STREETS = (
+    "Mill Lane",
+    "Church Street",
+    "Station Road",
+    "Victoria Road",
+    "Park Avenue",
+    "Queens Road",
+    "Orchard Close",
+    "Meadow Way",
+    "Chapel Street",
+    "Brook Lane",
+)
 ORG_KINDS = (
     (OrganisationKind.SCHOOL, "{la} Primary School"),
     (OrganisationKind.SCHOOL, "{la} High School"),
@@ -103,30 +180,43 @@ def seed_local_authorities(db: Session) -> dict[str, LocalAuthority]:
     return existing
 
 
-def seed_organisations(db: Session, las: dict[str, LocalAuthority], rng: random.Random
-                       ) -> dict[tuple[str, OrganisationKind], list[Organisation]]:
+def seed_organisations(
+    db: Session, las: dict[str, LocalAuthority], rng: random.Random
+) -> dict[tuple[str, OrganisationKind], list[Organisation]]:
     orgs: dict[tuple[str, OrganisationKind], list[Organisation]] = {}
     for code in DEMO_LAS:
         la = las[code]
         for kind, template in ORG_KINDS:
-            org = Organisation(name=template.format(la=la.name), kind=kind.value,
-                               local_authority_id=la.id, phone=drama_landline(rng))
+            org = Organisation(
+                name=template.format(la=la.name),
+                kind=kind.value,
+                local_authority_id=la.id,
+                phone=drama_landline(rng),
+            )
             db.add(org)
             orgs.setdefault((code, kind), []).append(org)
     pilot = las[DEMO_LAS[0]]
-    for kind, name in ((OrganisationKind.NATIONAL_AUDIT, "ContactPoint National Audit Team"),
-                       (OrganisationKind.REGISTRY_OPERATIONS, "Registry Operations")):
-        org = Organisation(name=name, kind=kind.value, local_authority_id=pilot.id,
-                           phone=drama_landline(rng))
+    for kind, name in (
+        (OrganisationKind.NATIONAL_AUDIT, "ContactPoint National Audit Team"),
+        (OrganisationKind.REGISTRY_OPERATIONS, "Registry Operations"),
+    ):
+        org = Organisation(
+            name=name, kind=kind.value, local_authority_id=pilot.id, phone=drama_landline(rng)
+        )
         db.add(org)
         orgs[(DEMO_LAS[0], kind)] = [org]
     db.flush()
     return orgs
 
 
-def seed_children(ctx: AppContext, db: Session, las: dict[str, LocalAuthority],
-                  orgs: dict[tuple[str, OrganisationKind], list[Organisation]],
-                  rng: random.Random, count: int) -> list[Child]:
+def seed_children(
+    ctx: AppContext,
+    db: Session,
+    las: dict[str, LocalAuthority],
+    orgs: dict[tuple[str, OrganisationKind], list[Organisation]],
+    rng: random.Random,
+    count: int,
+) -> list[Child]:
     children: list[Child] = []
     now = ctx.clock.now()
     for n in range(count):
@@ -141,8 +231,8 @@ def seed_children(ctx: AppContext, db: Session, las: dict[str, LocalAuthority],
             "line2": None,
             "town": la.name,
             "postcode": f"{POSTCODE_AREAS[code]}{rng.randrange(1, 20)} "
-                        f"{rng.randrange(1, 10)}{rng.choice('ABDEFGHJLNPQRSTUWXYZ')}"
-                        f"{rng.choice('ABDEFGHJLNPQRSTUWXYZ')}",
+            f"{rng.randrange(1, 10)}{rng.choice('ABDEFGHJLNPQRSTUWXYZ')}"
+            f"{rng.choice('ABDEFGHJLNPQRSTUWXYZ')}",
         }
         child = Child(
             id=identifiers.from_random_bytes(rng.randbytes(8)),
@@ -151,8 +241,13 @@ def seed_children(ctx: AppContext, db: Session, las: dict[str, LocalAuthority],
             shielded=n % 40 == 7,
             created_at=now,
             updated_at=now,
-            **child_columns(ctx.crypto, given_name=given, family_name=family,
-                            date_of_birth=dob.isoformat(), address=address),
+            **child_columns(
+                ctx.crypto,
+                given_name=given,
+                family_name=family,
+                date_of_birth=dob.isoformat(),
+                address=address,
+            ),
         )
         db.add(child)
         children.append(child)
@@ -163,43 +258,83 @@ def seed_children(ctx: AppContext, db: Session, las: dict[str, LocalAuthority],
     return children
 
 
-def _seed_carers(ctx: AppContext, db: Session, rng: random.Random, child: Child, family: str,
-                 address: dict[str, Any]) -> None:
+def _seed_carers(
+    ctx: AppContext,
+    db: Session,
+    rng: random.Random,
+    child: Child,
+    family: str,
+    address: dict[str, Any],
+) -> None:
     parents = [("mother", rng.choice(ADULT_F))]
     if rng.random() > 0.25:
         parents.append(("father", rng.choice(ADULT_M)))
     for relationship, given in parents:
         domain = rng.choice(("example.com", "example.org", "example.net"))
-        carer = Carer(**carer_columns(ctx.crypto, {
-            "given_name": given, "family_name": family, "phone": drama_mobile(rng),
-            "email": f"{given.lower()}.{rng.randrange(10000)}@{domain}",
-        }))
-        carer.address_enc = ctx.crypto.cipher.encrypt(json.dumps(address, sort_keys=True),
-                                                      "carers.address")
+        carer = Carer(
+            **carer_columns(
+                ctx.crypto,
+                {
+                    "given_name": given,
+                    "family_name": family,
+                    "phone": drama_mobile(rng),
+                    "email": f"{given.lower()}.{rng.randrange(10000)}@{domain}",
+                },
+            )
+        )
+        carer.address_enc = ctx.crypto.cipher.encrypt(
+            json.dumps(address, sort_keys=True), "carers.address"
+        )
         db.add(carer)
         db.flush()
-        db.add(ChildCarer(child_id=child.id, carer_id=carer.id, relationship=relationship,
-                          parental_responsibility=True))
+        db.add(
+            ChildCarer(
+                child_id=child.id,
+                carer_id=carer.id,
+                relationship=relationship,
+                parental_responsibility=True,
+            )
+        )
 
 
-def _seed_involvements(db: Session, rng: random.Random, child: Child, code: str, dob: date,
-                       orgs: dict[tuple[str, OrganisationKind], list[Organisation]],
-                       now: Any) -> None:
+def _seed_involvements(
+    db: Session,
+    rng: random.Random,
+    child: Child,
+    code: str,
+    dob: date,
+    orgs: dict[tuple[str, OrganisationKind], list[Organisation]],
+    now: Any,
+) -> None:
     age = (REFERENCE_DATE - dob).days // 365
 
-    def involve(kind: OrganisationKind, *, lead: bool = False, caf: bool = False,
-                sensitive: bool = False) -> None:
-        org = orgs[(code, kind)][0] if kind is not OrganisationKind.SCHOOL else (
-            orgs[(code, kind)][0] if age < 11 else orgs[(code, kind)][-1])
-        db.add(Involvement(
-            child_id=child.id, organisation_id=org.id, practitioner_id=None,
-            # Never the birth date itself: service dates are stored in clear.
-            started_on=max(dob + timedelta(days=rng.randrange(7, 60)),
-                           REFERENCE_DATE - timedelta(days=rng.randrange(30, 2000))),
-            is_lead_professional=lead,
-            caf_assessment_on=REFERENCE_DATE - timedelta(days=rng.randrange(10, 300)) if caf else None,
-            sensitive=sensitive, consent_recorded=sensitive, created_at=now,
-        ))
+    def involve(
+        kind: OrganisationKind, *, lead: bool = False, caf: bool = False, sensitive: bool = False
+    ) -> None:
+        org = (
+            orgs[(code, kind)][0]
+            if kind is not OrganisationKind.SCHOOL
+            else (orgs[(code, kind)][0] if age < 11 else orgs[(code, kind)][-1])
+        )
+        db.add(
+            Involvement(
+                child_id=child.id,
+                organisation_id=org.id,
+                practitioner_id=None,
+                # Never the birth date itself: service dates are stored in clear.
+                started_on=max(
+                    dob + timedelta(days=rng.randrange(7, 60)),
+                    REFERENCE_DATE - timedelta(days=rng.randrange(30, 2000)),
+                ),
+                is_lead_professional=lead,
+                caf_assessment_on=REFERENCE_DATE - timedelta(days=rng.randrange(10, 300))
+                if caf
+                else None,
+                sensitive=sensitive,
+                consent_recorded=sensitive,
+                created_at=now,
+            )
+        )
 
     involve(OrganisationKind.GP_PRACTICE)
     if age < 4:
@@ -216,28 +351,43 @@ def _seed_involvements(db: Session, rng: random.Random, child: Child, code: str,
         involve(OrganisationKind.SEXUAL_HEALTH_SERVICE, sensitive=True)
 
 
-def seed_personas(ctx: AppContext, db: Session,
-                  orgs: dict[tuple[str, OrganisationKind], list[Organisation]],
-                  las: dict[str, LocalAuthority]) -> list[Persona]:
+def seed_personas(
+    ctx: AppContext,
+    db: Session,
+    orgs: dict[tuple[str, OrganisationKind], list[Organisation]],
+    las: dict[str, LocalAuthority],
+) -> list[Persona]:
     """Create one account per role in the pilot LA and return their credentials."""
     personas: list[Persona] = []
     code = DEMO_LAS[0]
     for role, kind in sorted(PERSONA_ORG.items()):
         org = orgs[(code, kind)][0]
         username = f"demo.{role.value.replace('_', '-')}"
-        account = create_account(ctx, db, username=username,
-                                 display_name=f"Demo {role.value.replace('_', ' ')}",
-                                 role=role, organisation=org,
-                                 email=f"{username}@example.org")
-        personas.append(Persona(username=username, password=account.password,
-                                totp_secret=account.totp_secret, role=role.value,
-                                organisation=org.name, local_authority=las[code].ons_code))
+        account = create_account(
+            ctx,
+            db,
+            username=username,
+            display_name=f"Demo {role.value.replace('_', ' ')}",
+            role=role,
+            organisation=org,
+            email=f"{username}@example.org",
+        )
+        personas.append(
+            Persona(
+                username=username,
+                password=account.password,
+                totp_secret=account.totp_secret,
+                role=role.value,
+                organisation=org.name,
+                local_authority=las[code].ons_code,
+            )
+        )
     return personas
 
 
 def seed_demo(ctx: AppContext, *, children: int = 300, seed: int = 2009) -> list[Persona]:
     """Seed an empty database: LAs, organisations, children with carers and services, personas."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 (deterministic fiction, not secrets)
     with ctx.sessions() as db, db.begin():
         if db.scalar(select(Child.id).limit(1)) is not None:
             raise RuntimeError("the database already holds children; not seeding again")

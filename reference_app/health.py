@@ -27,8 +27,11 @@ def readyz(request: Request) -> dict[str, str] | JSONResponse:
             conn.execute(text("SELECT 1"))
     except Exception:
         return JSONResponse(
-            error_body("not_ready", "The database is not reachable.",
-                       getattr(request.state, "request_id", None)),
+            error_body(
+                "not_ready",
+                "The database is not reachable.",
+                getattr(request.state, "request_id", None),
+            ),
             status_code=503,
         )
     return {"status": "ready"}

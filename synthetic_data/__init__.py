@@ -1,1 +1,1 @@
-"""Synthetic population: provably fictional children, carers, services and practitioners at scale."""
+"""Synthetic population: provably fictional children, carers, services and practitioners."""

@@ -36,5 +36,7 @@ def list_alerts(
     principal: AlertRead, call: CallDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> list[AlertOut]:
     """Alerts for the caller's review, newest first."""
-    return [AlertOut.model_validate(a, from_attributes=True)
-            for a in service.list_alerts(call, principal, limit)]
+    return [
+        AlertOut.model_validate(a, from_attributes=True)
+        for a in service.list_alerts(call, principal, limit)
+    ]

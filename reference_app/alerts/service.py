@@ -38,8 +38,15 @@ def raise_alert(
     )
     call.db.add(alert)
     call.db.flush()
-    record(call.db, call.ctx, EventTag.ALERT_RAISED, info=call.info, principal=subject,
-           child_id=child_id, details={"alert_id": alert.id, "kind": kind.value})
+    record(
+        call.db,
+        call.ctx,
+        EventTag.ALERT_RAISED,
+        info=call.info,
+        principal=subject,
+        child_id=child_id,
+        details={"alert_id": alert.id, "kind": kind.value},
+    )
     return alert
 
 

@@ -58,7 +58,7 @@ class AuditLogEntry(Base):
 
 
 class AuditCheckpoint(Base):
-    """A signed tree head, with the leaf hashes of the batch it sealed (authenticated by the root)."""
+    """A signed tree head, with the leaf hashes of the batch it sealed (the root authenticates)."""
 
     __tablename__ = "audit_checkpoints"
 

@@ -28,7 +28,9 @@ def latest_checkpoint(db: Session) -> AuditCheckpoint | None:
 
 def pending_events(db: Session, limit: int) -> Sequence[AuditEvent]:
     ids = select(AuditPending.event_id).order_by(AuditPending.event_id).limit(limit)
-    return db.scalars(select(AuditEvent).where(AuditEvent.id.in_(ids)).order_by(AuditEvent.id)).all()
+    return db.scalars(
+        select(AuditEvent).where(AuditEvent.id.in_(ids)).order_by(AuditEvent.id)
+    ).all()
 
 
 def write_seal(

@@ -33,11 +33,23 @@ def list_events(
     """Audit events, newest first; an LA's team sees its own staff's and children's events."""
     scope = None if principal.role is Role.NATIONAL_AUDITOR else principal.local_authority_id
     events = repository.list_events(
-        call.db, local_authority_id=scope, child_id=child_id, actor_id=actor_id,
-        tag=tag.value if tag else None, before_id=before_id, limit=limit,
+        call.db,
+        local_authority_id=scope,
+        child_id=child_id,
+        actor_id=actor_id,
+        tag=tag.value if tag else None,
+        before_id=before_id,
+        limit=limit,
     )
-    record(call.db, call.ctx, EventTag.AUDIT_EVENTS_READ, info=call.info, principal=principal,
-           child_id=child_id, details={"returned": len(events)})
+    record(
+        call.db,
+        call.ctx,
+        EventTag.AUDIT_EVENTS_READ,
+        info=call.info,
+        principal=principal,
+        child_id=child_id,
+        details={"returned": len(events)},
+    )
     out = []
     for event in events:
         doc = event_document(event)

@@ -93,28 +93,37 @@ def _authenticated_leaves(
         report.checkpoints += 1
         note = checkpoint_note(cp.tree_size, cp.root_hash, cp.signed_at)
         if not _signature_ok(keys, cp.key_id, note, cp.signature):
-            report.findings.append(Finding(
-                FindingKind.CHECKPOINT_SIGNATURE,
-                f"checkpoint at tree size {cp.tree_size} has no valid signature "
-                f"(key {cp.key_id!r}): it was forged or altered",
-            ))
+            report.findings.append(
+                Finding(
+                    FindingKind.CHECKPOINT_SIGNATURE,
+                    f"checkpoint at tree size {cp.tree_size} has no valid signature "
+                    f"(key {cp.key_id!r}): it was forged or altered",
+                )
+            )
         if cp.first_seq != frontier.size:
-            report.findings.append(Finding(
-                FindingKind.CHECKPOINT_GAP,
-                f"checkpoint at tree size {cp.tree_size} starts at position {cp.first_seq}, but "
-                f"the previous one ended at {frontier.size}: a checkpoint was removed",
-                seq=frontier.size,
-            ))
-        batch = [cp.leaf_hashes[i : i + HASH_SIZE] for i in range(0, len(cp.leaf_hashes), HASH_SIZE)]
+            report.findings.append(
+                Finding(
+                    FindingKind.CHECKPOINT_GAP,
+                    f"checkpoint at tree size {cp.tree_size} starts at position {cp.first_seq}, "
+                    "but "
+                    f"the previous one ended at {frontier.size}: a checkpoint was removed",
+                    seq=frontier.size,
+                )
+            )
+        batch = [
+            cp.leaf_hashes[i : i + HASH_SIZE] for i in range(0, len(cp.leaf_hashes), HASH_SIZE)
+        ]
         leaves.extend(batch)
         frontier.extend(batch)
         if frontier.size != cp.tree_size or frontier.root() != cp.root_hash:
-            report.findings.append(Finding(
-                FindingKind.CHECKPOINT_ROOT,
-                f"checkpoint at tree size {cp.tree_size}: its leaves do not produce its signed "
-                "root; its batch was altered",
-                seq=cp.first_seq,
-            ))
+            report.findings.append(
+                Finding(
+                    FindingKind.CHECKPOINT_ROOT,
+                    f"checkpoint at tree size {cp.tree_size}: its leaves do not produce its signed "
+                    "root; its batch was altered",
+                    seq=cp.first_seq,
+                )
+            )
             frontier = CompactRange()
             frontier.extend(leaves)
         roots[cp.tree_size] = cp.root_hash
@@ -123,7 +132,7 @@ def _authenticated_leaves(
 
 
 def _recomputed(db: Session, report: VerifyReport) -> list[tuple[int, int | None, bytes | None]]:
-    """(position, event id, recomputed leaf) in log order; a missing position or event gives None."""
+    """(position, event id, recomputed leaf) in log order; None for a missing one."""
     rows: list[tuple[int, int | None, bytes | None]] = []
     expected = 0
     for seq, event_id, event in repository.log_in_order(db):
@@ -153,58 +162,80 @@ def _compare(
             for j in range(j1, j2):
                 seq, event_id, leaf = rows[j]
                 if leaf is None:
-                    findings.append(Finding(
-                        FindingKind.DELETED,
-                        f"log position {seq}: the event (id {event_id}) is missing"
-                        if event_id is not None
-                        else f"log position {seq} is missing",
-                        seq=seq, event_id=event_id,
-                    ))
+                    findings.append(
+                        Finding(
+                            FindingKind.DELETED,
+                            f"log position {seq}: the event (id {event_id}) is missing"
+                            if event_id is not None
+                            else f"log position {seq} is missing",
+                            seq=seq,
+                            event_id=event_id,
+                        )
+                    )
                 elif leaf in signed_at and signed_at[leaf] != seq:
-                    findings.append(Finding(
-                        FindingKind.REORDERED,
-                        f"log position {seq} holds the event signed at position {signed_at[leaf]}",
-                        seq=seq, event_id=event_id,
-                    ))
+                    findings.append(
+                        Finding(
+                            FindingKind.REORDERED,
+                            f"log position {seq} holds the event signed at "
+                            f"position {signed_at[leaf]}",
+                            seq=seq,
+                            event_id=event_id,
+                        )
+                    )
                 elif seq < len(signed) and op == "replace":
-                    findings.append(Finding(
-                        FindingKind.EDITED,
-                        f"log position {seq} (event id {event_id}) differs from what was signed",
-                        seq=seq, event_id=event_id,
-                    ))
+                    findings.append(
+                        Finding(
+                            FindingKind.EDITED,
+                            f"log position {seq} (event id {event_id}) differs from "
+                            "what was signed",
+                            seq=seq,
+                            event_id=event_id,
+                        )
+                    )
                 else:
-                    findings.append(Finding(
-                        FindingKind.INSERTED,
-                        f"log position {seq} (event id {event_id}) is not in any signed checkpoint",
-                        seq=seq, event_id=event_id,
-                    ))
+                    findings.append(
+                        Finding(
+                            FindingKind.INSERTED,
+                            f"log position {seq} (event id {event_id}) is not in any "
+                            "signed checkpoint",
+                            seq=seq,
+                            event_id=event_id,
+                        )
+                    )
         if op in ("replace", "delete") and (i2 - i1) > (j2 - j1):
             gone = []
             for i in range(i1 + (j2 - j1), i2):
                 if signed[i] in found_at:
-                    findings.append(Finding(
-                        FindingKind.REORDERED,
-                        f"the event signed at log position {i} now stands at position "
-                        f"{rows[found_at[signed[i]]][0]}",
-                        seq=i, event_id=rows[found_at[signed[i]]][1],
-                    ))
+                    findings.append(
+                        Finding(
+                            FindingKind.REORDERED,
+                            f"the event signed at log position {i} now stands at position "
+                            f"{rows[found_at[signed[i]]][0]}",
+                            seq=i,
+                            event_id=rows[found_at[signed[i]]][1],
+                        )
+                    )
                 else:
                     gone.append(i)
             if not gone:
                 continue
             if j2 >= len(found) and gone[-1] == len(signed) - 1:
-                findings.append(Finding(
-                    FindingKind.TRUNCATED,
-                    f"the log ends after {len(found)} entries, but checkpoints sign "
-                    f"{len(signed)}: positions {gone[0]}-{gone[-1]} were cut off",
-                    seq=gone[0],
-                ))
+                findings.append(
+                    Finding(
+                        FindingKind.TRUNCATED,
+                        f"the log ends after {len(found)} entries, but checkpoints sign "
+                        f"{len(signed)}: positions {gone[0]}-{gone[-1]} were cut off",
+                        seq=gone[0],
+                    )
+                )
             else:
-                findings.append(Finding(
-                    FindingKind.DELETED,
-                    f"signed log positions {gone[0]}-{gone[-1]} are missing",
-                    seq=gone[0],
-                ))
+                findings.append(
+                    Finding(
+                        FindingKind.DELETED,
+                        f"signed log positions {gone[0]}-{gone[-1]} are missing",
+                        seq=gone[0],
+                    )
+                )
     return findings
 
 
@@ -223,31 +254,44 @@ def verify_log(
     report.findings.extend(_compare(signed, rows))
     report.pending = repository.pending_count(db)
     for event_id in repository.unsealed_event_ids(db, now - unsealed_grace):
-        report.findings.append(Finding(
-            FindingKind.UNSEALED,
-            f"event id {event_id} was never sealed into the log (inserted behind the log's back, "
-            "or the sealer is not running)",
-            event_id=event_id,
-        ))
+        report.findings.append(
+            Finding(
+                FindingKind.UNSEALED,
+                f"event id {event_id} was never sealed into the log (inserted behind "
+                "the log's back, "
+                "or the sealer is not running)",
+                event_id=event_id,
+            )
+        )
     for seen in witness:
         size = int(seen["tree_size"])
         root = base64.b64decode(seen["root_hash"])
         note = checkpoint_note(size, root, datetime.fromisoformat(seen["signed_at"]))
-        if not _signature_ok(public_keys, seen["key_id"], note, base64.b64decode(seen["signature"])):
-            report.findings.append(Finding(
-                FindingKind.WITNESS_MISMATCH,
-                f"witness checkpoint at size {size} carries no valid signature",
-            ))
+        if not _signature_ok(
+            public_keys, seen["key_id"], note, base64.b64decode(seen["signature"])
+        ):
+            report.findings.append(
+                Finding(
+                    FindingKind.WITNESS_MISMATCH,
+                    f"witness checkpoint at size {size} carries no valid signature",
+                )
+            )
         elif size > len(signed):
-            report.findings.append(Finding(
-                FindingKind.TRUNCATED,
-                f"a witness holds a signed checkpoint at size {size}, but the log now signs only "
-                f"{len(signed)}: the tail and its checkpoints were removed",
-                seq=len(signed),
-            ))
+            report.findings.append(
+                Finding(
+                    FindingKind.TRUNCATED,
+                    f"a witness holds a signed checkpoint at size {size}, "
+                    "but the log now signs only "
+                    f"{len(signed)}: the tail and its checkpoints were removed",
+                    seq=len(signed),
+                )
+            )
         elif roots.get(size, root_from_leaf_hashes(signed[:size])) != root:
-            report.findings.append(Finding(
-                FindingKind.WITNESS_MISMATCH,
-                f"the log at size {size} does not match the witness's signed root: it was rewritten",
-            ))
+            report.findings.append(
+                Finding(
+                    FindingKind.WITNESS_MISMATCH,
+                    f"the log at size {size} does not match the witness's signed root: "
+                    "it was rewritten",
+                )
+            )
     return report

@@ -36,8 +36,9 @@ class CarerRef(BaseModel):
     carer_id: int
 
 
-@router.post("/children/{child_id}/carers", response_model=CarerRef,
-             status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/children/{child_id}/carers", response_model=CarerRef, status_code=status.HTTP_201_CREATED
+)
 def add_carer(
     child_id: str, body: CarerCreate, principal: ChildCorrectGuard, call: CallDep
 ) -> CarerRef:

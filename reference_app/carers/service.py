@@ -32,11 +32,23 @@ def add(call: Call, principal: Principal, raw_child_id: str, fields: dict[str, A
     carer = Carer(**carer_columns(call.ctx.crypto, fields))
     call.db.add(carer)
     call.db.flush()
-    call.db.add(ChildCarer(child_id=child.id, carer_id=carer.id,
-                           relationship=fields["relationship"],
-                           parental_responsibility=fields["parental_responsibility"]))
-    record(call.db, call.ctx, EventTag.CARER_ADDED, info=call.info, principal=principal,
-           child_id=child.id, details={"carer_id": carer.id})
+    call.db.add(
+        ChildCarer(
+            child_id=child.id,
+            carer_id=carer.id,
+            relationship=fields["relationship"],
+            parental_responsibility=fields["parental_responsibility"],
+        )
+    )
+    record(
+        call.db,
+        call.ctx,
+        EventTag.CARER_ADDED,
+        info=call.info,
+        principal=principal,
+        child_id=child.id,
+        details={"carer_id": carer.id},
+    )
     return carer
 
 
@@ -45,8 +57,10 @@ def correct(call: Call, principal: Principal, carer_id: int, fields: dict[str, A
     child_id = call.db.scalar(
         select(ChildCarer.child_id)
         .join(Child, Child.id == ChildCarer.child_id)
-        .where(ChildCarer.carer_id == carer_id,
-               Child.local_authority_id == principal.local_authority_id)
+        .where(
+            ChildCarer.carer_id == carer_id,
+            Child.local_authority_id == principal.local_authority_id,
+        )
         .limit(1)
     )
     carer = call.db.get(Carer, carer_id) if child_id else None
@@ -56,6 +70,13 @@ def correct(call: Call, principal: Principal, carer_id: int, fields: dict[str, A
         raise InvalidInput("Nothing to correct.", code="nothing_to_correct")
     for column, value in carer_columns(call.ctx.crypto, fields).items():
         setattr(carer, column, value)
-    record(call.db, call.ctx, EventTag.CARER_CORRECTED, info=call.info, principal=principal,
-           child_id=child_id, details={"carer_id": carer.id, "fields": sorted(fields)})
+    record(
+        call.db,
+        call.ctx,
+        EventTag.CARER_CORRECTED,
+        info=call.info,
+        principal=principal,
+        child_id=child_id,
+        details={"carer_id": carer.id, "fields": sorted(fields)},
+    )
     return carer

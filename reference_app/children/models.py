@@ -1,4 +1,4 @@
-"""The child record: personal fields encrypted, blind indexes for search, shield and archive state."""
+"""The child record: encrypted personal fields, blind indexes for search, shield and archive."""
 
 from __future__ import annotations
 

@@ -55,7 +55,10 @@ def search(
 ) -> Sequence[Child]:
     """Children matching every criterion given: exact blind-index matches, surname also phonetic."""
     conditions: list[ColumnElement[bool]] = [
-        or_(Child.family_name_bidx == family_name, Child.family_name_phonetic_bidx == family_phonetic)
+        or_(
+            Child.family_name_bidx == family_name,
+            Child.family_name_phonetic_bidx == family_phonetic,
+        )
     ]
     if given_name is not None:
         conditions.append(Child.given_name_bidx == given_name)

@@ -35,8 +35,9 @@ class SearchRequest(Strict):
     def _two_criteria(self) -> SearchRequest:
         others = [self.given_name, self.date_of_birth, self.postcode]
         if all(value is None for value in others):
-            raise ValueError("give the family name and at least one of given_name, "
-                             "date_of_birth or postcode")
+            raise ValueError(
+                "give the family name and at least one of given_name, date_of_birth or postcode"
+            )
         for value in (self.family_name, self.given_name or "x"):
             if any(ch in value for ch in "*%?_"):
                 raise ValueError("wildcards are not allowed in a search")

@@ -47,7 +47,9 @@ OVERRIDE_WARNING = (
     "You have used the emergency override. This access is recorded, your LA management team "
     "has been alerted, and an investigation will follow."
 )
-SHIELDED_CONTACT = "This record is shielded. Contact the LA management team of {la} to make contact."
+SHIELDED_CONTACT = (
+    "This record is shielded. Contact the LA management team of {la} to make contact."
+)
 OTHER_LA_CONTACT = "Contact the LA management team of {la} for more about this child."
 
 
@@ -97,15 +99,18 @@ def parse_child_id(raw: str) -> str:
 def parse_reason(header: str | None) -> tuple[AccessReason, str | None]:
     """Read ``X-Access-Reason: <code>[; free text]``."""
     if not header or not header.strip():
-        raise BadRequest("State a reason for access in the X-Access-Reason header.",
-                         code="access_reason_required")
+        raise BadRequest(
+            "State a reason for access in the X-Access-Reason header.",
+            code="access_reason_required",
+        )
     code, _, text = header.partition(";")
     try:
         reason = AccessReason(code.strip().lower())
     except ValueError as exc:
         known = ", ".join(r.value for r in AccessReason)
-        raise BadRequest(f"Unknown reason for access; use one of: {known}.",
-                         code="invalid_access_reason") from exc
+        raise BadRequest(
+            f"Unknown reason for access; use one of: {known}.", code="invalid_access_reason"
+        ) from exc
     return reason, (text.strip()[:500] or None)
 
 
@@ -117,25 +122,40 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
     """Find children by exact or phonetic match; too many matches means refine, not a list."""
     index = call.ctx.crypto.index
     cap = call.ctx.settings.search_result_cap
+    given = index.name(criteria.given_name) if criteria.given_name else None
+    dob = index.date(criteria.date_of_birth.isoformat()) if criteria.date_of_birth else None
+    postcode = index.postcode(criteria.postcode) if criteria.postcode else None
+    exact = index.name(criteria.family_name)
+    phonetic = index.phonetic(criteria.family_name)
     keys = {
-        "family_name": index.name(criteria.family_name),
-        "family_phonetic": index.phonetic(criteria.family_name),
-        "given_name": index.name(criteria.given_name) if criteria.given_name else None,
-        "date_of_birth": (
-            index.date(criteria.date_of_birth.isoformat()) if criteria.date_of_birth else None
-        ),
-        "postcode": index.postcode(criteria.postcode) if criteria.postcode else None,
+        "family_name": exact,
+        "family_phonetic": phonetic,
+        "given_name": given,
+        "date_of_birth": dob,
+        "postcode": postcode,
     }
-    rows = repository.search(call.db, principal, **keys, limit=cap + 1)
+    rows = repository.search(
+        call.db,
+        principal,
+        family_name=exact,
+        family_phonetic=phonetic,
+        given_name=given,
+        date_of_birth=dob,
+        postcode=postcode,
+        limit=cap + 1,
+    )
     refine = len(rows) > cap
     results: list[SearchResult] = []
     if not refine:
-        exact = keys["family_name"]
         today = call.ctx.clock.now()
         for child in sorted(rows, key=lambda c: (c.family_name_bidx != exact, c.id)):
             results.append(_search_result(call, child, today))
     record(
-        call.db, call.ctx, EventTag.CHILD_SEARCH_PERFORMED, info=call.info, principal=principal,
+        call.db,
+        call.ctx,
+        EventTag.CHILD_SEARCH_PERFORMED,
+        info=call.info,
+        principal=principal,
         details={
             # Keyed hashes only: an auditor holding the key can test a guess, a reader cannot.
             "criteria": {k: _hex(v) for k, v in keys.items() if v is not None},
@@ -166,15 +186,14 @@ def _search_result(call: Call, child: Child, today: Any) -> SearchResult:
     )
 
 
-def decide(
-    principal: Principal, child: Child, *, involved: bool, reason: AccessReason
-) -> Decision:
+def decide(principal: Principal, child: Child, *, involved: bool, reason: AccessReason) -> Decision:
     """Decide what ``principal`` sees of ``child``: the one place the view rules live."""
     own_la = child.local_authority_id == principal.local_authority_id
     if reason is AccessReason.EMERGENCY_OVERRIDE:
         if not principal.can(Permission.CHILD_RECORD_OVERRIDE):
-            raise Forbidden("Your role does not hold the emergency override.",
-                            code="override_not_permitted")
+            raise Forbidden(
+                "Your role does not hold the emergency override.", code="override_not_permitted"
+            )
         return Decision(ViewLevel.FULL, AccessRelationship.OVERRIDE, override=True)
     if principal.is_data_manager:
         if own_la:
@@ -199,28 +218,43 @@ def _full_record(call: Call, child: Child) -> dict[str, Any]:
             flags.add("social_care_involved")
         if active and org.kind == "youth_offending_team":
             flags.add("youth_offending_involved")
-        services.append({
-            "involvement_id": inv.id,
-            "organisation": {"id": org.id, "name": org.name, "kind": org.kind, "phone": org.phone},
-            "practitioner_id": inv.practitioner_id,
-            "started_on": inv.started_on.isoformat(),
-            "ended_on": inv.ended_on.isoformat() if inv.ended_on else None,
-            "lead_professional": inv.is_lead_professional,
-            "caf_assessment_on": inv.caf_assessment_on.isoformat() if inv.caf_assessment_on else None,
-            "sensitive": inv.sensitive,
-            "_consent": inv.consent_recorded,
-        })
+        services.append(
+            {
+                "involvement_id": inv.id,
+                "organisation": {
+                    "id": org.id,
+                    "name": org.name,
+                    "kind": org.kind,
+                    "phone": org.phone,
+                },
+                "practitioner_id": inv.practitioner_id,
+                "started_on": inv.started_on.isoformat(),
+                "ended_on": inv.ended_on.isoformat() if inv.ended_on else None,
+                "lead_professional": inv.is_lead_professional,
+                "caf_assessment_on": inv.caf_assessment_on.isoformat()
+                if inv.caf_assessment_on
+                else None,
+                "sensitive": inv.sensitive,
+                "_consent": inv.consent_recorded,
+            }
+        )
     carers = []
     for link, carer in repository.carers(call.db, child.id):
-        carers.append({
-            "carer_id": carer.id,
-            "given_name": cipher.decrypt(carer.given_name_enc, "carers.given_name"),
-            "family_name": cipher.decrypt(carer.family_name_enc, "carers.family_name"),
-            "relationship": link.relationship,
-            "parental_responsibility": link.parental_responsibility,
-            "phone": cipher.decrypt(carer.phone_enc, "carers.phone") if carer.phone_enc else None,
-            "email": cipher.decrypt(carer.email_enc, "carers.email") if carer.email_enc else None,
-        })
+        carers.append(
+            {
+                "carer_id": carer.id,
+                "given_name": cipher.decrypt(carer.given_name_enc, "carers.given_name"),
+                "family_name": cipher.decrypt(carer.family_name_enc, "carers.family_name"),
+                "relationship": link.relationship,
+                "parental_responsibility": link.parental_responsibility,
+                "phone": cipher.decrypt(carer.phone_enc, "carers.phone")
+                if carer.phone_enc
+                else None,
+                "email": cipher.decrypt(carer.email_enc, "carers.email")
+                if carer.email_enc
+                else None,
+            }
+        )
     return {
         "child_id": child.id,
         "given_name": cipher.decrypt(child.given_name_enc, "children.given_name"),
@@ -273,7 +307,9 @@ def view(
     reason, reason_text = parse_reason(reason_header)
     child = repository.get(call.db, child_id)
     own_la = child is not None and child.local_authority_id == principal.local_authority_id
-    if child is None or (child.archived_at is not None and not (principal.is_data_manager and own_la)):
+    if child is None or (
+        child.archived_at is not None and not (principal.is_data_manager and own_la)
+    ):
         raise NotFound("No child with that identifier.", code="child_not_found")
     today: date = call.ctx.clock.now().date()
     involved = principal.is_practitioner and repository.is_involved(
@@ -289,16 +325,28 @@ def view(
         details["reason_text_enc"] = base64.b64encode(sealed).decode("ascii")
     tag = EventTag.CHILD_RECORD_OVERRIDE if decision.override else EventTag.CHILD_RECORD_VIEWED
     event_id = record(
-        call.db, call.ctx, tag, info=call.info, principal=principal, child_id=child.id,
-        reason_code=reason.value, relationship=decision.relationship.value, details=details,
+        call.db,
+        call.ctx,
+        tag,
+        info=call.info,
+        principal=principal,
+        child_id=child.id,
+        reason_code=reason.value,
+        relationship=decision.relationship.value,
+        details=details,
     )
     warning = None
     if decision.override:
         warning = OVERRIDE_WARNING
         raise_alert(
-            call, principal, kind=AlertKind.OVERRIDE, severity=AlertSeverity.HIGH,
-            local_authority_id=child.local_authority_id, child_id=child.id,
-            audit_event_id=event_id, summary="Emergency override used to open a record",
+            call,
+            principal,
+            kind=AlertKind.OVERRIDE,
+            severity=AlertSeverity.HIGH,
+            local_authority_id=child.local_authority_id,
+            child_id=child.id,
+            audit_event_id=event_id,
+            summary="Emergency override used to open a record",
         )
     shown["access"] = {
         "relationship": decision.relationship.value,
@@ -313,8 +361,9 @@ def _owned(call: Call, principal: Principal, raw_child_id: str) -> Child:
     """A child of the caller's own LA, or not found (never confirming another LA's child)."""
     child = repository.get(call.db, parse_child_id(raw_child_id))
     if child is None or child.local_authority_id != principal.local_authority_id:
-        raise NotFound("No child with that identifier in your local authority.",
-                       code="child_not_found")
+        raise NotFound(
+            "No child with that identifier in your local authority.", code="child_not_found"
+        )
     return child
 
 
@@ -340,8 +389,14 @@ def create(call: Call, principal: Principal, body: ChildCreate) -> Child:
     )
     call.db.add(child)
     call.db.flush()
-    record(call.db, call.ctx, EventTag.CHILD_CREATED, info=call.info, principal=principal,
-           child_id=child.id)
+    record(
+        call.db,
+        call.ctx,
+        EventTag.CHILD_CREATED,
+        info=call.info,
+        principal=principal,
+        child_id=child.id,
+    )
     return child
 
 
@@ -368,8 +423,15 @@ def correct(call: Call, principal: Principal, raw_child_id: str, body: ChildCorr
     if "gender" in changes:
         child.gender = changes["gender"].value
     child.updated_at = call.ctx.clock.now()
-    record(call.db, call.ctx, EventTag.CHILD_CORRECTED, info=call.info, principal=principal,
-           child_id=child.id, details={"fields": sorted(changes)})
+    record(
+        call.db,
+        call.ctx,
+        EventTag.CHILD_CORRECTED,
+        info=call.info,
+        principal=principal,
+        child_id=child.id,
+        details={"fields": sorted(changes)},
+    )
     return child
 
 
@@ -384,6 +446,13 @@ def set_shield(
         sealed = call.ctx.crypto.cipher.encrypt(note, "audit.decision_note")
         details["decision_note_enc"] = base64.b64encode(sealed).decode("ascii")
     tag = EventTag.CHILD_SHIELDED if shielded else EventTag.CHILD_UNSHIELDED
-    record(call.db, call.ctx, tag, info=call.info, principal=principal, child_id=child.id,
-           details=details)
+    record(
+        call.db,
+        call.ctx,
+        tag,
+        info=call.info,
+        principal=principal,
+        child_id=child.id,
+        details=details,
+    )
     return child

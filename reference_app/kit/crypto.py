@@ -90,8 +90,9 @@ class BlindIndex:
         self._key = key
 
     def digest(self, kind: str, normalised: str) -> bytes:
-        mac = hmac.new(self._key, kind.encode("ascii") + b"\x00" + normalised.encode("utf-8"),
-                       hashlib.sha256)
+        mac = hmac.new(
+            self._key, kind.encode("ascii") + b"\x00" + normalised.encode("utf-8"), hashlib.sha256
+        )
         return mac.digest()[:BLIND_INDEX_BYTES]
 
     def name(self, value: str) -> bytes:

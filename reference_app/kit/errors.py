@@ -1,4 +1,4 @@
-"""One error type carrying an HTTP status and a stable machine code, and its one response shape."""
+"""One error type with an HTTP status and a stable machine code, and its one response shape."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 
 class AppError(Exception):
-    """An expected failure: becomes ``{"error": {"code", "message", "request_id"}}`` with ``status``."""
+    """An expected failure, answered as ``{"error": {"code", "message", "request_id"}}``."""
 
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"

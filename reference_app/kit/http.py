@@ -47,9 +47,7 @@ class Call:
     info: RequestInfo
 
 
-def get_call(
-    request: Request, db: Annotated[Session, Depends(get_db, scope="function")]
-) -> Call:
+def get_call(request: Request, db: Annotated[Session, Depends(get_db, scope="function")]) -> Call:
     return Call(ctx=get_context(request), db=db, info=request_info(request))
 
 

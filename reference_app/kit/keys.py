@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import (
 from reference_app.config import Environment, Settings
 
 
-class KeyError_(Exception):
+class KeyMaterialError(Exception):
     """The key material is missing, malformed or unfit for this environment."""
 
 
@@ -41,11 +41,11 @@ def _unb64(text: str, *, length: int, what: str) -> bytes:
     try:
         raw = base64.b64decode(text, validate=True)
     except ValueError as exc:
-        raise KeyError_(f"{what} is not base64") from exc
+        raise KeyMaterialError(f"{what} is not base64") from exc
     if len(raw) != length:
-        raise KeyError_(f"{what} must be {length} bytes, not {len(raw)}")
+        raise KeyMaterialError(f"{what} must be {length} bytes, not {len(raw)}")
     if raw == bytes(length) or len(set(raw)) < 4:
-        raise KeyError_(f"{what} looks like a placeholder")
+        raise KeyMaterialError(f"{what} looks like a placeholder")
     return raw
 
 
@@ -113,27 +113,29 @@ def parse_document(doc: dict[str, Any]) -> Keyring:
             audit_key_current=audit_current,
         )
     except (KeyError, TypeError, AttributeError) as exc:
-        raise KeyError_(f"malformed key document: missing or wrong {exc}") from exc
+        raise KeyMaterialError(f"malformed key document: missing or wrong {exc}") from exc
     if current not in field_keys:
-        raise KeyError_(f"current field key {current!r} is not in field_keys")
+        raise KeyMaterialError(f"current field key {current!r} is not in field_keys")
     if audit_current not in signing:
-        raise KeyError_(f"current audit key {audit_current!r} is not in audit_signing_keys")
+        raise KeyMaterialError(f"current audit key {audit_current!r} is not in audit_signing_keys")
     return keyring
 
 
 def load_keyring(settings: Settings) -> Keyring:
     """Load the keys file named by the settings; refuse to run without one outside tests."""
     if settings.keys_file is None:
-        raise KeyError_(
+        raise KeyMaterialError(
             "no key material: set CONTACTPOINT_KEYS_FILE (create one with `contactpoint keys "
             "generate`), or use `contactpoint serve --demo` for a throwaway instance"
         )
     try:
         doc = json.loads(settings.keys_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise KeyError_(f"cannot read keys file {settings.keys_file}: {exc}") from exc
+        raise KeyMaterialError(f"cannot read keys file {settings.keys_file}: {exc}") from exc
     if settings.environment is Environment.PRODUCTION and settings.keys_file.stat().st_mode & 0o077:
-        raise KeyError_(f"keys file {settings.keys_file} must not be readable by group or others")
+        raise KeyMaterialError(
+            f"keys file {settings.keys_file} must not be readable by group or others"
+        )
     return parse_document(doc)
 
 

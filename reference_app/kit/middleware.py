@@ -78,22 +78,33 @@ class SecurityMiddleware:
             # Log the trace here; the client gets the envelope and the request id, nothing more.
             log.exception("unhandled error (request %s)", request_id)
             if not started:
-                await self._error(send_with_headers, 500, "internal_error",
-                                  "Something went wrong on our side.", request_id)
+                await self._error(
+                    send_with_headers,
+                    500,
+                    "internal_error",
+                    "Something went wrong on our side.",
+                    request_id,
+                )
 
     async def _too_large(self, send: Send, request_id: str) -> None:
-        await self._error(send, 413, "payload_too_large", "The request body is too large.",
-                          request_id)
+        await self._error(
+            send, 413, "payload_too_large", "The request body is too large.", request_id
+        )
 
-    async def _error(self, send: Send, status: int, code: str, message: str,
-                     request_id: str) -> None:
+    async def _error(
+        self, send: Send, status: int, code: str, message: str, request_id: str
+    ) -> None:
         body = json.dumps(error_body(code, message, request_id)).encode()
-        await send({
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode())],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

@@ -55,7 +55,7 @@ def grant_app_role(engine: Engine, role: str) -> None:
         raise ValueError("database roles exist on PostgreSQL only")
     if not role.replace("_", "").isalnum():
         raise ValueError(f"unsafe role name {role!r}")
-    tables = [t for t in target_metadata.sorted_tables]
+    tables = list(target_metadata.sorted_tables)
     with engine.begin() as conn:
         exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
         if exists.first() is None:

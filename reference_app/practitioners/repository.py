@@ -83,9 +83,7 @@ def lock(db: Session, key: str, until: datetime) -> None:
 
 def clear_throttle(db: Session, key: str) -> None:
     db.execute(
-        update(LoginThrottle)
-        .where(LoginThrottle.key == key)
-        .values(failures=0, locked_until=None)
+        update(LoginThrottle).where(LoginThrottle.key == key).values(failures=0, locked_until=None)
     )
 
 

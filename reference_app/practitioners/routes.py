@@ -42,11 +42,21 @@ def logout(principal: AnyUser, call: CallDep) -> None:
 def create_user(body: AccountCreate, principal: UserManage, call: CallDep) -> AccountCreated:
     """Create an account; the initial password and TOTP secret are shown this once."""
     account = service.register_account(
-        call, principal, username=body.username, display_name=body.display_name,
-        role=body.role, organisation_id=body.organisation_id, email=body.email,
+        call,
+        principal,
+        username=body.username,
+        display_name=body.display_name,
+        role=body.role,
+        organisation_id=body.organisation_id,
+        email=body.email,
     )
-    return AccountCreated(id=account.practitioner.id, username=body.username, role=body.role,
-                          password=account.password, totp_secret=account.totp_secret)
+    return AccountCreated(
+        id=account.practitioner.id,
+        username=body.username,
+        role=body.role,
+        password=account.password,
+        totp_secret=account.totp_secret,
+    )
 
 
 @router.patch("/users/{practitioner_id}", response_model=AccountOut)
@@ -54,8 +64,14 @@ def change_user(
     practitioner_id: int, body: AccountChange, principal: UserManage, call: CallDep
 ) -> AccountOut:
     """Change an account's role or suspend/reinstate it; its sessions end at once."""
-    user = service.change_account(call, principal, practitioner_id, role=body.role,
-                                  status=body.status)
-    return AccountOut(id=user.id, username=user.username, role=user.role, status=user.status,
-                      organisation_id=user.organisation_id,
-                      local_authority_id=user.local_authority_id)
+    user = service.change_account(
+        call, principal, practitioner_id, role=body.role, status=body.status
+    )
+    return AccountOut(
+        id=user.id,
+        username=user.username,
+        role=user.role,
+        status=user.status,
+        organisation_id=user.organisation_id,
+        local_authority_id=user.local_authority_id,
+    )

@@ -21,7 +21,7 @@ class LoginRequest(Strict):
 
 class TokenResponse(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 (the OAuth token type)
     expires_in: int
 
 

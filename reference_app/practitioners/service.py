@@ -85,10 +85,18 @@ def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
         secret = ctx.crypto.cipher.decrypt(user.totp_secret_enc, "practitioners.totp_secret")
         step = _matching_step(secret, otp, now)
     if locked:
-        record(call.db, ctx, EventTag.AUTH_LOGIN_FAILED, info=call.info, outcome=Outcome.DENIED,
-               actor_id=user.id if user else None, details={"cause": "locked_out"})
+        record(
+            call.db,
+            ctx,
+            EventTag.AUTH_LOGIN_FAILED,
+            info=call.info,
+            outcome=Outcome.DENIED,
+            actor_id=user.id if user else None,
+            details={"cause": "locked_out"},
+        )
         raise TooManyRequests(
-            "Too many failed attempts; try again later.", code="too_many_attempts",
+            "Too many failed attempts; try again later.",
+            code="too_many_attempts",
             retry_after=locked,
         )
     ok = (
@@ -99,14 +107,28 @@ def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
     )
     if not ok or user is None:
         _fail(call, keys, now)
-        record(call.db, ctx, EventTag.AUTH_LOGIN_FAILED, info=call.info, outcome=Outcome.FAILED,
-               actor_id=user.id if user else None,
-               details={"username_hmac": ctx.crypto.index.username(username).hex()})
-        raise Unauthorized("The username, password or code is not correct.",
-                           code="invalid_credentials")
+        record(
+            call.db,
+            ctx,
+            EventTag.AUTH_LOGIN_FAILED,
+            info=call.info,
+            outcome=Outcome.FAILED,
+            actor_id=user.id if user else None,
+            details={"username_hmac": ctx.crypto.index.username(username).hex()},
+        )
+        raise Unauthorized(
+            "The username, password or code is not correct.", code="invalid_credentials"
+        )
     if user.status != AccountStatus.ACTIVE:
-        record(call.db, ctx, EventTag.AUTH_LOGIN_FAILED, info=call.info, outcome=Outcome.DENIED,
-               actor_id=user.id, details={"cause": "account_suspended"})
+        record(
+            call.db,
+            ctx,
+            EventTag.AUTH_LOGIN_FAILED,
+            info=call.info,
+            outcome=Outcome.DENIED,
+            actor_id=user.id,
+            details={"cause": "account_suspended"},
+        )
         raise Forbidden("This account is suspended.", code="account_suspended")
     repository.clear_throttle(call.db, account_key)
     session = LoginSession(
@@ -119,8 +141,14 @@ def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
     )
     call.db.add(session)
     call.db.flush()
-    record(call.db, ctx, EventTag.AUTH_LOGIN_SUCCEEDED, info=call.info, actor_id=user.id,
-           details={"session": session.id[:8]})
+    record(
+        call.db,
+        ctx,
+        EventTag.AUTH_LOGIN_SUCCEEDED,
+        info=call.info,
+        actor_id=user.id,
+        details={"session": session.id[:8]},
+    )
     token = tokens.issue(ctx, practitioner_id=user.id, session_id=session.id, now=now)
     return LoginResult(access_token=token, expires_in=ctx.settings.token_ttl_seconds)
 
@@ -179,21 +207,44 @@ def create_account(
 
 
 def register_account(
-    call: Call, principal: Principal, *, username: str, display_name: str, role: Role,
-    organisation_id: int, email: str | None,
+    call: Call,
+    principal: Principal,
+    *,
+    username: str,
+    display_name: str,
+    role: Role,
+    organisation_id: int,
+    email: str | None,
 ) -> NewAccount:
     organisation = call.db.get(Organisation, organisation_id)
     if organisation is None:
         raise NotFound("No such organisation.", code="organisation_not_found")
-    account = create_account(call.ctx, call.db, username=username, display_name=display_name,
-                             role=role, organisation=organisation, email=email)
-    record(call.db, call.ctx, EventTag.USER_CREATED, info=call.info, principal=principal,
-           details={"practitioner_id": account.practitioner.id, "role": role.value})
+    account = create_account(
+        call.ctx,
+        call.db,
+        username=username,
+        display_name=display_name,
+        role=role,
+        organisation=organisation,
+        email=email,
+    )
+    record(
+        call.db,
+        call.ctx,
+        EventTag.USER_CREATED,
+        info=call.info,
+        principal=principal,
+        details={"practitioner_id": account.practitioner.id, "role": role.value},
+    )
     return account
 
 
 def change_account(
-    call: Call, principal: Principal, practitioner_id: int, *, role: Role | None,
+    call: Call,
+    principal: Principal,
+    practitioner_id: int,
+    *,
+    role: Role | None,
     status: AccountStatus | None,
 ) -> Practitioner:
     """Change a role or suspend/reinstate; either ends the account's sessions at once."""
@@ -202,14 +253,30 @@ def change_account(
         raise NotFound("No such practitioner.", code="practitioner_not_found")
     now = call.ctx.clock.now()
     if role is not None and role.value != user.role:
-        record(call.db, call.ctx, EventTag.USER_ROLE_CHANGED, info=call.info, principal=principal,
-               details={"practitioner_id": user.id, "from": user.role, "to": role.value})
+        record(
+            call.db,
+            call.ctx,
+            EventTag.USER_ROLE_CHANGED,
+            info=call.info,
+            principal=principal,
+            details={"practitioner_id": user.id, "from": user.role, "to": role.value},
+        )
         user.role = role.value
         user.authz_version += 1
     if status is not None and status.value != user.status:
-        tag = EventTag.USER_SUSPENDED if status is AccountStatus.SUSPENDED else EventTag.USER_REINSTATED
-        record(call.db, call.ctx, tag, info=call.info, principal=principal,
-               details={"practitioner_id": user.id})
+        tag = (
+            EventTag.USER_SUSPENDED
+            if status is AccountStatus.SUSPENDED
+            else EventTag.USER_REINSTATED
+        )
+        record(
+            call.db,
+            call.ctx,
+            tag,
+            info=call.info,
+            principal=principal,
+            details={"practitioner_id": user.id},
+        )
         user.status = status.value
         user.authz_version += 1
     if status is AccountStatus.SUSPENDED:

@@ -40,8 +40,12 @@ def decode(ctx: AppContext, token: str) -> dict[str, Any]:
             audience=ctx.settings.token_audience,
             issuer=ctx.settings.token_issuer,
             # Times are judged below by the instance's clock, which tests control.
-            options={"require": ["exp", "iat", "sub", "sid", "aud", "iss"],
-                     "verify_exp": False, "verify_nbf": False, "verify_iat": False},
+            options={
+                "require": ["exp", "iat", "sub", "sid", "aud", "iss"],
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
         )
     except jwt.PyJWTError as exc:
         raise Unauthorized("The access token is not valid.", code="invalid_token") from exc

@@ -50,23 +50,38 @@ class InvolvementOut(BaseModel):
 
     @classmethod
     def of(cls, inv: Involvement) -> InvolvementOut:
-        return cls(id=inv.id, child_id=inv.child_id, organisation_id=inv.organisation_id,
-                   started_on=inv.started_on, ended_on=inv.ended_on,
-                   lead_professional=inv.is_lead_professional,
-                   caf_assessment_on=inv.caf_assessment_on, sensitive=inv.sensitive)
+        return cls(
+            id=inv.id,
+            child_id=inv.child_id,
+            organisation_id=inv.organisation_id,
+            started_on=inv.started_on,
+            ended_on=inv.ended_on,
+            lead_professional=inv.is_lead_professional,
+            caf_assessment_on=inv.caf_assessment_on,
+            sensitive=inv.sensitive,
+        )
 
 
-@router.post("/children/{child_id}/involvements", response_model=InvolvementOut,
-             status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/children/{child_id}/involvements",
+    response_model=InvolvementOut,
+    status_code=status.HTTP_201_CREATED,
+)
 def register(
     child_id: str, body: InvolvementCreate, principal: InvolvementWrite, call: CallDep
 ) -> InvolvementOut:
     """Register the caller's service as working with a child."""
-    return InvolvementOut.of(service.register(
-        call, principal, child_id, started_on=body.started_on,
-        lead_professional=body.lead_professional, caf_assessment_on=body.caf_assessment_on,
-        consent_recorded=body.consent_recorded,
-    ))
+    return InvolvementOut.of(
+        service.register(
+            call,
+            principal,
+            child_id,
+            started_on=body.started_on,
+            lead_professional=body.lead_professional,
+            caf_assessment_on=body.caf_assessment_on,
+            consent_recorded=body.consent_recorded,
+        )
+    )
 
 
 @router.patch("/involvements/{involvement_id}", response_model=InvolvementOut)
@@ -74,10 +89,15 @@ def update(
     involvement_id: int, body: InvolvementChange, principal: InvolvementWrite, call: CallDep
 ) -> InvolvementOut:
     """Set lead professional or the CAF assessment date (the owner only)."""
-    return InvolvementOut.of(service.update(
-        call, principal, involvement_id, lead_professional=body.lead_professional,
-        caf_assessment_on=body.caf_assessment_on,
-    ))
+    return InvolvementOut.of(
+        service.update(
+            call,
+            principal,
+            involvement_id,
+            lead_professional=body.lead_professional,
+            caf_assessment_on=body.caf_assessment_on,
+        )
+    )
 
 
 @router.post("/involvements/{involvement_id}/end", response_model=InvolvementOut)

@@ -33,7 +33,8 @@ def register(
     if organisation.sensitive and not consent_recorded:
         raise InvalidInput(
             "A sensitive service's involvement is recorded only with the young person's "
-            "explicit consent.", code="consent_required",
+            "explicit consent.",
+            code="consent_required",
         )
     involvement = Involvement(
         child_id=child.id,
@@ -48,9 +49,15 @@ def register(
     )
     call.db.add(involvement)
     call.db.flush()
-    record(call.db, call.ctx, EventTag.INVOLVEMENT_REGISTERED, info=call.info,
-           principal=principal, child_id=child.id,
-           details={"involvement_id": involvement.id, "sensitive": involvement.sensitive})
+    record(
+        call.db,
+        call.ctx,
+        EventTag.INVOLVEMENT_REGISTERED,
+        info=call.info,
+        principal=principal,
+        child_id=child.id,
+        details={"involvement_id": involvement.id, "sensitive": involvement.sensitive},
+    )
     return involvement
 
 
@@ -59,8 +66,10 @@ def _owned(call: Call, principal: Principal, involvement_id: int) -> Involvement
     if involvement is None:
         raise NotFound("No such involvement.", code="involvement_not_found")
     if involvement.practitioner_id != principal.user_id:
-        raise Forbidden("Only the practitioner who owns an involvement may change it.",
-                        code="not_involvement_owner")
+        raise Forbidden(
+            "Only the practitioner who owns an involvement may change it.",
+            code="not_involvement_owner",
+        )
     return involvement
 
 
@@ -82,9 +91,15 @@ def update(
     if caf_assessment_on is not None:
         involvement.caf_assessment_on = caf_assessment_on
         changed.append("caf_assessment_on")
-    record(call.db, call.ctx, EventTag.INVOLVEMENT_UPDATED, info=call.info, principal=principal,
-           child_id=involvement.child_id,
-           details={"involvement_id": involvement.id, "fields": changed})
+    record(
+        call.db,
+        call.ctx,
+        EventTag.INVOLVEMENT_UPDATED,
+        info=call.info,
+        principal=principal,
+        child_id=involvement.child_id,
+        details={"involvement_id": involvement.id, "fields": changed},
+    )
     return involvement
 
 
@@ -96,6 +111,13 @@ def end(
         raise Conflict("This involvement has already ended.", code="involvement_ended")
     involvement.ended_on = ended_on or call.ctx.clock.now().date()
     involvement.is_lead_professional = False
-    record(call.db, call.ctx, EventTag.INVOLVEMENT_ENDED, info=call.info, principal=principal,
-           child_id=involvement.child_id, details={"involvement_id": involvement.id})
+    record(
+        call.db,
+        call.ctx,
+        EventTag.INVOLVEMENT_ENDED,
+        info=call.info,
+        principal=principal,
+        child_id=involvement.child_id,
+        details={"involvement_id": involvement.id},
+    )
     return involvement

@@ -32,18 +32,28 @@ def seeded(fresh_database: Database, keyring: Keyring) -> Iterator[AppContext]:
     # Put the trail to work too: a login, a search and a view with free-text reason.
     with TestClient(create_app(ctx)) as client:
         manager = next(p for p in personas if p.role == "la_data_manager")
-        token = client.post("/api/v1/auth/login", json={
-            "username": manager.username, "password": manager.password,
-            "otp": pyotp.TOTP(manager.totp_secret).now()}).json()["access_token"]
+        token = client.post(
+            "/api/v1/auth/login",
+            json={
+                "username": manager.username,
+                "password": manager.password,
+                "otp": pyotp.TOTP(manager.totp_secret).now(),
+            },
+        ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         with ctx.sessions() as db:
             child = db.scalars(select(Child).where(Child.shielded.is_(False))).first()
             assert child is not None
             family = ctx.crypto.cipher.decrypt(child.family_name_enc, "children.family_name")
-        client.post("/api/v1/children/search", json={"family_name": family, "given_name": "X"},
-                    headers=headers)
-        client.get(f"/api/v1/children/{child.id}",
-                   headers={**headers, "X-Access-Reason": f"safeguarding; about {family}"})
+        client.post(
+            "/api/v1/children/search",
+            json={"family_name": family, "given_name": "X"},
+            headers=headers,
+        )
+        client.get(
+            f"/api/v1/children/{child.id}",
+            headers={**headers, "X-Access-Reason": f"safeguarding; about {family}"},
+        )
     yield ctx
     ctx.engine.dispose()
 
@@ -61,8 +71,10 @@ def personal_values(ctx: AppContext) -> set[str]:
             values.update(v for v in (address["line1"], address["postcode"]) if v)
         for carer in db.scalars(select(Carer)):
             values.add(cipher.decrypt(carer.given_name_enc, "carers.given_name"))
-            for blob, context in ((carer.phone_enc, "carers.phone"),
-                                  (carer.email_enc, "carers.email")):
+            for blob, context in (
+                (carer.phone_enc, "carers.phone"),
+                (carer.email_enc, "carers.email"),
+            ):
                 if blob:
                     values.add(cipher.decrypt(blob, context))
         for user in db.scalars(select(Practitioner)):
@@ -76,8 +88,9 @@ def service_dates(ctx: AppContext) -> set[str]:
     from reference_app.services.models import Involvement
 
     with ctx.sessions() as db:
-        rows = db.execute(select(Involvement.started_on, Involvement.ended_on,
-                                 Involvement.caf_assessment_on)).all()
+        rows = db.execute(
+            select(Involvement.started_on, Involvement.ended_on, Involvement.caf_assessment_on)
+        ).all()
     return {d.isoformat() for row in rows for d in row if d is not None}
 
 
@@ -93,12 +106,15 @@ def dump(ctx: AppContext, database: Database) -> str:
         with sqlite3.connect(database.sqlite_path) as conn:
             parts.append("\n".join(conn.iterdump()))
         return "\n".join(parts)
-    pg_dump = shutil.which("pg_dump") or (str(local_bindir() / "pg_dump") if local_bindir() else None)
+    pg_dump = shutil.which("pg_dump") or (
+        str(local_bindir() / "pg_dump") if local_bindir() else None
+    )
     if pg_dump is None:
         pytest.fail("pg_dump is needed for the PostgreSQL dump test")
     url = database.owner_url.replace("postgresql+psycopg://", "postgresql://")
-    return subprocess.run([pg_dump, "--no-owner", url], check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        [pg_dump, "--no-owner", url], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def leaks(ctx: AppContext, database: Database) -> list[str]:
@@ -112,23 +128,29 @@ def leaks(ctx: AppContext, database: Database) -> list[str]:
     # happens to equal one of them is a coincidence of the calendar, not a leak.
     # Whole words only: "Smith" inside "Hammersmith and Fulham" is reference data, not a leak.
     dates = service_dates(ctx)
-    leaked = sorted(v for v in values if v not in dates
-                    and re.search(rf"(?<![a-z0-9]){re.escape(v.lower())}(?![a-z0-9])", text))
+    leaked = sorted(
+        v
+        for v in values
+        if v not in dates and re.search(rf"(?<![a-z0-9]){re.escape(v.lower())}(?![a-z0-9])", text)
+    )
     return leaked
 
 
-def test_a_dump_holds_no_clear_text_personal_data(seeded: AppContext,
-                                                  fresh_database: Database) -> None:
+def test_a_dump_holds_no_clear_text_personal_data(
+    seeded: AppContext, fresh_database: Database
+) -> None:
     assert leaks(seeded, fresh_database) == []
 
 
-def test_the_dump_check_finds_a_planted_clear_text_value(seeded: AppContext,
-                                                          fresh_database: Database) -> None:
+def test_the_dump_check_finds_a_planted_clear_text_value(
+    seeded: AppContext, fresh_database: Database
+) -> None:
     from reference_app.services.models import Organisation
 
     with seeded.sessions() as db, db.begin():
         carer = db.scalars(select(Carer).where(Carer.phone_enc.is_not(None))).first()
-        assert carer is not None and carer.phone_enc is not None
+        assert carer is not None
+        assert carer.phone_enc is not None
         phone = seeded.crypto.cipher.decrypt(carer.phone_enc, "carers.phone")
         org = db.scalars(select(Organisation)).first()
         assert org is not None

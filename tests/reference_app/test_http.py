@@ -10,8 +10,12 @@ from reference_app.access.permissions import Role
 from reference_app.app import create_app
 from tests.fixtures.world import World
 
-PUBLIC_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/api/v1/auth/login"),
-                 ("GET", "/api/v1/openapi.json")}
+PUBLIC_ROUTES = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("POST", "/api/v1/auth/login"),
+    ("GET", "/api/v1/openapi.json"),
+}
 
 
 def _guarded(route: APIRoute) -> bool:
@@ -36,7 +40,7 @@ def test_every_route_is_guarded_except_the_listed_public_ones(world: World) -> N
     assert public == PUBLIC_ROUTES
     # and the app serves exactly these routes
     spec = world.client.get("/api/v1/openapi.json").json()
-    assert {p for p in spec["paths"]} == {p for p, _ in table}
+    assert set(spec["paths"]) == {p for p, _ in table}
 
 
 def assert_envelope(response, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
@@ -49,36 +53,62 @@ def assert_envelope(response, status: int, code: str) -> None:  # type: ignore[n
     assert "Traceback" not in response.text
 
 
-@pytest.mark.parametrize(("method", "path", "kwargs", "status", "code"), [
-    ("GET", "/api/v1/nowhere", {}, 404, "not_found"),
-    ("DELETE", "/api/v1/children/search", {}, 405, "method_not_allowed"),
-    ("POST", "/api/v1/auth/login", {"content": b"{not json"}, 422, "invalid_request"),
-    ("POST", "/api/v1/auth/login", {"content": b"username=a", "headers": {
-        "content-type": "application/x-www-form-urlencoded"}}, 422, "invalid_request"),
-    ("POST", "/api/v1/auth/login", {"json": {"username": "a", "password": "b", "otp": "12"}},
-     422, "invalid_request"),
-    ("POST", "/api/v1/auth/login", {"json": {"username": "' OR 1=1 --", "password": "x",
-                                             "otp": "123456"}}, 401, "invalid_credentials"),
-    ("POST", "/api/v1/auth/login", {"content": b"x" * 70000}, 413, "payload_too_large"),
-])
-def test_bad_requests_get_a_clean_4xx_envelope(world: World, method: str, path: str,
-                                               kwargs: dict, status: int, code: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code"),
+    [
+        ("GET", "/api/v1/nowhere", {}, 404, "not_found"),
+        ("DELETE", "/api/v1/children/search", {}, 405, "method_not_allowed"),
+        ("POST", "/api/v1/auth/login", {"content": b"{not json"}, 422, "invalid_request"),
+        (
+            "POST",
+            "/api/v1/auth/login",
+            {
+                "content": b"username=a",
+                "headers": {"content-type": "application/x-www-form-urlencoded"},
+            },
+            422,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/api/v1/auth/login",
+            {"json": {"username": "a", "password": "b", "otp": "12"}},
+            422,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/api/v1/auth/login",
+            {"json": {"username": "' OR 1=1 --", "password": "x", "otp": "123456"}},
+            401,
+            "invalid_credentials",
+        ),
+        ("POST", "/api/v1/auth/login", {"content": b"x" * 70000}, 413, "payload_too_large"),
+    ],
+)
+def test_bad_requests_get_a_clean_4xx_envelope(
+    world: World, method: str, path: str, kwargs: dict, status: int, code: str
+) -> None:
     response = world.client.request(method, path, **kwargs)
     assert_envelope(response, status, code)
 
 
 def test_deeply_nested_bodies_are_refused_cleanly(world: World) -> None:
     nested = "[" * 5000 + "]" * 5000
-    response = world.client.post("/api/v1/children/search", content=nested,
-                                 headers={**world.headers(Role.HEALTH_PRACTITIONER),
-                                          "content-type": "application/json"})
+    response = world.client.post(
+        "/api/v1/children/search",
+        content=nested,
+        headers={**world.headers(Role.HEALTH_PRACTITIONER), "content-type": "application/json"},
+    )
     assert_envelope(response, 400, "bad_request")
 
 
 def test_validation_errors_do_not_echo_the_input(world: World) -> None:
-    response = world.client.post("/api/v1/children/search",
-                                 json={"family_name": "Hollowbrook-Zed", "postcode": "!!"},
-                                 headers=world.headers(Role.HEALTH_PRACTITIONER))
+    response = world.client.post(
+        "/api/v1/children/search",
+        json={"family_name": "Hollowbrook-Zed", "postcode": "!!"},
+        headers=world.headers(Role.HEALTH_PRACTITIONER),
+    )
     assert_envelope(response, 422, "invalid_request")
     assert "Hollowbrook" not in response.text
 
@@ -106,8 +136,10 @@ def test_security_headers_on_every_answer(world: World, path: str) -> None:
 
 
 def test_no_cors_is_granted_to_other_origins(world: World) -> None:
-    response = world.client.options("/api/v1/auth/login", headers={
-        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    response = world.client.options(
+        "/api/v1/auth/login",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
     assert "access-control-allow-origin" not in response.headers
 
 
@@ -115,8 +147,14 @@ def test_probes_and_openapi(world: World) -> None:
     assert world.client.get("/healthz").json() == {"status": "ok"}
     assert world.client.get("/readyz").json() == {"status": "ready"}
     spec = world.client.get("/api/v1/openapi.json").json()
-    for path in ("/api/v1/auth/login", "/api/v1/auth/logout", "/api/v1/children/search",
-                 "/api/v1/children/{child_id}", "/api/v1/alerts", "/api/v1/audit/events"):
+    for path in (
+        "/api/v1/auth/login",
+        "/api/v1/auth/logout",
+        "/api/v1/children/search",
+        "/api/v1/children/{child_id}",
+        "/api/v1/alerts",
+        "/api/v1/audit/events",
+    ):
         assert path in spec["paths"]
 
 
@@ -127,9 +165,10 @@ def test_denials_are_audited(world: World) -> None:
 
     admin = world.accounts[(Role.SYSTEM_ADMINISTRATOR, "E10000017")]
     child = world.child()
-    world.client.get(f"/api/v1/children/{child.id}",
-                     headers={**world.headers(Role.SYSTEM_ADMINISTRATOR),
-                              "X-Access-Reason": "safeguarding"})
+    world.client.get(
+        f"/api/v1/children/{child.id}",
+        headers={**world.headers(Role.SYSTEM_ADMINISTRATOR), "X-Access-Reason": "safeguarding"},
+    )
     with world.ctx.sessions() as db:
         event = db.scalars(select(AuditEvent).where(AuditEvent.child_id == child.id)).one()
     assert (event.tag, event.outcome, event.actor_id) == ("access:denied", "denied", admin.id)

@@ -27,8 +27,10 @@ def test_exact_matches_rank_before_phonetic_ones(world: World) -> None:
     given = unique_name()
     smyth = world.child(family_name="Smyth", given_name=given)
     smith = world.child(family_name="Smith", given_name=given)
-    ids = [r["child_id"] for r in search(world, {"family_name": "Smith",
-                                                 "given_name": given}).json()["results"]]
+    ids = [
+        r["child_id"]
+        for r in search(world, {"family_name": "Smith", "given_name": given}).json()["results"]
+    ]
     assert ids == [smith.id, smyth.id]
 
 
@@ -42,16 +44,19 @@ def test_date_of_birth_and_postcode_are_exact_and_normalised(world: World) -> No
     assert near.json()["results"] == []
 
 
-@pytest.mark.parametrize("body", [
-    {"family_name": "Smith"},
-    {"given_name": "Olivia", "postcode": "PR1 1ZZ"},
-    {"family_name": "Sm*", "given_name": "Olivia"},
-    {"family_name": "Smith%", "given_name": "Olivia"},
-    {"family_name": "Smith", "given_name": "Ol_via"},
-    {"family_name": "", "given_name": "Olivia"},
-    {"family_name": "Smith", "date_of_birth": "not-a-date"},
-    {"family_name": "Smith", "given_name": "Olivia", "limit": 1000},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"family_name": "Smith"},
+        {"given_name": "Olivia", "postcode": "PR1 1ZZ"},
+        {"family_name": "Sm*", "given_name": "Olivia"},
+        {"family_name": "Smith%", "given_name": "Olivia"},
+        {"family_name": "Smith", "given_name": "Ol_via"},
+        {"family_name": "", "given_name": "Olivia"},
+        {"family_name": "Smith", "date_of_birth": "not-a-date"},
+        {"family_name": "Smith", "given_name": "Olivia", "limit": 1000},
+    ],
+)
 def test_broad_or_malformed_searches_are_refused(world: World, body: dict) -> None:
     response = search(world, body)
     assert response.status_code == 422
@@ -74,9 +79,12 @@ def test_searches_are_audited_with_keyed_hashes_not_clear_text(world: World) -> 
     search(world, {"family_name": child.family_name, "postcode": child.postcode})
     index = world.ctx.crypto.index
     with world.ctx.sessions() as db:
-        event = db.scalars(select(AuditEvent).where(
-            AuditEvent.tag == "child:search:performed",
-            AuditEvent.details.contains(index.name(child.family_name).hex()))).one()
+        event = db.scalars(
+            select(AuditEvent).where(
+                AuditEvent.tag == "child:search:performed",
+                AuditEvent.details.contains(index.name(child.family_name).hex()),
+            )
+        ).one()
     assert child.family_name not in event.details
     assert child.postcode not in event.details
     assert child.id in event.details  # the ids returned are recorded
@@ -89,6 +97,8 @@ def test_search_never_puts_personal_data_in_the_url(world: World) -> None:
     app = create_app(world.ctx)
     for route in app.routes:
         path = getattr(route, "path", "")
-        assert "name" not in path and "postcode" not in path and "birth" not in path
+        assert "name" not in path
+        assert "postcode" not in path
+        assert "birth" not in path
     get_search = world.client.get(SEARCH, headers=world.headers(Role.HEALTH_PRACTITIONER))
     assert get_search.status_code in (405, 422)

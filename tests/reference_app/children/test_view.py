@@ -13,17 +13,27 @@ from reference_app.services.models import OrganisationKind
 from tests.fixtures.world import LA_A, LA_B, World
 
 
-def view(world: World, child_id: str, role: Role = Role.EDUCATION_PRACTITIONER,
-         reason: str | None = "service_delivery", la: str = LA_A):
+def view(
+    world: World,
+    child_id: str,
+    role: Role = Role.EDUCATION_PRACTITIONER,
+    reason: str | None = "service_delivery",
+    la: str = LA_A,
+):
     headers = dict(world.headers(role, la))
     if reason is not None:
         headers["X-Access-Reason"] = reason
     return world.client.get(f"/api/v1/children/{child_id}", headers=headers)
 
 
-@pytest.mark.parametrize(("reason", "code"), [(None, "access_reason_required"),
-                                              ("", "access_reason_required"),
-                                              ("curiosity", "invalid_access_reason")])
+@pytest.mark.parametrize(
+    ("reason", "code"),
+    [
+        (None, "access_reason_required"),
+        ("", "access_reason_required"),
+        ("curiosity", "invalid_access_reason"),
+    ],
+)
 def test_a_view_needs_a_known_reason(world: World, reason: str | None, code: str) -> None:
     child = world.child()
     response = view(world, child.id, reason=reason)
@@ -67,8 +77,9 @@ def test_override_shows_hidden_data_warns_audits_and_alerts(world: World, role: 
     assert body["access"]["relationship"] == "override"
     assert "investigation" in body["access"]["warning"]
     with world.ctx.sessions() as db:
-        tags = db.scalars(select(AuditEvent.tag).where(AuditEvent.child_id == child.id)
-                          .order_by(AuditEvent.id)).all()
+        tags = db.scalars(
+            select(AuditEvent.tag).where(AuditEvent.child_id == child.id).order_by(AuditEvent.id)
+        ).all()
     assert tags == ["child:record:override", "alert:raised"]
     # The alert goes to the management team of the child's LA, with a reference only.
     alerts = world.client.get("/api/v1/alerts", headers=world.headers(Role.LA_DATA_MANAGER, LA_B))
@@ -80,8 +91,15 @@ def test_override_shows_hidden_data_warns_audits_and_alerts(world: World, role: 
     assert child.id not in str(own.json())
 
 
-@pytest.mark.parametrize("role", [Role.EDUCATION_PRACTITIONER, Role.HEALTH_PRACTITIONER,
-                                  Role.VOLUNTARY_PRACTITIONER, Role.LA_DATA_MANAGER])
+@pytest.mark.parametrize(
+    "role",
+    [
+        Role.EDUCATION_PRACTITIONER,
+        Role.HEALTH_PRACTITIONER,
+        Role.VOLUNTARY_PRACTITIONER,
+        Role.LA_DATA_MANAGER,
+    ],
+)
 def test_override_is_refused_to_roles_without_it(world: World, role: Role) -> None:
     child = world.child(shielded=True)
     response = view(world, child.id, role=role, reason="emergency_override")
@@ -100,8 +118,9 @@ def test_archived_records_are_for_the_owning_data_managers_only(world: World) ->
     assert own.status_code == 200
     assert own.json()["archived"] is True
     search = {"family_name": child.family_name, "given_name": child.given_name}
-    practitioner = world.client.post("/api/v1/children/search", json=search,
-                                     headers=world.headers(Role.EDUCATION_PRACTITIONER))
+    practitioner = world.client.post(
+        "/api/v1/children/search", json=search, headers=world.headers(Role.EDUCATION_PRACTITIONER)
+    )
     assert practitioner.json()["results"] == []
 
 
@@ -112,9 +131,13 @@ def test_sensitive_services_need_consent_or_membership(world: World) -> None:
     body = view(world, child.id).json()
     assert [s["organisation"]["kind"] for s in body["services"]] == ["gp_practice"]
     # The service itself sees its own involvement.
-    member = world.new_account(Role.HEALTH_PRACTITIONER, kind=OrganisationKind.SEXUAL_HEALTH_SERVICE)
-    own = world.client.get(f"/api/v1/children/{child.id}",
-                           headers={**world.login(member), "X-Access-Reason": "service_delivery"})
+    member = world.new_account(
+        Role.HEALTH_PRACTITIONER, kind=OrganisationKind.SEXUAL_HEALTH_SERVICE
+    )
+    own = world.client.get(
+        f"/api/v1/children/{child.id}",
+        headers={**world.login(member), "X-Access-Reason": "service_delivery"},
+    )
     assert hidden in [s["involvement_id"] for s in own.json()["services"]]
     # With consent recorded, others see it too.
     other = world.child()
@@ -135,7 +158,9 @@ def test_ended_involvement_no_longer_counts_as_involved(world: World) -> None:
     child = world.child(LA_B)
     world.involve(child, OrganisationKind.SCHOOL, la=LA_A, ended=True)
     assert view(world, child.id).json()["access"] == {
-        "relationship": "self_claimed", "level": "limited", "reason": "service_delivery",
+        "relationship": "self_claimed",
+        "level": "limited",
+        "reason": "service_delivery",
         "warning": None,
     }
 
@@ -147,6 +172,14 @@ def test_view_audit_records_the_fields_shown(world: World) -> None:
         event = db.scalars(select(AuditEvent).where(AuditEvent.child_id == child.id)).one()
     details = json.loads(event.details)
     assert details["level"] == "limited"
-    assert details["fields"] == ["age", "child_id", "contact", "family_name", "gender",
-                                 "given_name", "local_authority", "shielded"]
+    assert details["fields"] == [
+        "age",
+        "child_id",
+        "contact",
+        "family_name",
+        "gender",
+        "given_name",
+        "local_authority",
+        "shielded",
+    ]
     assert child.given_name not in event.details

@@ -9,8 +9,12 @@ from reference_app.access.permissions import Role
 from reference_app.audit.models import AuditEvent
 from tests.fixtures.world import LA_A, LA_B, World, unique_name
 
-NEW_CHILD = {"given_name": "Ivy", "date_of_birth": "2019-05-04", "gender": "female",
-             "address": {"line1": "3 Brook Lane", "town": "Preston", "postcode": "PR2 3ZZ"}}
+NEW_CHILD = {
+    "given_name": "Ivy",
+    "date_of_birth": "2019-05-04",
+    "gender": "female",
+    "address": {"line1": "3 Brook Lane", "town": "Preston", "postcode": "PR2 3ZZ"},
+}
 
 
 def manager(world: World, la: str = LA_A) -> dict[str, str]:
@@ -23,38 +27,54 @@ def reason(world: World, role: Role = Role.LA_DATA_MANAGER, la: str = LA_A) -> d
 
 def test_data_manager_creates_corrects_and_shields_a_child(world: World) -> None:
     family = unique_name()
-    made = world.client.post("/api/v1/children", json={**NEW_CHILD, "family_name": family},
-                             headers=manager(world))
+    made = world.client.post(
+        "/api/v1/children", json={**NEW_CHILD, "family_name": family}, headers=manager(world)
+    )
     assert made.status_code == 201
     child_id = made.json()["child_id"]
-    fix = world.client.patch(f"/api/v1/children/{child_id}",
-                             json={"given_name": "Ivie", "address": {**NEW_CHILD["address"],
-                                                                     "postcode": "PR3 4ZZ"}},
-                             headers=manager(world))
+    fix = world.client.patch(
+        f"/api/v1/children/{child_id}",
+        json={"given_name": "Ivie", "address": {**NEW_CHILD["address"], "postcode": "PR3 4ZZ"}},
+        headers=manager(world),
+    )
     assert fix.status_code == 200
     record = world.client.get(f"/api/v1/children/{child_id}", headers=reason(world)).json()
     assert record["given_name"] == "Ivie"
     assert record["address"]["postcode"] == "PR3 4ZZ"
-    found = world.client.post("/api/v1/children/search",
-                              json={"family_name": family, "postcode": "PR3 4ZZ"},
-                              headers=world.headers(Role.HEALTH_PRACTITIONER))
+    found = world.client.post(
+        "/api/v1/children/search",
+        json={"family_name": family, "postcode": "PR3 4ZZ"},
+        headers=world.headers(Role.HEALTH_PRACTITIONER),
+    )
     assert [r["child_id"] for r in found.json()["results"]] == [child_id]
-    shield = world.client.post(f"/api/v1/children/{child_id}/shield",
-                               json={"shielded": True, "decision_note": "risk of harm"},
-                               headers=manager(world))
+    shield = world.client.post(
+        f"/api/v1/children/{child_id}/shield",
+        json={"shielded": True, "decision_note": "risk of harm"},
+        headers=manager(world),
+    )
     assert shield.status_code == 200
-    hidden = world.client.post("/api/v1/children/search",
-                               json={"family_name": family, "postcode": "PR3 4ZZ"},
-                               headers=world.headers(Role.HEALTH_PRACTITIONER))
+    hidden = world.client.post(
+        "/api/v1/children/search",
+        json={"family_name": family, "postcode": "PR3 4ZZ"},
+        headers=world.headers(Role.HEALTH_PRACTITIONER),
+    )
     assert hidden.json()["results"] == []
     with world.ctx.sessions() as db:
-        tags = db.scalars(select(AuditEvent.tag).where(AuditEvent.child_id == child_id)
-                          .order_by(AuditEvent.id)).all()
+        tags = db.scalars(
+            select(AuditEvent.tag).where(AuditEvent.child_id == child_id).order_by(AuditEvent.id)
+        ).all()
     assert tags == ["child:created", "child:corrected", "child:record:viewed", "child:shielded"]
 
 
-@pytest.mark.parametrize("role", [Role.EDUCATION_PRACTITIONER, Role.SOCIAL_CARE_PRACTITIONER,
-                                  Role.NATIONAL_AUDITOR, Role.SYSTEM_ADMINISTRATOR])
+@pytest.mark.parametrize(
+    "role",
+    [
+        Role.EDUCATION_PRACTITIONER,
+        Role.SOCIAL_CARE_PRACTITIONER,
+        Role.NATIONAL_AUDITOR,
+        Role.SYSTEM_ADMINISTRATOR,
+    ],
+)
 def test_only_data_managers_create_correct_or_shield(world: World, role: Role) -> None:
     child = world.child()
     headers = world.headers(role)
@@ -62,8 +82,11 @@ def test_only_data_managers_create_correct_or_shield(world: World, role: Role) -
         ("POST", "/api/v1/children", {**NEW_CHILD, "family_name": "X"}),
         ("PATCH", f"/api/v1/children/{child.id}", {"given_name": "Y"}),
         ("POST", f"/api/v1/children/{child.id}/shield", {"shielded": True}),
-        ("POST", f"/api/v1/children/{child.id}/carers",
-         {"given_name": "A", "family_name": "B", "relationship": "mother"}),
+        (
+            "POST",
+            f"/api/v1/children/{child.id}/carers",
+            {"given_name": "A", "family_name": "B", "relationship": "mother"},
+        ),
     ):
         response = world.client.request(method, path, json=body, headers=headers)
         assert response.status_code == 403, (method, path)
@@ -72,69 +95,98 @@ def test_only_data_managers_create_correct_or_shield(world: World, role: Role) -
 
 def test_another_las_child_is_not_found_for_writes(world: World) -> None:
     child = world.child(LA_B)
-    response = world.client.patch(f"/api/v1/children/{child.id}", json={"given_name": "Z"},
-                                  headers=manager(world))
+    response = world.client.patch(
+        f"/api/v1/children/{child.id}", json={"given_name": "Z"}, headers=manager(world)
+    )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "child_not_found"
 
 
-@pytest.mark.parametrize("field", [{"shielded": True}, {"local_authority_id": 2},
-                                   {"id": "0000000000000"}, {"archived_at": None}])
+@pytest.mark.parametrize(
+    "field",
+    [{"shielded": True}, {"local_authority_id": 2}, {"id": "0000000000000"}, {"archived_at": None}],
+)
 def test_mass_assignment_is_refused(world: World, field: dict) -> None:
     child = world.child()
-    response = world.client.patch(f"/api/v1/children/{child.id}",
-                                  json={"given_name": "Q", **field}, headers=manager(world))
+    response = world.client.patch(
+        f"/api/v1/children/{child.id}", json={"given_name": "Q", **field}, headers=manager(world)
+    )
     assert response.status_code == 422
-    created = world.client.post("/api/v1/children", json={**NEW_CHILD, "family_name": "Q",
-                                                          **field}, headers=manager(world))
+    created = world.client.post(
+        "/api/v1/children", json={**NEW_CHILD, "family_name": "Q", **field}, headers=manager(world)
+    )
     assert created.status_code == 422
 
 
 def test_carers_are_added_and_corrected_by_the_owning_la(world: World) -> None:
     child = world.child()
-    added = world.client.post(f"/api/v1/children/{child.id}/carers", json={
-        "given_name": "Dana", "family_name": child.family_name, "relationship": "guardian",
-        "parental_responsibility": True, "phone": "07700 900123",
-        "email": "dana@example.com"}, headers=manager(world))
+    added = world.client.post(
+        f"/api/v1/children/{child.id}/carers",
+        json={
+            "given_name": "Dana",
+            "family_name": child.family_name,
+            "relationship": "guardian",
+            "parental_responsibility": True,
+            "phone": "07700 900123",
+            "email": "dana@example.com",
+        },
+        headers=manager(world),
+    )
     assert added.status_code == 201
     carer_id = added.json()["carer_id"]
-    fixed = world.client.patch(f"/api/v1/carers/{carer_id}", json={"phone": "07700 900124"},
-                               headers=manager(world))
+    fixed = world.client.patch(
+        f"/api/v1/carers/{carer_id}", json={"phone": "07700 900124"}, headers=manager(world)
+    )
     assert fixed.status_code == 200
-    other = world.client.patch(f"/api/v1/carers/{carer_id}", json={"phone": "07700 900125"},
-                               headers=manager(world, LA_B))
+    other = world.client.patch(
+        f"/api/v1/carers/{carer_id}", json={"phone": "07700 900125"}, headers=manager(world, LA_B)
+    )
     assert other.status_code == 404
     record = world.client.get(f"/api/v1/children/{child.id}", headers=reason(world)).json()
     assert {"relationship": "guardian", "phone": "07700 900124"}.items() <= next(
-        c for c in record["carers"] if c["carer_id"] == carer_id).items()
+        c for c in record["carers"] if c["carer_id"] == carer_id
+    ).items()
 
 
 def test_involvements_belong_to_the_practitioner_who_registers_them(world: World) -> None:
     child = world.child(LA_B)
     owner = world.new_account(Role.HEALTH_PRACTITIONER)
     owner_headers = world.login(owner)
-    made = world.client.post(f"/api/v1/children/{child.id}/involvements",
-                             json={"lead_professional": True}, headers=owner_headers)
+    made = world.client.post(
+        f"/api/v1/children/{child.id}/involvements",
+        json={"lead_professional": True},
+        headers=owner_headers,
+    )
     assert made.status_code == 201
     involvement = made.json()["id"]
     # Now involved, the owner sees the full record of this other-LA child.
-    view = world.client.get(f"/api/v1/children/{child.id}",
-                            headers={**owner_headers, "X-Access-Reason": "service_delivery"})
+    view = world.client.get(
+        f"/api/v1/children/{child.id}",
+        headers={**owner_headers, "X-Access-Reason": "service_delivery"},
+    )
     assert view.json()["access"]["relationship"] == "involved"
     other = world.headers(Role.EDUCATION_PRACTITIONER)
-    denied = world.client.patch(f"/api/v1/involvements/{involvement}",
-                                json={"caf_assessment_on": "2026-02-01"}, headers=other)
+    denied = world.client.patch(
+        f"/api/v1/involvements/{involvement}",
+        json={"caf_assessment_on": "2026-02-01"},
+        headers=other,
+    )
     assert denied.status_code == 403
     assert denied.json()["error"]["code"] == "not_involvement_owner"
-    caf = world.client.patch(f"/api/v1/involvements/{involvement}",
-                             json={"caf_assessment_on": "2026-02-01"}, headers=owner_headers)
+    caf = world.client.patch(
+        f"/api/v1/involvements/{involvement}",
+        json={"caf_assessment_on": "2026-02-01"},
+        headers=owner_headers,
+    )
     assert caf.json()["caf_assessment_on"] == "2026-02-01"
-    ended = world.client.post(f"/api/v1/involvements/{involvement}/end", json={},
-                              headers=owner_headers)
+    ended = world.client.post(
+        f"/api/v1/involvements/{involvement}/end", json={}, headers=owner_headers
+    )
     assert ended.status_code == 200
     assert ended.json()["lead_professional"] is False
-    again = world.client.post(f"/api/v1/involvements/{involvement}/end", json={},
-                              headers=owner_headers)
+    again = world.client.post(
+        f"/api/v1/involvements/{involvement}/end", json={}, headers=owner_headers
+    )
     assert again.status_code == 409
 
 
@@ -142,31 +194,41 @@ def test_sensitive_service_involvement_needs_consent(world: World) -> None:
     from reference_app.services.models import OrganisationKind
 
     child = world.child()
-    nurse = world.login(world.new_account(Role.HEALTH_PRACTITIONER,
-                                          kind=OrganisationKind.SEXUAL_HEALTH_SERVICE))
-    refused = world.client.post(f"/api/v1/children/{child.id}/involvements", json={},
-                                headers=nurse)
+    nurse = world.login(
+        world.new_account(Role.HEALTH_PRACTITIONER, kind=OrganisationKind.SEXUAL_HEALTH_SERVICE)
+    )
+    refused = world.client.post(f"/api/v1/children/{child.id}/involvements", json={}, headers=nurse)
     assert refused.status_code == 422
     assert refused.json()["error"]["code"] == "consent_required"
-    ok = world.client.post(f"/api/v1/children/{child.id}/involvements",
-                           json={"consent_recorded": True}, headers=nurse)
+    ok = world.client.post(
+        f"/api/v1/children/{child.id}/involvements", json={"consent_recorded": True}, headers=nurse
+    )
     assert ok.status_code == 201
     assert ok.json()["sensitive"] is True
 
 
 def test_audit_events_are_readable_by_auditors_and_own_la(world: World) -> None:
     child = world.child(LA_B)
-    world.client.get(f"/api/v1/children/{child.id}",
-                     headers={**world.headers(Role.EDUCATION_PRACTITIONER),
-                              "X-Access-Reason": "contact_practitioner"})
-    auditor = world.client.get("/api/v1/audit/events", params={"child_id": child.id},
-                               headers=world.headers(Role.NATIONAL_AUDITOR))
+    world.client.get(
+        f"/api/v1/children/{child.id}",
+        headers={
+            **world.headers(Role.EDUCATION_PRACTITIONER),
+            "X-Access-Reason": "contact_practitioner",
+        },
+    )
+    auditor = world.client.get(
+        "/api/v1/audit/events",
+        params={"child_id": child.id},
+        headers=world.headers(Role.NATIONAL_AUDITOR),
+    )
     [event] = auditor.json()
     assert (event["tag"], event["reason_code"]) == ("child:record:viewed", "contact_practitioner")
-    own = world.client.get("/api/v1/audit/events", params={"child_id": child.id},
-                           headers=manager(world, LA_B))
+    own = world.client.get(
+        "/api/v1/audit/events", params={"child_id": child.id}, headers=manager(world, LA_B)
+    )
     # The child's own LA sees who looked, including the auditor's own look at the trail.
     assert [e["tag"] for e in own.json()] == ["audit:events:read", "child:record:viewed"]
-    practitioner = world.client.get("/api/v1/audit/events",
-                                    headers=world.headers(Role.EDUCATION_PRACTITIONER))
+    practitioner = world.client.get(
+        "/api/v1/audit/events", headers=world.headers(Role.EDUCATION_PRACTITIONER)
+    )
     assert practitioner.status_code == 403

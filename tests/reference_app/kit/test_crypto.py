@@ -55,8 +55,14 @@ def test_normalisation() -> None:
 
 @pytest.mark.parametrize(
     ("one", "other"),
-    [("Smith", "Smyth"), ("Phillips", "Philips"), ("Johnson", "Jonson"), ("Clarke", "Clark"),
-     ("MacDonald", "McDonald"), ("Reid", "Reed")],
+    [
+        ("Smith", "Smyth"),
+        ("Phillips", "Philips"),
+        ("Johnson", "Jonson"),
+        ("Clarke", "Clark"),
+        ("MacDonald", "McDonald"),
+        ("Reid", "Reed"),
+    ],
 )
 def test_phonetic_matches_common_spelling_variants(one: str, other: str) -> None:
     assert phonetic_code(one) == phonetic_code(other)

@@ -31,8 +31,9 @@ def _clean_throttles(world: World) -> None:
 
 def _login(world: World, username: str, password: str, otp: str, source: str | None = None):
     headers = {"X-Forwarded-For": source} if source else {}
-    return world.client.post(LOGIN, json={"username": username, "password": password,
-                                          "otp": otp}, headers=headers)
+    return world.client.post(
+        LOGIN, json={"username": username, "password": password, "otp": otp}, headers=headers
+    )
 
 
 def test_login_with_password_and_code_gives_a_short_lived_bearer_token(world: World) -> None:
@@ -74,6 +75,7 @@ def test_unknown_user_and_wrong_password_answer_alike(world: World) -> None:
     strip = lambda r: {k: v for k, v in r.json()["error"].items() if k != "request_id"}  # noqa: E731
     assert strip(wrong) == strip(unknown)
     assert set(wrong.headers) == set(unknown.headers)
+
     # Both paths verify an Argon2 hash: the unknown user costs as much as a wrong password.
     # (Compared as medians of a few runs; a ratio, never an absolute time.)
     def median(username: str) -> float:
@@ -130,8 +132,9 @@ def _b64(doc: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
 
 
-@pytest.mark.parametrize("forgery", ["alg_none", "tampered", "wrong_key", "wrong_audience",
-                                     "expired", "garbage"])
+@pytest.mark.parametrize(
+    "forgery", ["alg_none", "tampered", "wrong_key", "wrong_audience", "expired", "garbage"]
+)
 def test_forged_or_stale_tokens_are_refused(world: World, forgery: str) -> None:
     token, claims = _token(world)
     secret = world.ctx.keyring.token_secret
@@ -171,8 +174,9 @@ def test_suspension_takes_effect_on_the_next_request(world: World) -> None:
     account = world.new_account(Role.HEALTH_PRACTITIONER)
     headers = world.login(account)
     admin = world.headers(Role.SYSTEM_ADMINISTRATOR)
-    change = world.client.patch(f"/api/v1/users/{account.id}", json={"status": "suspended"},
-                                headers=admin)
+    change = world.client.patch(
+        f"/api/v1/users/{account.id}", json={"status": "suspended"}, headers=admin
+    )
     assert change.status_code == 200
     response = world.client.post(ME, json=SEARCH, headers=headers)
     assert response.status_code == 403
@@ -187,26 +191,34 @@ def test_role_change_ends_existing_sessions(world: World) -> None:
     account = world.new_account(Role.SOCIAL_CARE_PRACTITIONER)
     headers = world.login(account)
     admin = world.headers(Role.SYSTEM_ADMINISTRATOR)
-    world.client.patch(f"/api/v1/users/{account.id}", json={"role": "voluntary_practitioner"},
-                       headers=admin)
+    world.client.patch(
+        f"/api/v1/users/{account.id}", json={"role": "voluntary_practitioner"}, headers=admin
+    )
     response = world.client.post(ME, json=SEARCH, headers=headers)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "session_ended"
 
 
 def test_only_system_administrators_manage_accounts(world: World) -> None:
-    body = {"username": "new.user.x", "display_name": "X", "role": "la_data_manager",
-            "organisation_id": world.orgs[(LA_A, next(iter(world.orgs))[1])]}
-    denied = world.client.post("/api/v1/users", json=body,
-                               headers=world.headers(Role.LA_DATA_MANAGER))
+    body = {
+        "username": "new.user.x",
+        "display_name": "X",
+        "role": "la_data_manager",
+        "organisation_id": world.orgs[(LA_A, next(iter(world.orgs))[1])],
+    }
+    denied = world.client.post(
+        "/api/v1/users", json=body, headers=world.headers(Role.LA_DATA_MANAGER)
+    )
     assert denied.status_code == 403
     assert denied.json()["error"]["code"] == "permission_denied"
-    made = world.client.post("/api/v1/users", json=body,
-                             headers=world.headers(Role.SYSTEM_ADMINISTRATOR))
+    made = world.client.post(
+        "/api/v1/users", json=body, headers=world.headers(Role.SYSTEM_ADMINISTRATOR)
+    )
     assert made.status_code == 201
     assert made.json()["totp_secret"]
-    again = world.client.post("/api/v1/users", json=body,
-                              headers=world.headers(Role.SYSTEM_ADMINISTRATOR))
+    again = world.client.post(
+        "/api/v1/users", json=body, headers=world.headers(Role.SYSTEM_ADMINISTRATOR)
+    )
     assert again.status_code == 409
 
 
@@ -219,6 +231,7 @@ def test_logins_are_audited_with_typed_tags(world: World) -> None:
     _login(world, account.username, "wrong", "000000")
     world.login(account)
     with world.ctx.sessions() as db:
-        tags = db.scalars(select(AuditEvent.tag).where(AuditEvent.actor_id == account.id)
-                          .order_by(AuditEvent.id)).all()
+        tags = db.scalars(
+            select(AuditEvent.tag).where(AuditEvent.actor_id == account.id).order_by(AuditEvent.id)
+        ).all()
     assert tags == [EventTag.AUTH_LOGIN_FAILED, EventTag.AUTH_LOGIN_SUCCEEDED]
