@@ -63,6 +63,20 @@ def _fail(call: Call, keys: list[tuple[str, int]], now: datetime) -> None:
             repository.lock(call.db, key, now + timedelta(seconds=settings.login_lockout_seconds))
 
 
+def _audit_failure(
+    call: Call, user: Practitioner | None, outcome: Outcome, details: dict[str, str]
+) -> None:
+    record(
+        call.db,
+        call.ctx,
+        EventTag.AUTH_LOGIN_FAILED,
+        info=call.info,
+        outcome=outcome,
+        actor_id=user.id if user else None,
+        details=details,
+    )
+
+
 def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
     """Authenticate with password and TOTP; every failure looks and costs the same.
 
@@ -85,15 +99,7 @@ def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
         secret = ctx.crypto.cipher.decrypt(user.totp_secret_enc, "practitioners.totp_secret")
         step = _matching_step(secret, otp, now)
     if locked:
-        record(
-            call.db,
-            ctx,
-            EventTag.AUTH_LOGIN_FAILED,
-            info=call.info,
-            outcome=Outcome.DENIED,
-            actor_id=user.id if user else None,
-            details={"cause": "locked_out"},
-        )
+        _audit_failure(call, user, Outcome.DENIED, {"cause": "locked_out"})
         raise TooManyRequests(
             "Too many failed attempts; try again later.",
             code="too_many_attempts",
@@ -107,28 +113,14 @@ def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
     )
     if not ok or user is None:
         _fail(call, keys, now)
-        record(
-            call.db,
-            ctx,
-            EventTag.AUTH_LOGIN_FAILED,
-            info=call.info,
-            outcome=Outcome.FAILED,
-            actor_id=user.id if user else None,
-            details={"username_hmac": ctx.crypto.index.username(username).hex()},
+        _audit_failure(
+            call, user, Outcome.FAILED, {"username_hmac": ctx.crypto.index.username(username).hex()}
         )
         raise Unauthorized(
             "The username, password or code is not correct.", code="invalid_credentials"
         )
     if user.status != AccountStatus.ACTIVE:
-        record(
-            call.db,
-            ctx,
-            EventTag.AUTH_LOGIN_FAILED,
-            info=call.info,
-            outcome=Outcome.DENIED,
-            actor_id=user.id,
-            details={"cause": "account_suspended"},
-        )
+        _audit_failure(call, user, Outcome.DENIED, {"cause": "account_suspended"})
         raise Forbidden("This account is suspended.", code="account_suspended")
     repository.clear_throttle(call.db, account_key)
     session = LoginSession(

@@ -27,6 +27,13 @@ FULL_ONLY = {"date_of_birth", "address", "carers", "services", "warning_flags", 
 NO_CHILD_DATA = {Role.NATIONAL_AUDITOR, Role.SYSTEM_ADMINISTRATOR}
 
 CELLS = list(itertools.product(Role, ("own", "other"), (True, False), (True, False)))
+EVERY_CELL = pytest.mark.parametrize(
+    ("role", "la", "involved", "shielded"),
+    CELLS,
+    ids=[
+        f"{r.value}-{la}-{'inv' if i else 'noinv'}-{'sh' if s else 'open'}" for r, la, i, s in CELLS
+    ],
+)
 
 
 def expected_view(role: Role, la: str, involved: bool, shielded: bool) -> tuple[str, str]:
@@ -48,13 +55,7 @@ def _setup(world: World, role: Role, la: str, involved: bool, shielded: bool) ->
     return child
 
 
-@pytest.mark.parametrize(
-    ("role", "la", "involved", "shielded"),
-    CELLS,
-    ids=[
-        f"{r.value}-{la}-{'inv' if i else 'noinv'}-{'sh' if s else 'open'}" for r, la, i, s in CELLS
-    ],
-)
+@EVERY_CELL
 def test_view(world: World, role: Role, la: str, involved: bool, shielded: bool) -> None:
     child = _setup(world, role, la, involved, shielded)
     response = world.client.get(
@@ -96,13 +97,7 @@ def test_view(world: World, role: Role, la: str, involved: bool, shielded: bool)
     assert event.actor_id == world.accounts[(role, LA_A)].id
 
 
-@pytest.mark.parametrize(
-    ("role", "la", "involved", "shielded"),
-    CELLS,
-    ids=[
-        f"{r.value}-{la}-{'inv' if i else 'noinv'}-{'sh' if s else 'open'}" for r, la, i, s in CELLS
-    ],
-)
+@EVERY_CELL
 def test_search(world: World, role: Role, la: str, involved: bool, shielded: bool) -> None:
     child = _setup(world, role, la, involved, shielded)
     headers = world.headers(role)
