@@ -73,7 +73,11 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
+            # Nearly every request writes its audit event after reading. A deferred transaction
+            # would fail at once ("database is locked", no busy wait) when another writer, such
+            # as the sealer, committed since its read; IMMEDIATE takes the write lock up front
+            # and waits its turn under busy_timeout.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

@@ -240,6 +240,9 @@ def test_concurrent_writers_and_sealer_leave_a_verifiable_log(trail: Trail) -> N
         try:
             for i in range(40):
                 with trail.ctx.sessions() as db, db.begin():
+                    # Read, then write, as every audited request does: on SQLite a deferred
+                    # transaction fails here when the sealer commits in between.
+                    db.execute(text("SELECT count(*) FROM audit_pending")).scalar_one()
                     record(
                         db,
                         trail.ctx,
