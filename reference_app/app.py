@@ -16,11 +16,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reference_app.access.principal import Principal
 from reference_app.api import API_PREFIX, api_router
-from reference_app.audit.service import RequestInfo, record, seal_all
+from reference_app.audit.service import record, seal_all
 from reference_app.audit.tags import EventTag, Outcome
 from reference_app.context import AppContext
 from reference_app.health import router as health_router
 from reference_app.kit.errors import AppError, error_body
+from reference_app.kit.http import request_info
 from reference_app.kit.middleware import SecurityMiddleware
 
 log = logging.getLogger("contactpoint")
@@ -44,9 +45,7 @@ def _record_denial(request: Request, exc: AppError) -> None:
     ctx: AppContext = request.app.state.ctx
     principal: Principal | None = getattr(request.state, "principal", None)
     route = request.scope.get("route")
-    info = RequestInfo(
-        request_id=_request_id(request), source=request.client.host if request.client else None
-    )
+    info = request_info(request)
     child_id = request.path_params.get("child_id") if principal else None
     with ctx.sessions() as db, db.begin():
         record(

@@ -8,7 +8,6 @@ from sqlalchemy import select
 
 from reference_app.access.principal import Principal
 from reference_app.alerts.models import Alert, AlertKind, AlertSeverity, AlertStatus
-from reference_app.audit.service import record
 from reference_app.audit.tags import EventTag
 from reference_app.kit.http import Call
 
@@ -38,11 +37,8 @@ def raise_alert(
     )
     call.db.add(alert)
     call.db.flush()
-    record(
-        call.db,
-        call.ctx,
+    call.audit(
         EventTag.ALERT_RAISED,
-        info=call.info,
         principal=subject,
         child_id=child_id,
         details={"alert_id": alert.id, "kind": kind.value},

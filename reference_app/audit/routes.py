@@ -11,7 +11,7 @@ from reference_app.access.guards import require
 from reference_app.access.permissions import Permission, Role
 from reference_app.access.principal import Principal
 from reference_app.audit import repository
-from reference_app.audit.service import checkpoint_document, event_document, record
+from reference_app.audit.service import checkpoint_document, event_document
 from reference_app.audit.tags import EventTag
 from reference_app.kit.errors import NotFound
 from reference_app.kit.http import CallDep
@@ -41,11 +41,8 @@ def list_events(
         before_id=before_id,
         limit=limit,
     )
-    record(
-        call.db,
-        call.ctx,
+    call.audit(
         EventTag.AUDIT_EVENTS_READ,
-        info=call.info,
         principal=principal,
         child_id=child_id,
         details={"returned": len(events)},

@@ -71,6 +71,11 @@ def record(
     )
 
 
+def sealed_text(ctx: AppContext, text: str, context: str) -> str:
+    """Encrypt free text for the trail (a reason, a decision note): kept, never in clear."""
+    return base64.b64encode(ctx.crypto.cipher.encrypt(text, context)).decode("ascii")
+
+
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat(timespec="microseconds")
 

@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import select
 
 from reference_app.access.principal import Principal
-from reference_app.audit.service import record
 from reference_app.audit.tags import EventTag
 from reference_app.carers.models import Carer, ChildCarer
 from reference_app.children import service as children
@@ -40,11 +39,8 @@ def add(call: Call, principal: Principal, raw_child_id: str, fields: dict[str, A
             parental_responsibility=fields["parental_responsibility"],
         )
     )
-    record(
-        call.db,
-        call.ctx,
+    call.audit(
         EventTag.CARER_ADDED,
-        info=call.info,
         principal=principal,
         child_id=child.id,
         details={"carer_id": carer.id},
@@ -70,11 +66,8 @@ def correct(call: Call, principal: Principal, carer_id: int, fields: dict[str, A
         raise InvalidInput("Nothing to correct.", code="nothing_to_correct")
     for column, value in carer_columns(call.ctx.crypto, fields).items():
         setattr(carer, column, value)
-    record(
-        call.db,
-        call.ctx,
+    call.audit(
         EventTag.CARER_CORRECTED,
-        info=call.info,
         principal=principal,
         child_id=child_id,
         details={"carer_id": carer.id, "fields": sorted(fields)},

@@ -15,7 +15,6 @@ What a caller sees of a record is decided here once (``decide``) and applied onc
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from datetime import date
@@ -26,7 +25,7 @@ from reference_app.access.permissions import AccessReason, Permission
 from reference_app.access.principal import Principal
 from reference_app.alerts.models import AlertKind, AlertSeverity
 from reference_app.alerts.service import raise_alert
-from reference_app.audit.service import record
+from reference_app.audit.service import sealed_text
 from reference_app.audit.tags import AccessRelationship, EventTag
 from reference_app.children import repository
 from reference_app.children.models import Child
@@ -150,11 +149,8 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
         today = call.ctx.clock.now()
         for child in sorted(rows, key=lambda c: (c.family_name_bidx != exact, c.id)):
             results.append(_search_result(call, child, today))
-    record(
-        call.db,
-        call.ctx,
+    call.audit(
         EventTag.CHILD_SEARCH_PERFORMED,
-        info=call.info,
         principal=principal,
         details={
             # Keyed hashes only: an auditor holding the key can test a guess, a reader cannot.
@@ -321,14 +317,10 @@ def view(
     if "services" in shown:
         details["services_shown"] = [s["involvement_id"] for s in shown["services"]]
     if reason_text:
-        sealed = call.ctx.crypto.cipher.encrypt(reason_text, "audit.reason_text")
-        details["reason_text_enc"] = base64.b64encode(sealed).decode("ascii")
+        details["reason_text_enc"] = sealed_text(call.ctx, reason_text, "audit.reason_text")
     tag = EventTag.CHILD_RECORD_OVERRIDE if decision.override else EventTag.CHILD_RECORD_VIEWED
-    event_id = record(
-        call.db,
-        call.ctx,
+    event_id = call.audit(
         tag,
-        info=call.info,
         principal=principal,
         child_id=child.id,
         reason_code=reason.value,
@@ -389,11 +381,8 @@ def create(call: Call, principal: Principal, body: ChildCreate) -> Child:
     )
     call.db.add(child)
     call.db.flush()
-    record(
-        call.db,
-        call.ctx,
+    call.audit(
         EventTag.CHILD_CREATED,
-        info=call.info,
         principal=principal,
         child_id=child.id,
     )
@@ -423,11 +412,8 @@ def correct(call: Call, principal: Principal, raw_child_id: str, body: ChildCorr
     if "gender" in changes:
         child.gender = changes["gender"].value
     child.updated_at = call.ctx.clock.now()
-    record(
-        call.db,
-        call.ctx,
+    call.audit(
         EventTag.CHILD_CORRECTED,
-        info=call.info,
         principal=principal,
         child_id=child.id,
         details={"fields": sorted(changes)},
@@ -443,14 +429,10 @@ def set_shield(
     child.updated_at = call.ctx.clock.now()
     details: dict[str, Any] = {}
     if note:
-        sealed = call.ctx.crypto.cipher.encrypt(note, "audit.decision_note")
-        details["decision_note_enc"] = base64.b64encode(sealed).decode("ascii")
+        details["decision_note_enc"] = sealed_text(call.ctx, note, "audit.decision_note")
     tag = EventTag.CHILD_SHIELDED if shielded else EventTag.CHILD_UNSHIELDED
-    record(
-        call.db,
-        call.ctx,
+    call.audit(
         tag,
-        info=call.info,
         principal=principal,
         child_id=child.id,
         details=details,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from reference_app.audit.service import RequestInfo
+from reference_app.access.principal import Principal
+from reference_app.audit.service import RequestInfo, record
+from reference_app.audit.tags import EventTag, Outcome
 from reference_app.context import AppContext
 
 
@@ -45,6 +47,33 @@ class Call:
     ctx: AppContext
     db: Session
     info: RequestInfo
+
+    def audit(
+        self,
+        tag: EventTag,
+        *,
+        principal: Principal | None = None,
+        outcome: Outcome = Outcome.ALLOWED,
+        child_id: str | None = None,
+        reason_code: str | None = None,
+        relationship: str | None = None,
+        details: dict[str, Any] | None = None,
+        actor_id: int | None = None,
+    ) -> int:
+        """Append a typed event to the trail in this request's transaction; return its id."""
+        return record(
+            self.db,
+            self.ctx,
+            tag,
+            info=self.info,
+            principal=principal,
+            outcome=outcome,
+            child_id=child_id,
+            reason_code=reason_code,
+            relationship=relationship,
+            details=details,
+            actor_id=actor_id,
+        )
 
 
 def get_call(request: Request, db: Annotated[Session, Depends(get_db, scope="function")]) -> Call:

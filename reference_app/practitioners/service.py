@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from reference_app.access.permissions import Role
 from reference_app.access.principal import Principal
-from reference_app.audit.service import record
 from reference_app.audit.tags import EventTag, Outcome
 from reference_app.context import AppContext
 from reference_app.kit.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
@@ -66,11 +65,8 @@ def _fail(call: Call, keys: list[tuple[str, int]], now: datetime) -> None:
 def _audit_failure(
     call: Call, user: Practitioner | None, outcome: Outcome, details: dict[str, str]
 ) -> None:
-    record(
-        call.db,
-        call.ctx,
+    call.audit(
         EventTag.AUTH_LOGIN_FAILED,
-        info=call.info,
         outcome=outcome,
         actor_id=user.id if user else None,
         details=details,
@@ -133,11 +129,8 @@ def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
     )
     call.db.add(session)
     call.db.flush()
-    record(
-        call.db,
-        ctx,
+    call.audit(
         EventTag.AUTH_LOGIN_SUCCEEDED,
-        info=call.info,
         actor_id=user.id,
         details={"session": session.id[:8]},
     )
@@ -159,7 +152,7 @@ def logout(call: Call, principal: Principal) -> None:
     session = call.db.get(LoginSession, principal.session_id)
     if session is not None and session.revoked_at is None:
         session.revoked_at = now
-    record(call.db, call.ctx, EventTag.AUTH_LOGOUT, info=call.info, principal=principal)
+    call.audit(EventTag.AUTH_LOGOUT, principal=principal)
 
 
 def create_account(
@@ -220,11 +213,8 @@ def register_account(
         organisation=organisation,
         email=email,
     )
-    record(
-        call.db,
-        call.ctx,
+    call.audit(
         EventTag.USER_CREATED,
-        info=call.info,
         principal=principal,
         details={"practitioner_id": account.practitioner.id, "role": role.value},
     )
@@ -245,11 +235,8 @@ def change_account(
         raise NotFound("No such practitioner.", code="practitioner_not_found")
     now = call.ctx.clock.now()
     if role is not None and role.value != user.role:
-        record(
-            call.db,
-            call.ctx,
+        call.audit(
             EventTag.USER_ROLE_CHANGED,
-            info=call.info,
             principal=principal,
             details={"practitioner_id": user.id, "from": user.role, "to": role.value},
         )
@@ -261,11 +248,8 @@ def change_account(
             if status is AccountStatus.SUSPENDED
             else EventTag.USER_REINSTATED
         )
-        record(
-            call.db,
-            call.ctx,
+        call.audit(
             tag,
-            info=call.info,
             principal=principal,
             details={"practitioner_id": user.id},
         )

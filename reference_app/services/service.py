@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from reference_app.access.principal import Principal
-from reference_app.audit.service import record
 from reference_app.audit.tags import EventTag
 from reference_app.children import repository as children
 from reference_app.children.service import parse_child_id
@@ -49,11 +48,8 @@ def register(
     )
     call.db.add(involvement)
     call.db.flush()
-    record(
-        call.db,
-        call.ctx,
+    call.audit(
         EventTag.INVOLVEMENT_REGISTERED,
-        info=call.info,
         principal=principal,
         child_id=child.id,
         details={"involvement_id": involvement.id, "sensitive": involvement.sensitive},
@@ -91,11 +87,8 @@ def update(
     if caf_assessment_on is not None:
         involvement.caf_assessment_on = caf_assessment_on
         changed.append("caf_assessment_on")
-    record(
-        call.db,
-        call.ctx,
+    call.audit(
         EventTag.INVOLVEMENT_UPDATED,
-        info=call.info,
         principal=principal,
         child_id=involvement.child_id,
         details={"involvement_id": involvement.id, "fields": changed},
@@ -111,11 +104,8 @@ def end(
         raise Conflict("This involvement has already ended.", code="involvement_ended")
     involvement.ended_on = ended_on or call.ctx.clock.now().date()
     involvement.is_lead_professional = False
-    record(
-        call.db,
-        call.ctx,
+    call.audit(
         EventTag.INVOLVEMENT_ENDED,
-        info=call.info,
         principal=principal,
         child_id=involvement.child_id,
         details={"involvement_id": involvement.id},
