@@ -66,10 +66,7 @@ def _record_denial(request: Request, exc: AppError) -> None:
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    if exc.status in (401, 403) and exc.error_code not in (
-        "invalid_credentials",
-        "account_suspended_login",
-    ):
+    if exc.status in (401, 403) and not exc.audited:
         try:
             await run_in_threadpool(_record_denial, request, exc)
         except Exception:  # the denial stands even if the trail is unwritable; say so in logs

@@ -64,5 +64,4 @@ def require(*permissions: Permission) -> Callable[..., Principal]:
             )
         return principal
 
-    guard.required_permissions = frozenset(permissions)  # type: ignore[attr-defined]
     return guard

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -83,6 +82,3 @@ class ShieldChange(Strict):
 
 class ChildCreated(BaseModel):
     child_id: str
-
-
-ChildRecord = dict[str, Any]

@@ -22,6 +22,8 @@ class AppError(Exception):
         self.error_code = code or self.code
         self.error_message = message or self.message
         self.headers = headers or {}
+        # Set when the failure is already on the audit trail, so it is not recorded twice.
+        self.audited = False
         super().__init__(self.error_message)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -117,8 +116,3 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-def client_source(scope: dict[str, Any]) -> str | None:
-    client = scope.get("client")
-    return str(client[0]) if client else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import case, select, update
@@ -85,7 +84,3 @@ def clear_throttle(db: Session, key: str) -> None:
     db.execute(
         update(LoginThrottle).where(LoginThrottle.key == key).values(failures=0, locked_until=None)
     )
-
-
-def list_practitioners(db: Session, limit: int = 500) -> Sequence[Practitioner]:
-    return db.scalars(select(Practitioner).order_by(Practitioner.id).limit(limit)).all()

@@ -25,9 +25,10 @@ def login(body: LoginRequest, call: CallDep) -> TokenResponse:
     """Log in with password and a one-time code; returns a short-lived bearer token."""
     try:
         result = service.login(call, body.username, body.password, body.otp)
-    except AppError:
+    except AppError as exc:
         # Keep the failure counts and the audit event even though the login is refused.
         call.db.commit()
+        exc.audited = True
         raise
     return TokenResponse(access_token=result.access_token, expires_in=result.expires_in)
 

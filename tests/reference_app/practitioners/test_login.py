@@ -247,3 +247,20 @@ def test_logins_are_audited_with_typed_tags(world: World) -> None:
             select(AuditEvent.tag).where(AuditEvent.actor_id == account.id).order_by(AuditEvent.id)
         ).all()
     assert tags == [EventTag.AUTH_LOGIN_FAILED, EventTag.AUTH_LOGIN_SUCCEEDED]
+
+
+def test_a_refused_login_is_audited_once(world: World) -> None:
+    from sqlalchemy import select
+
+    from reference_app.audit.models import AuditEvent
+
+    account = world.new_account(Role.HEALTH_PRACTITIONER)
+    admin = world.headers(Role.SYSTEM_ADMINISTRATOR)
+    world.client.patch(f"/api/v1/users/{account.id}", json={"status": "suspended"}, headers=admin)
+    refused = _login(world, account.username, account.password, world.otp(account))
+    assert refused.json()["error"]["code"] == "account_suspended"
+    with world.ctx.sessions() as db:
+        events = db.scalars(
+            select(AuditEvent).where(AuditEvent.request_id == refused.headers["x-request-id"])
+        ).all()
+    assert [(e.tag, e.actor_id) for e in events] == [("auth:login:failed", account.id)]
