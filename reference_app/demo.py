@@ -311,11 +311,9 @@ def _seed_involvements(
     def involve(
         kind: OrganisationKind, *, lead: bool = False, caf: bool = False, sensitive: bool = False
     ) -> None:
-        org = (
-            orgs[(code, kind)][0]
-            if kind is not OrganisationKind.SCHOOL
-            else (orgs[(code, kind)][0] if age < 11 else orgs[(code, kind)][-1])
-        )
+        # One of each kind per LA, except schools: the primary, or the high school from 11.
+        candidates = orgs[(code, kind)]
+        org = candidates[-1] if kind is OrganisationKind.SCHOOL and age >= 11 else candidates[0]
         db.add(
             Involvement(
                 child_id=child.id,

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
 from reference_app.access.guards import require
-from reference_app.access.permissions import Permission, Role
+from reference_app.access.permissions import Permission
 from reference_app.access.principal import Principal
 from reference_app.audit import repository
-from reference_app.audit.service import checkpoint_document, event_document
+from reference_app.audit.review import review_events
+from reference_app.audit.service import checkpoint_document
 from reference_app.audit.tags import EventTag
 from reference_app.kit.errors import NotFound
 from reference_app.kit.http import CallDep
@@ -31,28 +31,15 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[dict[str, Any]]:
     """Audit events, newest first; an LA's team sees its own staff's and children's events."""
-    scope = None if principal.role is Role.NATIONAL_AUDITOR else principal.local_authority_id
-    events = repository.list_events(
-        call.db,
-        local_authority_id=scope,
+    return review_events(
+        call,
+        principal,
         child_id=child_id,
         actor_id=actor_id,
-        tag=tag.value if tag else None,
+        tag=tag,
         before_id=before_id,
         limit=limit,
     )
-    call.audit(
-        EventTag.AUDIT_EVENTS_READ,
-        principal=principal,
-        child_id=child_id,
-        details={"returned": len(events)},
-    )
-    out = []
-    for event in events:
-        doc = event_document(event)
-        doc["details"] = json.loads(event.details)
-        out.append(doc)
-    return out
 
 
 @router.get("/checkpoints/latest")

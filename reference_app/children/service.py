@@ -41,6 +41,7 @@ from reference_app.kit.clock import age_on
 from reference_app.kit.crypto import Crypto
 from reference_app.kit.errors import BadRequest, Forbidden, InvalidInput, NotFound
 from reference_app.kit.http import Call
+from reference_app.services.models import OrganisationKind
 
 OVERRIDE_WARNING = (
     "You have used the emergency override. This access is recorded, your LA management team "
@@ -85,6 +86,21 @@ def child_columns(
         "date_of_birth_bidx": index.date(date_of_birth),
         "postcode_bidx": index.postcode(str(address["postcode"])),
     }
+
+
+def child_identity(crypto: Crypto, child: Child) -> dict[str, str]:
+    """Decrypt a child's names and ISO date of birth: the reverse of ``child_columns``."""
+    cipher = crypto.cipher
+    return {
+        "given_name": cipher.decrypt(child.given_name_enc, "children.given_name"),
+        "family_name": cipher.decrypt(child.family_name_enc, "children.family_name"),
+        "date_of_birth": cipher.decrypt(child.date_of_birth_enc, "children.date_of_birth"),
+    }
+
+
+def child_address(crypto: Crypto, child: Child) -> dict[str, Any]:
+    """Decrypt a child's address (lines, town, postcode)."""
+    return dict(json.loads(crypto.cipher.decrypt(child.address_enc, "children.address")))
 
 
 def parse_child_id(raw: str) -> str:
@@ -169,15 +185,14 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
 
 
 def _search_result(call: Call, child: Child, today: Any) -> SearchResult:
-    cipher = call.ctx.crypto.cipher
+    identity = child_identity(call.ctx.crypto, child)
     la = repository.local_authority(call.db, child.local_authority_id)
-    dob = cipher.decrypt(child.date_of_birth_enc, "children.date_of_birth")
     return SearchResult(
         child_id=child.id,
-        given_name=cipher.decrypt(child.given_name_enc, "children.given_name"),
-        family_name=cipher.decrypt(child.family_name_enc, "children.family_name"),
+        given_name=identity["given_name"],
+        family_name=identity["family_name"],
         gender=child.gender,
-        age=age_on(dob, today),
+        age=age_on(identity["date_of_birth"], today),
         local_authority=la.name if la else "",
     )
 
@@ -204,15 +219,15 @@ def decide(principal: Principal, child: Child, *, involved: bool, reason: Access
 def _full_record(call: Call, child: Child) -> dict[str, Any]:
     cipher = call.ctx.crypto.cipher
     la = repository.local_authority(call.db, child.local_authority_id)
-    dob = cipher.decrypt(child.date_of_birth_enc, "children.date_of_birth")
+    identity = child_identity(call.ctx.crypto, child)
     today = call.ctx.clock.now()
     services = []
     flags: set[str] = set()
     for inv, org in repository.involvements(call.db, child.id):
         active = inv.ended_on is None or inv.ended_on >= today.date()
-        if active and org.kind == "childrens_social_care":
+        if active and org.kind == OrganisationKind.CHILDRENS_SOCIAL_CARE:
             flags.add("social_care_involved")
-        if active and org.kind == "youth_offending_team":
+        if active and org.kind == OrganisationKind.YOUTH_OFFENDING_TEAM:
             flags.add("youth_offending_involved")
         services.append(
             {
@@ -253,15 +268,15 @@ def _full_record(call: Call, child: Child) -> dict[str, Any]:
         )
     return {
         "child_id": child.id,
-        "given_name": cipher.decrypt(child.given_name_enc, "children.given_name"),
-        "family_name": cipher.decrypt(child.family_name_enc, "children.family_name"),
+        "given_name": identity["given_name"],
+        "family_name": identity["family_name"],
         "gender": child.gender,
-        "date_of_birth": dob,
-        "age": age_on(dob, today),
+        "date_of_birth": identity["date_of_birth"],
+        "age": age_on(identity["date_of_birth"], today),
         "local_authority": {"code": la.ons_code, "name": la.name} if la else None,
         "shielded": child.shielded,
         "archived": child.archived_at is not None,
-        "address": json.loads(cipher.decrypt(child.address_enc, "children.address")),
+        "address": child_address(call.ctx.crypto, child),
         "carers": carers,
         "services": services,
         "warning_flags": sorted(flags),
@@ -392,15 +407,12 @@ def create(call: Call, principal: Principal, body: ChildCreate) -> Child:
 def correct(call: Call, principal: Principal, raw_child_id: str, body: ChildCorrect) -> Child:
     """Apply a rectification; the trail names the fields changed, never their values."""
     child = _owned(call, principal, raw_child_id)
-    cipher = call.ctx.crypto.cipher
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if not changes:
         raise InvalidInput("Nothing to correct.", code="nothing_to_correct")
-    current = {
-        "given_name": cipher.decrypt(child.given_name_enc, "children.given_name"),
-        "family_name": cipher.decrypt(child.family_name_enc, "children.family_name"),
-        "date_of_birth": cipher.decrypt(child.date_of_birth_enc, "children.date_of_birth"),
-        "address": json.loads(cipher.decrypt(child.address_enc, "children.address")),
+    current: dict[str, Any] = {
+        **child_identity(call.ctx.crypto, child),
+        "address": child_address(call.ctx.crypto, child),
     }
     for key in ("given_name", "family_name", "address"):
         if key in changes:
