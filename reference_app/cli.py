@@ -165,7 +165,7 @@ def db_upgrade(database: str | None, app_role: str | None) -> None:
 @DATABASE
 def db_seed_las(database: str | None) -> None:
     """Load the 152 English local authorities."""
-    from reference_app.demo import seed_local_authorities
+    from reference_app.localauthorities.service import seed_local_authorities
 
     with _context(database) as ctx, ctx.sessions() as session, session.begin():
         count = len(seed_local_authorities(session))
@@ -329,6 +329,17 @@ def audit_checkpoint(database: str | None, out: Path) -> None:
         handle.write(json.dumps(doc) + "\n")
     click.echo(f"witnessed tree size {doc['tree_size']}")
 
+
+def _register_parts() -> None:
+    # The other parts' commands hang off the one CLI; imported here so `contactpoint --help`
+    # stays fast (heavy imports happen inside the commands).
+    from synthetic_data.cli import bench, generate
+
+    main.add_command(generate)
+    main.add_command(bench)
+
+
+_register_parts()
 
 if __name__ == "__main__":
     main()

@@ -24,8 +24,8 @@ from reference_app.children.models import Child, Gender
 from reference_app.children.service import child_columns
 from reference_app.context import AppContext
 from reference_app.kit import identifiers
-from reference_app.localauthorities.catalogue import load_catalogue
 from reference_app.localauthorities.models import LocalAuthority
+from reference_app.localauthorities.service import seed_local_authorities
 from reference_app.practitioners.service import create_account
 from reference_app.services.models import Involvement, Organisation, OrganisationKind
 
@@ -167,17 +167,6 @@ def drama_mobile(rng: random.Random) -> str:
 def drama_landline(rng: random.Random) -> str:
     """A landline from Ofcom's drama range 01632 960000-960999."""
     return f"01632 960{rng.randrange(1000):03d}"
-
-
-def seed_local_authorities(db: Session) -> dict[str, LocalAuthority]:
-    existing = {la.ons_code: la for la in db.scalars(select(LocalAuthority))}
-    for info in load_catalogue():
-        if info.ons_code not in existing:
-            la = LocalAuthority(ons_code=info.ons_code, name=info.name, region=info.region)
-            db.add(la)
-            existing[info.ons_code] = la
-    db.flush()
-    return existing
 
 
 def seed_organisations(

@@ -23,6 +23,9 @@ from reference_app.services.models import Organisation
 
 TOTP_STEP_SECONDS = 30
 
+# The password hash of an account that cannot log in with a password (bulk-loaded accounts).
+NO_PASSWORD = "!no-password"
+
 
 @dataclass(frozen=True)
 class LoginResult:
@@ -139,10 +142,13 @@ def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
 
 
 def _verify_password(ctx: AppContext, stored: str | None, password: str) -> bool:
+    # An account with no password (bulk-loaded, or never set) costs the same dummy verification
+    # as an unknown user, so timing tells neither apart from a wrong password.
+    usable = stored is not None and stored != NO_PASSWORD
     try:
-        return ctx.password_hasher.verify(stored or ctx.dummy_password_hash, password) and (
-            stored is not None
-        )
+        return ctx.password_hasher.verify(
+            stored if usable else ctx.dummy_password_hash, password
+        ) and (usable)
     except VerificationError:
         return False
 
