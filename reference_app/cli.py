@@ -76,10 +76,10 @@ def main() -> None:
 )
 @click.option(
     "--children",
-    type=click.IntRange(1, 1_000_000),
-    default=300,
+    type=click.IntRange(1, 2_000_000),
+    default=20_000,
     show_default=True,
-    help="Children to seed with --demo.",
+    help="Children to generate with --demo.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
@@ -107,9 +107,9 @@ def serve(demo: bool, data_dir: Path, children: int, host: str, port: int, worke
 
 def _prepare_demo(data_dir: Path, children: int) -> None:
     from reference_app.context import build_context
-    from reference_app.demo import seed_demo, write_personas
     from reference_app.kit.keys import write_keys_file
-    from reference_app.kit.migrate import upgrade
+    from synthetic_data.plan import Options
+    from synthetic_data.runner import Argon2Settings, RunConfig, run
 
     data_dir.mkdir(parents=True, exist_ok=True)
     keys = data_dir / "keys.json"
@@ -119,16 +119,33 @@ def _prepare_demo(data_dir: Path, children: int) -> None:
     os.environ["CONTACTPOINT_KEYS_FILE"] = str(keys.resolve())
     if not keys.exists():
         write_keys_file(keys)
-    ctx = build_context(Settings())
+    settings = Settings()
+    ctx = build_context(settings)
     personas_file = data_dir / "personas.json"
     try:
-        upgrade(ctx.engine)
         if not personas_file.exists():
-            click.echo(f"Seeding {children} synthetic children into {database} ...", err=True)
-            write_personas(personas_file, seed_demo(ctx, children=children))
+            click.echo(f"Generating {children:,} synthetic children into {database} ...", err=True)
+            run(
+                RunConfig(
+                    options=Options(children=children, personas_per_role=1),
+                    data_dir=data_dir,
+                    database_url=settings.database_url,
+                    keyring=ctx.keyring,
+                    argon2=Argon2Settings(
+                        settings.argon2_time_cost,
+                        settings.argon2_memory_kib,
+                        settings.argon2_parallelism,
+                    ),
+                    workers=1,
+                    progress=sys.stderr.isatty(),
+                )
+            )
     finally:
         ctx.engine.dispose()
-    click.echo(f"Demo registry: data in {data_dir}, personas in {personas_file}", err=True)
+    click.echo(
+        f"Demo registry: data in {data_dir}: personas.json, children_sample.jsonl, canaries.jsonl",
+        err=True,
+    )
 
 
 @main.group()

@@ -10,10 +10,10 @@ PY=${PYTHON:-python3}
 json() { "$PY" -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 # 1. The LA data manager persona, with a fresh one-time code from its TOTP secret.
-read -r USERNAME PASSWORD OTP < <("$PY" -c "
+read -r USERNAME PASSWORD OTP LA < <("$PY" -c "
 import json, pyotp
 p = next(p for p in json.load(open('$DATA/personas.json')) if p['role'] == 'la_data_manager')
-print(p['username'], p['password'], pyotp.TOTP(p['totp_secret']).now())")
+print(p['username'], p['password'], pyotp.TOTP(p['totp_secret']).now(), p['local_authority'])")
 LOGIN=$(curl -s -X POST "$BASE/api/v1/auth/login" -H 'Content-Type: application/json' \
   -d "{\"username\": \"$USERNAME\", \"password\": \"$PASSWORD\", \"otp\": \"$OTP\"}")
 case "$LOGIN" in
@@ -23,17 +23,17 @@ esac
 AUTH="Authorization: Bearer $TOKEN"
 echo "logged in as $USERNAME"
 
-# 2. Search: family name plus one more criterion, in a POST body (never in the URL).
-for NAME in Smith Jones Taylor Brown Wilson Patel; do
-  for GIVEN in Olivia Amelia Oliver George Isla Noah Ava Leo; do
-    CHILD=$(curl -sf -X POST "$BASE/api/v1/children/search" -H "$AUTH" \
-      -H 'Content-Type: application/json' \
-      -d "{\"family_name\": \"$NAME\", \"given_name\": \"$GIVEN\"}" \
-      | json 'd["results"][0]["child_id"] if d["results"] else ""')
-    [ -n "$CHILD" ] && break 2
-  done
-done
-[ -n "${CHILD:-}" ] || { echo "no child found" >&2; exit 1; }
+# 2. Search for a child of the manager's LA from the generated sample: family name, given name
+#    and date of birth, in a POST body (never in the URL).
+QUERY=$("$PY" -c "
+import json
+rows = (json.loads(line) for line in open('$DATA/children_sample.jsonl'))
+c = next(r for r in rows if r['local_authority'] == '$LA' and not r['shielded'])
+print(json.dumps({k: c[k] for k in ('family_name', 'given_name', 'date_of_birth')}))")
+CHILD=$(curl -sf -X POST "$BASE/api/v1/children/search" -H "$AUTH" \
+  -H 'Content-Type: application/json' -d "$QUERY" \
+  | json 'd["results"][0]["child_id"] if d["results"] else ""')
+[ -n "${CHILD:-}" ] || { echo "no child found for $QUERY" >&2; exit 1; }
 echo "found child $CHILD"
 
 # 3. View the record, stating a reason for access.

@@ -133,6 +133,7 @@ def _full_run(
         "children_per_second": round(report.children / report.seconds),
         "peak_rss_mib": round(peak_kib / 1024),
         "workers": workers,
+        "index_steps": report.index_steps,
     }
 
 

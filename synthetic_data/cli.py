@@ -1,4 +1,4 @@
-"""`contactpoint generate` and `contactpoint bench generate`: the synthetic population's front end."""
+"""`contactpoint generate` and `contactpoint bench generate`: the population's front end."""
 
 from __future__ import annotations
 

@@ -54,7 +54,10 @@ SINGLE_CARER_FEMALE_SHARE = 0.90
 # Mean age of mothers at first birth is about 29-31 (ONS births by parents' characteristics);
 # fathers are on average about 2.5 years older. Ages are clipped to 17-46 at the first birth.
 MOTHER_AGE_AT_FIRST_BIRTH = (29.5, 5.5)
-PARTNER_AGE_GAP = (2.5, 3.5)
+PARTNER_AGE_GAP = (2.5, 3.5)  # clipped to -10 .. +15 years
+# Births to mothers over 45 are a fraction of a per cent (ONS): a mother is at most 45 at her
+# youngest child's birth here.
+MOTHER_AGE_AT_LAST_BIRTH_MAX = 45
 # Siblings are at least ten months apart; a sibling who would be born later than that is a twin.
 MIN_SIBLING_GAP_DAYS = 300
 # Sex ratio at birth: about 105 boys to 100 girls.

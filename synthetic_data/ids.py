@@ -67,4 +67,5 @@ def encode(numbers: U64) -> list[str]:
     total = (addends // 32 + addends % 32).sum(axis=1)
     check = ((32 - total % 32) % 32).astype(np.uint8)
     chars = _ALPHABET[np.concatenate([digits, check[:, None]], axis=1)]
-    return chars.view(f"S{PAYLOAD_LENGTH + 1}").ravel().astype(str).tolist()
+    ids: list[str] = chars.view(f"S{PAYLOAD_LENGTH + 1}").ravel().astype(str).tolist()
+    return ids

@@ -278,8 +278,8 @@ class Columns:
             cols[name] = _python_values(kind, values, mask)
         for name, (codes, options) in b.choices.items():
             cols[name] = [options[c] for c in codes.tolist()]
-        for name, values in b.variable.items():
-            cols[name] = list(values)
+        for name, variable in b.variable.items():
+            cols[name] = list(variable)
         names = list(cols)
         for row in zip(*cols.values(), strict=True):
             record = dict(zip(names, row, strict=True))

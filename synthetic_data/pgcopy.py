@@ -14,7 +14,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Any
 
 import numpy as np
@@ -144,7 +144,7 @@ def encode(batch: Batch) -> bytes:
         order = np.argsort(key, kind="stable")
         bounds = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1], True])
         parts = []
-        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        for start, end in pairwise(bounds):
             rows = order[start:end]
             parts.append(_group_bytes(batch, rows, int(rows[0]))[0])
         return b"".join(parts)

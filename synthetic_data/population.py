@@ -20,6 +20,7 @@ from synthetic_data.plan import (
     CARERS_PER_CHILD_MAX,
     CHUNK_CHILDREN,
     INVOLVEMENTS_PER_CHILD_MAX,
+    Block,
     Chunk,
     Plan,
 )
@@ -151,7 +152,8 @@ def _space_siblings(age: I32, household: I32) -> I32:
     born = spaced >= 0
     last_born = np.maximum.accumulate(np.where(born, np.arange(len(age)), 0))
     spaced = np.where(born, spaced, spaced[last_born])
-    return spaced.astype(np.int32)
+    result: I32 = spaced.astype(np.int32)
+    return result
 
 
 def _pick(rng: np.random.Generator, first: I32, count: I32) -> I32:
@@ -163,28 +165,26 @@ class _Blocks:
     """Per-LA id blocks as arrays, so a choice for many children in many LAs is one expression."""
 
     def __init__(self, plan: Plan) -> None:
-        self.org_first = {
-            k: np.array([la.organisations[k].first for la in plan.las], dtype=np.int32)
-            for k in plan.las[0].organisations
-        }
-        self.org_count = {
-            k: np.array([la.organisations[k].count for la in plan.las], dtype=np.int32)
-            for k in plan.las[0].organisations
-        }
-        self.staff_first = {
-            r: np.array([la.practitioners[r].first for la in plan.las], dtype=np.int32)
-            for r in plan.las[0].practitioners
-        }
-        self.staff_count = {
-            r: np.array([la.practitioners[r].count for la in plan.las], dtype=np.int32)
-            for r in plan.las[0].practitioners
+        self.orgs = self._arrays([la.organisations for la in plan.las])
+        self.staff_blocks = self._arrays([la.practitioners for la in plan.las])
+
+    @staticmethod
+    def _arrays(per_la: list[dict[str, Block]]) -> dict[str, tuple[I32, I32]]:
+        return {
+            key: (
+                np.array([blocks[key].first for blocks in per_la], dtype=np.int32),
+                np.array([blocks[key].count for blocks in per_la], dtype=np.int32),
+            )
+            for key in per_la[0]
         }
 
     def org(self, rng: np.random.Generator, kind: str, la: I16) -> I32:
-        return _pick(rng, self.org_first[kind][la], self.org_count[kind][la])
+        first, count = self.orgs[kind]
+        return _pick(rng, first[la], count[la])
 
     def staff(self, rng: np.random.Generator, role: str, la: I16) -> I32:
-        return _pick(rng, self.staff_first[role][la], self.staff_count[role][la])
+        first, count = self.staff_blocks[role]
+        return _pick(rng, first[la], count[la])
 
 
 _BLOCKS: dict[int, tuple[Plan, _Blocks]] = {}
@@ -301,15 +301,18 @@ def generate_chunk(plan: Plan, chunk: Chunk) -> ChunkData:
     mean, sd = figures.MOTHER_AGE_AT_FIRST_BIRTH
     age_at_first = np.clip(rng.normal(mean, sd, h), 17, 46)
     foster_age = rng.uniform(30, 62, h)
-    carer1_dob = np.where(
-        foster,
-        as_of - foster_age * YEAR,
+    youngest_dob = dob[np.cumsum(sizes) - 1] if n else np.zeros(0, np.int32)
+    # Old enough at the first birth, and young enough at the last (45 at most for a mother).
+    birth_parent_dob = np.maximum(
         oldest_dob - age_at_first * YEAR - np.where(first_female, 0, 2.5 * YEAR),
-    ).astype(np.int32)
+        youngest_dob - figures.MOTHER_AGE_AT_LAST_BIRTH_MAX * YEAR,
+    )
+    carer1_dob = np.where(foster, as_of - foster_age * YEAR, birth_parent_dob).astype(np.int32)
     gap_mean, gap_sd = figures.PARTNER_AGE_GAP
-    carer2_dob = np.minimum(
-        carer1_dob - rng.normal(gap_mean, gap_sd, h) * YEAR, oldest_dob - 18 * YEAR
-    ).astype(np.int32)
+    partner_gap = np.clip(rng.normal(gap_mean, gap_sd, h), -10, 15)
+    carer2_dob = np.minimum(carer1_dob - partner_gap * YEAR, oldest_dob - 18 * YEAR).astype(
+        np.int32
+    )
     carer2_surname = np.where(
         rng.random(h) < 0.15, vocab.surname_table.draw(rng, h), surname_draw
     ).astype(np.int32)

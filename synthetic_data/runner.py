@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pyotp
 from argon2 import PasswordHasher
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
@@ -103,6 +103,7 @@ class RunReport:
     seconds: float
     generate_seconds: float
     index_seconds: float
+    index_steps: list[dict[str, Any]]
     indexed: bool
     personas: int
     sample: int
@@ -156,7 +157,7 @@ def _sample_rows(children: pa.Table, positions: list[int]) -> list[dict[str, Any
     if not positions:
         return []
     picked = children.take(pa.array(positions)).select(list(SAMPLE_FIELDS))
-    rows = picked.to_pylist()
+    rows: list[dict[str, Any]] = picked.to_pylist()
     for row in rows:
         row["date_of_birth"] = row["date_of_birth"].isoformat()
     return rows
@@ -176,11 +177,10 @@ def _run_chunk(index: int) -> ChunkResult:
     if index in state.done:
         result.skipped = True
         return result
-    extra = _carried(plan, chunk)
     if config.out_dir is not None:
-        result.rows = _write_parquet(config.out_dir, chunk, tables, extra)
+        result.rows = _write_parquet(config.out_dir, chunk, tables, _carried(plan, chunk))
     else:
-        result.rows = _load_database(state, chunk, data, tables, extra)
+        result.rows = _load_database(state, chunk, data, tables)
     return result
 
 
@@ -216,19 +216,12 @@ def _write_parquet(
 
 
 def _load_database(
-    state: _WorkerState,
-    chunk: Chunk,
-    data: Any,
-    tables: ChunkTables,
-    extra: list[tuple[pa.Table, pa.Table]],
+    state: _WorkerState, chunk: Chunk, data: Any, tables: ChunkTables
 ) -> dict[str, int]:
-    assert state.engine is not None and state.encoder is not None
+    assert state.engine is not None
+    assert state.encoder is not None
     encoder = state.encoder
-    batches = []
-    for orgs, staff in extra:
-        batches.append(encoder.organisations(orgs))
-        batches.append(encoder.practitioners(staff))
-    batches += [
+    batches = [
         encoder.children(tables, data),
         encoder.carers(tables, data),
         encoder.child_carers(tables, data),
@@ -246,15 +239,19 @@ def _load_database(
         ).rowcount
         if not claimed:
             return {}
-        for columns in batches:
-            if sqlite:
-                load.insert_into(conn, columns)
-            else:
-                load.copy_into(conn.connection.driver_connection, columns)
+        _write(conn, batches, sqlite=sqlite)
     counts: dict[str, int] = {}
     for columns in batches:
         counts[columns.table.name] = counts.get(columns.table.name, 0) + columns.rows
     return counts
+
+
+def _write(conn: Connection, batches: list[load.Columns], *, sqlite: bool) -> None:
+    for columns in batches:
+        if sqlite:
+            load.insert_into(conn, columns)
+        else:
+            load.copy_into(conn.connection.driver_connection, columns)
 
 
 def _now() -> str:
@@ -278,9 +275,15 @@ def _hash(args: tuple[Argon2Settings, str]) -> str:
 def _pool(
     config: RunConfig, la_ids: dict[str, int], done: frozenset[int]
 ) -> Iterator[Callable[..., Iterator[Any]]]:
+    global _STATE
     if config.workers <= 1:
         _init_worker(config, la_ids, done)
-        yield lambda fn, items: map(fn, items)
+        try:
+            yield lambda fn, items: map(fn, items)
+        finally:
+            if _STATE is not None and _STATE.engine is not None:
+                _STATE.engine.dispose()
+            _STATE = None
         return
     worker_config = RunConfig(**{**config.__dict__, "keyring": _keyring_for_worker(config.keyring)})
     context = multiprocessing.get_context("spawn")
@@ -292,25 +295,25 @@ def _pool(
 
 def _prepare_database(
     config: RunConfig, plan: Plan, engine: Engine
-) -> tuple[dict[str, int], frozenset[int]]:
-    """Migrate, seed LAs, claim or join the run, and drop deferred indexes on a fresh load."""
+) -> tuple[dict[str, int], frozenset[int], dict[str, int]]:
+    """Migrate, claim or join the run, and on a fresh load drop deferred indexes and load the
+    organisations and practitioners (every chunk's involvements refer to them)."""
     options = config.options
     fingerprint = options.fingerprint()
     upgrade(engine)
     sqlite = is_sqlite(str(engine.url))
     with engine.begin() as conn:
-        for ddl in load.LEDGER_DDL:
-            conn.execute(text(ddl))
+        for statement in load.LEDGER_DDL:
+            conn.execute(text(statement))
+        with Session(bind=conn) as db:
+            seed_local_authorities(db)
+            db.flush()
+            la_ids = {la.ons_code: la.id for la in db.scalars(select(LocalAuthority))}
+    carried: dict[str, int] = {}
     with engine.begin() as conn:
         if not sqlite:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK})
-        run = (
-            conn.execute(
-                text("SELECT fingerprint FROM synthetic_load_runs"),
-            )
-            .scalars()
-            .all()
-        )
+        run = conn.execute(text("SELECT fingerprint FROM synthetic_load_runs")).scalars().all()
         if run and fingerprint not in run:
             raise GenerationError(
                 f"the database holds a generated population with other options "
@@ -328,7 +331,9 @@ def _prepare_database(
                     "the database already holds children, organisations or practitioners; "
                     "load a generated population into a fresh database"
                 )
-            ddl = {"drop": [], "create": []} if sqlite else load.deferred_ddl(conn)
+            ddl: dict[str, list[str]] = (
+                {"drop": [], "create": []} if sqlite else load.deferred_ddl(conn)
+            )
             conn.execute(
                 text(
                     "INSERT INTO synthetic_load_runs (fingerprint, options, chunks, deferred_ddl, "
@@ -344,6 +349,18 @@ def _prepare_database(
             )
             for statement in ddl["drop"]:
                 conn.execute(text(statement))
+            assert config.keyring is not None
+            encoder = load.Encoder(Crypto(config.keyring), plan, la_ids, datetime.now(UTC))
+            for layout in [*plan.las, None]:
+                orgs = organisations_table(plan, layout)
+                staff = practitioners_table(plan, layout)
+                _write(
+                    conn,
+                    [encoder.organisations(orgs), encoder.practitioners(staff)],
+                    sqlite=sqlite,
+                )
+                carried["organisations"] = carried.get("organisations", 0) + orgs.num_rows
+                carried["practitioners"] = carried.get("practitioners", 0) + staff.num_rows
         done = (
             conn.execute(
                 text("SELECT chunk FROM synthetic_load_chunks WHERE fingerprint = :f"),
@@ -352,15 +369,17 @@ def _prepare_database(
             .scalars()
             .all()
         )
-    with engine.begin() as conn, Session(bind=conn) as db:
-        seed_local_authorities(db)
-        db.flush()
-        la_ids = {la.ons_code: la.id for la in db.scalars(select(LocalAuthority))}
-    return la_ids, frozenset(int(c) for c in done)
+    return la_ids, frozenset(int(c) for c in done), carried
 
 
-def _finish_database(config: RunConfig, plan: Plan, engine: Engine) -> bool:
-    """Once every chunk of the population is in, rebuild indexes and keys and gather statistics."""
+def _finish_database(
+    config: RunConfig, plan: Plan, engine: Engine, steps: list[dict[str, Any]]
+) -> bool:
+    """Once every chunk of the population is in, rebuild indexes and keys and gather statistics.
+
+    Appends each statement and its duration to ``steps``; returns whether the population is
+    indexed (False while other shards are still loading).
+    """
     fingerprint = config.options.fingerprint()
     sqlite = is_sqlite(str(engine.url))
     with engine.begin() as conn:
@@ -380,26 +399,26 @@ def _finish_database(config: RunConfig, plan: Plan, engine: Engine) -> bool:
             conn.execute(text("SET LOCAL maintenance_work_mem = '1GB'"))
             conn.execute(text("SET LOCAL max_parallel_maintenance_workers = 2"))
         for statement in json.loads(ddl_text)["create"]:
+            began = time.perf_counter()
             conn.execute(text(statement))
-        for table, column in (
-            ("carers", "id"),
-            ("involvements", "id"),
-            ("organisations", "id"),
-            ("practitioners", "id"),
-        ):
-            if not sqlite:
+            steps.append({"statement": statement, "seconds": round(time.perf_counter() - began, 2)})
+        if not sqlite:
+            # The app's own inserts carry on after the loaded ids.
+            for table in ("carers", "involvements", "organisations", "practitioners"):
                 conn.execute(
                     text(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
-                        f"(SELECT coalesce(max({column}), 1) FROM {table}))"
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                        f"(SELECT coalesce(max(id), 1) FROM {table}))"
                     )
                 )
         conn.execute(
             text("UPDATE synthetic_load_runs SET indexed_at = :t WHERE fingerprint = :f"),
             {"t": _now(), "f": fingerprint},
         )
+    began = time.perf_counter()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE"))
+    steps.append({"statement": "ANALYZE", "seconds": round(time.perf_counter() - began, 2)})
     return True
 
 
@@ -499,8 +518,9 @@ def run(config: RunConfig) -> RunReport:
     try:
         la_ids: dict[str, int] = {}
         done: frozenset[int] = frozenset()
+        rows: dict[str, int] = {}
         if engine is not None:
-            la_ids, done = _prepare_database(config, plan, engine)
+            la_ids, done, rows = _prepare_database(config, plan, engine)
         elif config.out_dir is not None:
             marker = config.out_dir / "_chunks"
             done = (
@@ -527,8 +547,9 @@ def run(config: RunConfig) -> RunReport:
             bar.close()
             generated = time.perf_counter()
             indexed = False
+            index_steps: list[dict[str, Any]] = []
             if engine is not None:
-                indexed = _finish_database(config, plan, engine)
+                indexed = _finish_database(config, plan, engine, index_steps)
             elif config.out_dir is not None:
                 _write_manifest(config, plan, chunks)
                 indexed = True
@@ -539,7 +560,6 @@ def run(config: RunConfig) -> RunReport:
         _write_jsonl(config.data_dir / "children_sample.jsonl", sample)
         _write_jsonl(config.data_dir / "canaries.jsonl", canaries)
         write_personas(config.data_dir / "personas.json", personas)
-        rows: dict[str, int] = {}
         for result in results.values():
             for name, count in result.rows.items():
                 rows[name] = rows.get(name, 0) + count
@@ -552,6 +572,7 @@ def run(config: RunConfig) -> RunReport:
             seconds=time.perf_counter() - started,
             generate_seconds=generated - started,
             index_seconds=index_done - generated,
+            index_steps=index_steps,
             indexed=indexed,
             personas=len(personas),
             sample=len(sample),

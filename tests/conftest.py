@@ -7,4 +7,5 @@ os.environ["CONTACTPOINT_ENVIRONMENT"] = "test"
 pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.world",
+    "tests.fixtures.population",
 ]

@@ -24,7 +24,7 @@ from reference_app.services.models import Organisation
 TOTP_STEP_SECONDS = 30
 
 # The password hash of an account that cannot log in with a password (bulk-loaded accounts).
-NO_PASSWORD = "!no-password"
+NO_PASSWORD = "!no-password"  # noqa: S105 (a marker no Argon2 hash can equal)
 
 
 @dataclass(frozen=True)
@@ -144,11 +144,11 @@ def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
 def _verify_password(ctx: AppContext, stored: str | None, password: str) -> bool:
     # An account with no password (bulk-loaded, or never set) costs the same dummy verification
     # as an unknown user, so timing tells neither apart from a wrong password.
-    usable = stored is not None and stored != NO_PASSWORD
+    target = stored if stored is not None and stored != NO_PASSWORD else None
     try:
-        return ctx.password_hasher.verify(
-            stored if usable else ctx.dummy_password_hash, password
-        ) and (usable)
+        return ctx.password_hasher.verify(target or ctx.dummy_password_hash, password) and (
+            target is not None
+        )
     except VerificationError:
         return False
 

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pyotp
 import pytest
 from sqlalchemy import create_engine, text
+
+from tests.fixtures.population import persona_headers
 
 
 def _free_port() -> int:
@@ -41,8 +42,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
                 str(data_dir),
                 "--port",
                 str(port),
-                "--children",
-                "120",
             ],
             env=env,
             stdout=sink,
@@ -50,7 +49,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
@@ -65,6 +64,25 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_demo_generates_its_population_and_side_files(demo: tuple[str, Path]) -> None:
+    _, data_dir = demo
+    sample = (data_dir / "children_sample.jsonl").read_text().splitlines()
+    canaries = (data_dir / "canaries.jsonl").read_text().splitlines()
+    assert len(sample) >= 500
+    assert canaries
+    fields = {"child_id", "family_name", "given_name", "date_of_birth", "postcode"}
+    assert fields | {"local_authority", "shielded"} == set(json.loads(sample[0]))
+    assert not {json.loads(c)["child_id"] for c in canaries} & {
+        json.loads(s)["child_id"] for s in sample
+    }
+    engine = create_engine(f"sqlite:///{data_dir / 'registry.db'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM children")).scalar_one() == 20_000
+    finally:
+        engine.dispose()
 
 
 def test_demo_writes_the_personas_contract(demo: tuple[str, Path]) -> None:
@@ -99,36 +117,29 @@ def test_scripted_session_login_search_view_and_audit(demo: tuple[str, Path]) ->
     personas = {p["role"]: p for p in json.loads((data_dir / "personas.json").read_text())}
 
     def login(client: httpx.Client, role: str) -> dict[str, str]:
-        persona = personas[role]
-        response = client.post(
-            "/api/v1/auth/login",
-            json={
-                "username": persona["username"],
-                "password": persona["password"],
-                "otp": pyotp.TOTP(persona["totp_secret"]).now(),
-            },
-        )
-        assert response.status_code == 200
-        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+        return persona_headers(client, personas[role])
 
     # (The data manager persona is left for the README script: a one-time code is single use.)
     with httpx.Client(base_url=base, timeout=10) as client:
         auth = login(client, "health_practitioner")
-        # Find a child to look for: the data manager can read the DB-free way, by search on a
-        # name drawn from the demo's stock lists.
-        found = []
-        for family in ("Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Patel"):
-            for given in ("Olivia", "Amelia", "Oliver", "George", "Isla", "Noah", "Ava", "Leo"):
-                body = client.post(
-                    "/api/v1/children/search",
-                    json={"family_name": family, "given_name": given},
-                    headers=auth,
-                ).json()
-                found.extend(body["results"])
-            if found:
-                break
-        assert found, "the demo population should hold a common name"
-        child = found[0]
+        # A searchable child of the persona's LA from the generated sample.
+        persona = personas["health_practitioner"]
+        sample = [
+            json.loads(line)
+            for line in (data_dir / "children_sample.jsonl").read_text().splitlines()
+        ]
+        wanted = next(
+            c
+            for c in sample
+            if c["local_authority"] == persona["local_authority"] and not c["shielded"]
+        )
+        body = client.post(
+            "/api/v1/children/search",
+            json={k: wanted[k] for k in ("family_name", "given_name", "date_of_birth")},
+            headers=auth,
+        ).json()
+        assert wanted["child_id"] in [r["child_id"] for r in body["results"]], body
+        child = wanted
         record = client.get(
             f"/api/v1/children/{child['child_id']}",
             headers={**auth, "X-Access-Reason": "safeguarding"},
@@ -187,7 +198,12 @@ def test_the_readme_session_script_runs(demo: tuple[str, Path]) -> None:
         env={**os.environ, "PYTHON": sys.executable},
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "logged in as demo.la-data-manager" in result.stdout
+    manager = next(
+        p
+        for p in json.loads((data_dir / "personas.json").read_text())
+        if p["role"] == "la_data_manager"
+    )
+    assert f"logged in as {manager['username']}" in result.stdout
     assert "audit: child:record:viewed reason=safeguarding relationship=data_manager" in (
         result.stdout
     )
