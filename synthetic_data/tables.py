@@ -71,7 +71,9 @@ def town(layout: LaLayout) -> str:
 
 def postcode(la: int, number: int) -> str:
     """The ``number``-th fictional postcode of LA ``la``: area Q?, never a real address."""
-    p = number % POSTCODE_CAPACITY
+    # Multiplying by a number coprime to the capacity spreads a street's few postcode numbers
+    # over the whole range, so units do not all read "1AA".
+    p = (number * 7919) % POSTCODE_CAPACITY
     district = (la % 6) * 16 + 1 + p % 16
     inward = (
         f"{(p // 16) % 10}{_INWARD_LETTERS[(p // 160) % 20]}{_INWARD_LETTERS[(p // 3200) % 20]}"
