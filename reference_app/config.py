@@ -5,8 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reference_app.kit.controls import Control
 
 
 class Environment(StrEnum):
@@ -54,3 +56,16 @@ class Settings(BaseSettings):
 
     # PostgreSQL role the application connects as; `db upgrade` grants it least privilege.
     database_app_role: str | None = None
+
+    # Controls switched off to prove the harness notices (development builds only).
+    disabled_controls: frozenset[Control] = frozenset()
+
+    @model_validator(mode="after")
+    def _controls_off_only_in_development(self) -> Settings:
+        if self.disabled_controls and self.environment is not Environment.DEVELOPMENT:
+            raise ValueError(
+                "controls can be switched off only in a development build "
+                f"(environment is {self.environment.value}; disabled: "
+                f"{', '.join(sorted(self.disabled_controls))})"
+            )
+        return self

@@ -240,6 +240,15 @@ def _load_database(
         if not claimed:
             return {}
         _write(conn, batches, sqlite=sqlite)
+        if chunk.canary:
+            # The registry raises a canary_access alert on any view of these children.
+            conn.execute(
+                text("INSERT INTO canaries (child_id, registered_at) VALUES (:c, :t)"),
+                [
+                    {"c": child_id, "t": encoder.now.replace(tzinfo=None)}
+                    for child_id in tables.children["child_id"].to_pylist()
+                ],
+            )
     counts: dict[str, int] = {}
     for columns in batches:
         counts[columns.table.name] = counts.get(columns.table.name, 0) + columns.rows

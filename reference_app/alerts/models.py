@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reference_app.kit.db import Base, UTCDateTime
@@ -47,3 +47,14 @@ class Alert(Base):
     child_id: Mapped[str | None] = mapped_column(String(13))
     audit_event_id: Mapped[int | None] = mapped_column(BigInteger)
     summary: Mapped[str] = mapped_column(String(200))
+
+
+class Canary(Base):
+    """A honeytoken child: no legitimate workflow touches it, so any view is proof of misuse."""
+
+    __tablename__ = "canaries"
+
+    child_id: Mapped[str] = mapped_column(
+        ForeignKey("children.id", ondelete="CASCADE"), primary_key=True
+    )
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime)

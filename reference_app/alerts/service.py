@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 
 from reference_app.access.principal import Principal
-from reference_app.alerts.models import Alert, AlertKind, AlertSeverity, AlertStatus
+from reference_app.alerts.models import Alert, AlertKind, AlertSeverity, AlertStatus, Canary
 from reference_app.audit.tags import EventTag
 from reference_app.kit.http import Call
 
@@ -44,6 +44,11 @@ def raise_alert(
         details={"alert_id": alert.id, "kind": kind.value},
     )
     return alert
+
+
+def is_canary(call: Call, child_id: str) -> bool:
+    """Whether ``child_id`` is a honeytoken record."""
+    return call.db.get(Canary, child_id) is not None
 
 
 def list_alerts(call: Call, principal: Principal, limit: int) -> Sequence[Alert]:

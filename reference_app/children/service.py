@@ -24,7 +24,7 @@ from typing import Any
 from reference_app.access.permissions import AccessReason, Permission
 from reference_app.access.principal import Principal
 from reference_app.alerts.models import AlertKind, AlertSeverity
-from reference_app.alerts.service import raise_alert
+from reference_app.alerts.service import is_canary, raise_alert
 from reference_app.audit.service import sealed_text
 from reference_app.audit.tags import AccessRelationship, EventTag
 from reference_app.children import repository
@@ -38,6 +38,7 @@ from reference_app.children.schemas import (
 )
 from reference_app.kit import identifiers
 from reference_app.kit.clock import age_on
+from reference_app.kit.controls import Control, enabled
 from reference_app.kit.crypto import Crypto
 from reference_app.kit.errors import BadRequest, Forbidden, InvalidInput, NotFound
 from reference_app.kit.http import Call
@@ -342,6 +343,18 @@ def view(
         relationship=decision.relationship.value,
         details=details,
     )
+    if enabled(call.ctx.settings, Control.CANARY_ALERTS) and is_canary(call, child.id):
+        # Raised inside the request, before the answer leaves: no delay to detection.
+        raise_alert(
+            call,
+            principal,
+            kind=AlertKind.CANARY_ACCESS,
+            severity=AlertSeverity.CRITICAL,
+            local_authority_id=child.local_authority_id,
+            child_id=child.id,
+            audit_event_id=event_id,
+            summary="A honeytoken record no legitimate workflow touches was opened",
+        )
     warning = None
     if decision.override:
         warning = OVERRIDE_WARNING

@@ -133,10 +133,10 @@ def test_a_shielded_child_is_not_found_by_postcode(
         ctx.engine.dispose()
 
 
-def test_canaries_are_in_the_registry_but_not_in_the_sample(
+def test_canaries_are_registered_and_a_view_of_one_alerts(
     loaded: tuple[Generated, AppContext], fresh_database: Database
 ) -> None:
-    generated, _ = loaded
+    generated, ctx = loaded
     canaries = {c["child_id"] for c in generated.canaries}
     assert len(canaries) == 24
     assert not canaries & {c["child_id"] for c in generated.sample}
@@ -144,9 +144,22 @@ def test_canaries_are_in_the_registry_but_not_in_the_sample(
     try:
         with engine.connect() as conn:
             held = set(conn.execute(text("SELECT id FROM children")).scalars())
+            registered = set(conn.execute(text("SELECT child_id FROM canaries")).scalars())
     finally:
         engine.dispose()
     assert canaries <= held
+    assert registered == canaries
+    with TestClient(create_app(ctx)) as client:
+        snooper = persona_headers(client, generated.persona("voluntary_practitioner"))
+        canary = generated.canaries[0]
+        opened = client.get(
+            f"/api/v1/children/{canary['child_id']}",
+            headers={**snooper, "X-Access-Reason": "safeguarding"},
+        )
+        assert opened.status_code == 200
+        auditor = persona_headers(client, generated.persona("national_auditor"))
+        alerts = client.get("/api/v1/alerts", headers=auditor).json()
+    assert [a["kind"] for a in alerts if a["child_id"] == canary["child_id"]] == ["canary_access"]
 
 
 def test_bulk_accounts_cannot_log_in_and_personas_can(
