@@ -343,31 +343,32 @@ def view(
         relationship=decision.relationship.value,
         details=details,
     )
+    # Alerts are raised inside the request, before the answer leaves: no delay to detection.
+    alerts: list[tuple[AlertKind, AlertSeverity, str]] = []
     if enabled(call.ctx.settings, Control.CANARY_ALERTS) and is_canary(call, child.id):
-        # Raised inside the request, before the answer leaves: no delay to detection.
-        raise_alert(
-            call,
-            principal,
-            kind=AlertKind.CANARY_ACCESS,
-            severity=AlertSeverity.CRITICAL,
-            local_authority_id=child.local_authority_id,
-            child_id=child.id,
-            audit_event_id=event_id,
-            summary="A honeytoken record no legitimate workflow touches was opened",
+        alerts.append(
+            (
+                AlertKind.CANARY_ACCESS,
+                AlertSeverity.CRITICAL,
+                "A honeytoken record no legitimate workflow touches was opened",
+            )
         )
-    warning = None
     if decision.override:
-        warning = OVERRIDE_WARNING
+        alerts.append(
+            (AlertKind.OVERRIDE, AlertSeverity.HIGH, "Emergency override used to open a record")
+        )
+    for kind, severity, summary in alerts:
         raise_alert(
             call,
             principal,
-            kind=AlertKind.OVERRIDE,
-            severity=AlertSeverity.HIGH,
+            kind=kind,
+            severity=severity,
             local_authority_id=child.local_authority_id,
             child_id=child.id,
             audit_event_id=event_id,
-            summary="Emergency override used to open a record",
+            summary=summary,
         )
+    warning = OVERRIDE_WARNING if decision.override else None
     shown["access"] = {
         "relationship": decision.relationship.value,
         "level": decision.level.value,
