@@ -31,7 +31,10 @@ _LENGTHS = [struct.pack(">i", n) for n in range(4096)]
 def length_prefixed(values: Sequence[bytes | None]) -> list[bytes]:
     """Each value as a bytea/text field: its 4-byte length in front, or NULL."""
     lengths = _LENGTHS
-    return [NULL if v is None else lengths[len(v)] + v for v in values]
+    return [
+        NULL if v is None else (lengths[len(v)] if len(v) < 4096 else struct.pack(">i", len(v))) + v
+        for v in values
+    ]
 
 
 def encode_value(value: Any) -> bytes:
@@ -92,7 +95,8 @@ class Batch:
         return [*self.constants, *self.fixed, *self.choices, *self.variable]
 
 
-def _shape_key(batch: Batch) -> tuple[npt.NDArray[np.int64], int]:
+def _shape_key(batch: Batch) -> npt.NDArray[np.int64]:
+    """A number per row naming its shape: which fields are NULL, which choice each holds."""
     key = np.zeros(batch.rows, dtype=np.int64)
     radix = 1
     for _, _, mask in batch.fixed.values():
@@ -103,7 +107,7 @@ def _shape_key(batch: Batch) -> tuple[npt.NDArray[np.int64], int]:
         for codes, options in batch.choices.values():
             key += codes.astype(np.int64) * radix
             radix *= len(options)
-    return key, radix
+    return key
 
 
 def _group_bytes(batch: Batch, rows: npt.NDArray[np.int64], sample: int) -> tuple[bytes, int]:
@@ -139,7 +143,7 @@ def encode(batch: Batch) -> bytes:
     """Binary COPY data for every row of ``batch`` (without header or trailer)."""
     if batch.rows == 0:
         return b""
-    key, _ = _shape_key(batch)
+    key = _shape_key(batch)
     if not batch.variable:
         order = np.argsort(key, kind="stable")
         bounds = np.flatnonzero(np.r_[True, key[order][1:] != key[order][:-1], True])
