@@ -131,11 +131,7 @@ def _prepare_demo(data_dir: Path, children: int) -> None:
                     data_dir=data_dir,
                     database_url=settings.database_url,
                     keyring=ctx.keyring,
-                    argon2=Argon2Settings(
-                        settings.argon2_time_cost,
-                        settings.argon2_memory_kib,
-                        settings.argon2_parallelism,
-                    ),
+                    argon2=Argon2Settings.of(settings),
                     workers=1,
                     progress=sys.stderr.isatty(),
                 )

@@ -29,18 +29,25 @@ class AppContext:
     clock: Clock = field(default_factory=Clock)
 
 
+def make_password_hasher(time_cost: int, memory_kib: int, parallelism: int) -> PasswordHasher:
+    """The Argon2id hasher accounts are stored with (also used to give personas passwords)."""
+    return PasswordHasher(
+        time_cost=time_cost,
+        memory_cost=memory_kib,
+        parallelism=parallelism,
+        hash_len=RFC_9106_LOW_MEMORY.hash_len,
+        salt_len=RFC_9106_LOW_MEMORY.salt_len,
+    )
+
+
 def build_context(
     settings: Settings, *, keyring: Keyring | None = None, clock: Clock | None = None
 ) -> AppContext:
     """Load keys, open the database and prepare the password hasher for one instance."""
     keys = keyring if keyring is not None else load_keyring(settings)
     engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
-    hasher = PasswordHasher(
-        time_cost=settings.argon2_time_cost,
-        memory_cost=settings.argon2_memory_kib,
-        parallelism=settings.argon2_parallelism,
-        hash_len=RFC_9106_LOW_MEMORY.hash_len,
-        salt_len=RFC_9106_LOW_MEMORY.salt_len,
+    hasher = make_password_hasher(
+        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
     )
     return AppContext(
         settings=settings,

@@ -185,9 +185,7 @@ def generate(
         database_url=database_url,
         out_dir=out_dir,
         keyring=keyring,
-        argon2=Argon2Settings(
-            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
-        ),
+        argon2=Argon2Settings.of(settings),
         shard=shard[0],
         shards=shard[1],
         workers=workers,

@@ -24,11 +24,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pyotp
-from argon2 import PasswordHasher
 from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
+from reference_app.config import Settings
+from reference_app.context import make_password_hasher
 from reference_app.kit.crypto import Crypto
 from reference_app.kit.db import is_sqlite, make_engine
 from reference_app.kit.keys import Keyring
@@ -64,9 +65,17 @@ class GenerationError(Exception):
 
 @dataclass(frozen=True)
 class Argon2Settings:
+    """The instance's Argon2 cost, for persona passwords (picklable, unlike the hasher)."""
+
     time_cost: int = 3
     memory_kib: int = 65536
     parallelism: int = 2
+
+    @classmethod
+    def of(cls, settings: Settings) -> Argon2Settings:
+        return cls(
+            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+        )
 
 
 @dataclass
@@ -268,13 +277,8 @@ def _now() -> str:
 
 
 def _hash(args: tuple[Argon2Settings, str]) -> str:
-    settings, password = args
-    hasher = PasswordHasher(
-        time_cost=settings.time_cost,
-        memory_cost=settings.memory_kib,
-        parallelism=settings.parallelism,
-    )
-    return hasher.hash(password)
+    cost, password = args
+    return make_password_hasher(cost.time_cost, cost.memory_kib, cost.parallelism).hash(password)
 
 
 # --- main side --------------------------------------------------------------------------------
