@@ -24,10 +24,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pyotp
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, insert, select, text
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
+from reference_app.alerts.models import Canary
 from reference_app.config import Settings
 from reference_app.context import make_password_hasher
 from reference_app.kit.crypto import Crypto
@@ -252,9 +253,9 @@ def _load_database(
         if chunk.canary:
             # The registry raises a canary_access alert on any view of these children.
             conn.execute(
-                text("INSERT INTO canaries (child_id, registered_at) VALUES (:c, :t)"),
+                insert(Canary),
                 [
-                    {"c": child_id, "t": encoder.now.replace(tzinfo=None)}
+                    {"child_id": child_id, "registered_at": encoder.now}
                     for child_id in tables.children["child_id"].to_pylist()
                 ],
             )
