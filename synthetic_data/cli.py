@@ -7,12 +7,17 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from synthetic_data import figures
-from synthetic_data.plan import MAX_CHILDREN, Options
+from synthetic_data.figures import MAX_CHILDREN
+
+if TYPE_CHECKING:
+    from synthetic_data.plan import Options
+
+# Only light imports at module level: this module is loaded whenever `contactpoint` starts.
 
 
 def _shard(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, int]:
@@ -95,6 +100,8 @@ def make_options(
     caf_rate: float,
     lead_professional_rate: float,
 ) -> Options:
+    from synthetic_data.plan import Options
+
     rates = figures.Rates(caf=caf_rate, lead_professional_given_caf=lead_professional_rate)
     return Options(
         seed=seed,

@@ -41,6 +41,9 @@ BIRTHS_BY_YEAR: dict[int, int] = {
 # keeps output byte-identical from one year to the next; `--as-of` moves it.
 DEFAULT_AS_OF = date(2026, 9, 1)
 
+# The largest population a run accepts: every id stays below 2**31 (PostgreSQL integer columns).
+MAX_CHILDREN = 150_000_000
+
 # About 11 million children under 18 in England (DOMAIN.md; ONS mid-year estimates give 11.4 to
 # 12 million over 2008-2024).
 NATIONAL_CHILDREN = 11_000_000

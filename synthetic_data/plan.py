@@ -23,7 +23,7 @@ FORMAT_VERSION = 1
 CHUNK_CHILDREN = 50_000
 CARERS_PER_CHILD_MAX = 2  # a household has at most two carers and at least one child
 INVOLVEMENTS_PER_CHILD_MAX = 10
-MAX_CHILDREN = 150_000_000  # keeps every id below 2**31 (PostgreSQL integer columns)
+MAX_CHILDREN = figures.MAX_CHILDREN
 PILOT_LA = "E10000017"  # Lancashire: the north-west pilot (DOMAIN.md)
 
 # Organisations every LA has exactly one of.

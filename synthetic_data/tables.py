@@ -57,9 +57,9 @@ ROLE_ABBREVIATIONS = {
     "system_administrator": "registry-admin",
 }
 _CARER_LANDLINES = [
-    fictional.drama_landline(n)
-    for n in range(1000 * len(fictional.DRAMA_LANDLINE_BLOCKS))
-    if not fictional.drama_landline(n).startswith("01632")
+    number
+    for number in map(fictional.drama_landline, range(1000 * len(fictional.DRAMA_LANDLINE_BLOCKS)))
+    if not number.startswith("01632")
 ]
 _MOBILES = [fictional.drama_mobile(n) for n in range(1000)]
 
