@@ -9,6 +9,7 @@ from enum import StrEnum
 
 
 class Permission(StrEnum):
+    ALERT_MANAGE = "alert:manage"
     ALERT_READ = "alert:read"
     AUDIT_READ = "audit:read"
     CHILD_CREATE = "child:create"
@@ -17,7 +18,12 @@ class Permission(StrEnum):
     CHILD_RECORD_READ = "child:record:read"
     CHILD_SEARCH = "child:search"
     CHILD_SHIELD = "child:shield"
+    EXPORT_APPROVE = "export:approve"
+    EXPORT_REQUEST = "export:request"
     INVOLVEMENT_WRITE = "involvement:write"
+    REQUEST_DECIDE = "request:decide"
+    REQUEST_RAISE = "request:raise"
+    SUBJECT_ACCESS_PRODUCE = "subject_access:produce"
     USER_MANAGE = "user:manage"
 
 
@@ -45,7 +51,13 @@ PRACTITIONER_ROLES = frozenset(
 )
 
 _PRACTITIONER = frozenset(
-    {Permission.CHILD_SEARCH, Permission.CHILD_RECORD_READ, Permission.INVOLVEMENT_WRITE}
+    {
+        Permission.CHILD_SEARCH,
+        Permission.CHILD_RECORD_READ,
+        Permission.INVOLVEMENT_WRITE,
+        # A practitioner may pass on a family's request to correct or shield; the LA decides.
+        Permission.REQUEST_RAISE,
+    }
 )
 # The override is held by few roles: those who act on immediate risk to a child.
 _OVERRIDE = _PRACTITIONER | {Permission.CHILD_RECORD_OVERRIDE}
@@ -55,6 +67,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.HEALTH_PRACTITIONER: _PRACTITIONER,
     Role.LA_DATA_MANAGER: frozenset(
         {
+            Permission.ALERT_MANAGE,
             Permission.ALERT_READ,
             Permission.AUDIT_READ,
             Permission.CHILD_CREATE,
@@ -62,6 +75,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CHILD_RECORD_READ,
             Permission.CHILD_SEARCH,
             Permission.CHILD_SHIELD,
+            Permission.EXPORT_APPROVE,
+            Permission.EXPORT_REQUEST,
+            Permission.REQUEST_DECIDE,
+            Permission.REQUEST_RAISE,
+            Permission.SUBJECT_ACCESS_PRODUCE,
         }
     ),
     Role.NATIONAL_AUDITOR: frozenset({Permission.ALERT_READ, Permission.AUDIT_READ}),
