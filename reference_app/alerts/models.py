@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reference_app.kit.db import Base, UTCDateTime
@@ -47,6 +47,11 @@ class Alert(Base):
     child_id: Mapped[str | None] = mapped_column(String(13))
     audit_event_id: Mapped[int | None] = mapped_column(BigInteger)
     summary: Mapped[str] = mapped_column(String(200))
+    # JSON: rule names, scores and counts behind the alert; references only.
+    details: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The data manager who last moved the alert on (acknowledged, investigated, closed).
+    handled_by: Mapped[int | None] = mapped_column(Integer)
 
 
 class Canary(Base):

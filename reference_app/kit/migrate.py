@@ -12,6 +12,8 @@ import reference_app.alerts.models
 import reference_app.audit.models
 import reference_app.carers.models
 import reference_app.children.models
+import reference_app.detection.models
+import reference_app.limits.models
 import reference_app.localauthorities.models
 import reference_app.practitioners.models
 import reference_app.services.models  # noqa: F401  (register every table on the metadata)

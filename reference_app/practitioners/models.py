@@ -36,6 +36,10 @@ class Practitioner(Base):
     # Bumped on every role or status change; sessions from an older version stop working.
     authz_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Blind indexes of the user's own family name and home postcode, so insider-browsing
+    # detection can spot a look at a relative's or neighbour's child without holding either.
+    family_name_bidx: Mapped[bytes | None] = mapped_column(LargeBinary(16))
+    home_postcode_bidx: Mapped[bytes | None] = mapped_column(LargeBinary(16))
 
 
 class LoginThrottle(Base):

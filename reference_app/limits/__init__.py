@@ -1,0 +1,1 @@
+"""Limits: per-user and per-source rates, daily quotas and harvesting detection."""
