@@ -66,6 +66,11 @@ def _record_denial(request: Request, exc: AppError) -> None:
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
+    for follow_up in exc.follow_ups:
+        try:
+            await run_in_threadpool(follow_up)
+        except Exception:  # the refusal stands; the failure to follow it up is logged
+            log.exception("could not complete a refusal's follow-up")
     if exc.status in (401, 403) and not exc.audited:
         try:
             await run_in_threadpool(_record_denial, request, exc)

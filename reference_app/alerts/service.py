@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 
@@ -22,6 +24,7 @@ def raise_alert(
     child_id: str | None,
     audit_event_id: int | None,
     summary: str,
+    details: dict[str, Any] | None = None,
 ) -> Alert:
     """Raise an alert to ``local_authority_id``'s management team; it carries references only."""
     alert = Alert(
@@ -34,6 +37,7 @@ def raise_alert(
         child_id=child_id,
         audit_event_id=audit_event_id,
         summary=summary,
+        details=json.dumps(details or {}, sort_keys=True),
     )
     call.db.add(alert)
     call.db.flush()
