@@ -173,8 +173,13 @@ def create_account(
     email: str | None = None,
     password: str | None = None,
     totp_secret: str | None = None,
+    home_postcode: str | None = None,
 ) -> NewAccount:
-    """Create a practitioner with a fresh password and TOTP secret (returned once, never stored)."""
+    """Create a practitioner with a fresh password and TOTP secret (returned once, never stored).
+
+    The display name's last word is taken as the family name; its blind index, and the home
+    postcode's when given, let insider-browsing detection spot a look at a relative's child.
+    """
     if repository.by_username(db, username) is not None:
         raise Conflict(f"The username {username!r} is taken.", code="username_taken")
     password = password or secrets.token_urlsafe(18)
@@ -192,6 +197,8 @@ def create_account(
         status=AccountStatus.ACTIVE.value,
         authz_version=1,
         created_at=ctx.clock.now(),
+        family_name_bidx=ctx.crypto.index.name(display_name.rsplit(" ", 1)[-1]),
+        home_postcode_bidx=ctx.crypto.index.postcode(home_postcode) if home_postcode else None,
     )
     db.add(practitioner)
     db.flush()
