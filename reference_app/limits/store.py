@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, and_, bindparam, case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from reference_app.kit.db import UTCDateTime
 from reference_app.limits.models import LimitCounter, LimitMember
@@ -208,9 +209,16 @@ class DatabaseStore:
 
     @contextmanager
     def open(self) -> Iterator[LimitOps]:
-        with self.engine.begin() as connection:
-            ops = DatabaseOps(connection, self._insert)
-            yield ops
+        """Counts are committed even when the caller goes on to refuse the request."""
+        with self.engine.connect() as connection:
+            try:
+                yield DatabaseOps(connection, self._insert)
+            except SQLAlchemyError:
+                connection.rollback()
+                raise
+            finally:
+                if connection.in_transaction() and connection.get_transaction().is_active:
+                    connection.commit()
         with self._lock:
             self._ops += 1
             sweep = self._ops % _PURGE_EVERY == 0
