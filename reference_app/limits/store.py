@@ -217,7 +217,8 @@ class DatabaseStore:
                 connection.rollback()
                 raise
             finally:
-                if connection.in_transaction() and connection.get_transaction().is_active:
+                transaction = connection.get_transaction()
+                if transaction is not None and transaction.is_active:
                     connection.commit()
         with self._lock:
             self._ops += 1
