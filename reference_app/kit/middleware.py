@@ -117,27 +117,17 @@ class SecurityMiddleware:
         if limited and declared is not None and declared > max_bytes:
             await self._too_large(send_with_headers, request_id)
             return
-        received = 0
-        gauge = DepthGauge(settings.max_json_depth)
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request" and limited:
-                body = message.get("body", b"")
-                received += len(body)
-                if received > max_bytes:
-                    raise _BodyTooLarge
-                gauge.feed(body)
-            return message
-
-        try:
-            await self.app(scope, counting_receive, send_with_headers)
-        except _BodyTooLarge:
-            if not started:
+        if limited:
+            # Read the body (at most max_bytes) before the app sees it: a refusal here is ours
+            # to word, not a body-parsing error downstream.
+            try:
+                receive = await _bounded_body(
+                    receive, max_bytes, DepthGauge(settings.max_json_depth)
+                )
+            except _BodyTooLarge:
                 await self._too_large(send_with_headers, request_id)
-        except _TooDeep:
-            if not started:
+                return
+            except _TooDeep:
                 await self._error(
                     send_with_headers,
                     400,
@@ -145,6 +135,9 @@ class SecurityMiddleware:
                     f"The request body nests deeper than {settings.max_json_depth} levels.",
                     request_id,
                 )
+                return
+        try:
+            await self.app(scope, receive, send_with_headers)
         except Exception:
             # Log the trace here; the client gets the envelope and the request id, nothing more.
             log.exception("unhandled error (request %s)", request_id)
@@ -177,6 +170,33 @@ class SecurityMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+async def _bounded_body(receive: Receive, max_bytes: int, gauge: DepthGauge) -> Receive:
+    """Read the whole body within the limits; return a ``receive`` that replays it."""
+    messages: list[Message] = []
+    received = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        body = message.get("body", b"")
+        received += len(body)
+        if received > max_bytes:
+            raise _BodyTooLarge
+        gauge.feed(body)
+        if not message.get("more_body", False):
+            break
+    replay = iter(messages)
+
+    async def replayed() -> Message:
+        try:
+            return next(replay)
+        except StopIteration:
+            return await receive()
+
+    return replayed
 
 
 def _content_length(scope: Scope) -> int | None:
