@@ -8,13 +8,13 @@ signs (a look without involvement, an evening view) alert only when they pile up
 | --- | --- | --- |
 | canary | 100 | the child is a honeytoken |
 | same_address | 60 | the child lives at the viewer's home postcode; the viewer is not involved |
-| same_surname | 40 | the child shares the viewer's family name; the viewer is not involved |
+| same_surname | 50 | the child shares the viewer's family name; the viewer is not involved |
 | shielded | 40 | the child is shielded and the viewer is not involved |
 | override | 20 | the view used the emergency override (alerted at once anyway) |
 | out_of_hours_uninvolved | 25 | outside working hours, not involved |
 | out_of_hours | 10 | outside working hours, involved |
 | no_involvement | 10 | the viewer is not involved with the child |
-| peer_volume | 40 | views today far above the viewer's peers (same role and LA), once a day |
+| peer_volume | 60 | views today far above the viewer's peers (same role and LA), once a day |
 
 Working hours are 07:00-19:00 local time, Monday to Friday, except for roles that work around
 the clock (police, children's social care).
@@ -51,9 +51,9 @@ class SnoopRule(StrEnum):
 POINTS: dict[SnoopRule, int] = {
     SnoopRule.CANARY: 100,
     SnoopRule.SAME_ADDRESS: 60,
-    SnoopRule.SAME_SURNAME: 40,
+    SnoopRule.SAME_SURNAME: 50,
     SnoopRule.SHIELDED: 40,
-    SnoopRule.PEER_VOLUME: 40,
+    SnoopRule.PEER_VOLUME: 60,
     SnoopRule.OUT_OF_HOURS_UNINVOLVED: 25,
     SnoopRule.OVERRIDE: 20,
     SnoopRule.OUT_OF_HOURS: 10,
