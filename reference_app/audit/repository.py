@@ -26,6 +26,17 @@ def append_event(db: Session, values: dict[str, Any]) -> int:
     return int(event_id)
 
 
+def append_events(db: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert many events and their pending markers; return the event ids."""
+    if not rows:
+        return []
+    ids = db.scalars(
+        insert(AuditEvent).returning(AuditEvent.id, sort_by_parameter_order=True), rows
+    ).all()
+    db.execute(insert(AuditPending), [{"event_id": event_id} for event_id in ids])
+    return [int(event_id) for event_id in ids]
+
+
 def append_search_hits(db: Session, event_id: int, child_ids: list[str]) -> None:
     """Index a search event by each child it returned."""
     if child_ids:

@@ -29,12 +29,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from reference_app.audit.service import RequestInfo
+from sqlalchemy.orm import Session
+
+from reference_app.audit.service import RequestInfo, record_per_child
 from reference_app.audit.tags import EventTag
 from reference_app.config import Environment
 from reference_app.context import AppContext
 from reference_app.kit.clock import age_on
-from reference_app.kit.http import Call
 from reference_app.retention import repository
 
 ARCHIVE_AT_AGE = 18
@@ -160,10 +161,9 @@ def _archive(
             if report.dry_run:
                 report.archived += len(due)
             elif due:
-                call = Call(ctx=ctx, db=db, info=info)
-                for child_id in repository.archive(db, due, moment):
-                    _record(call, report, EventTag.RETENTION_ARCHIVED, child_id)
-                    report.archived += 1
+                archived = repository.archive(db, due, moment)
+                _record(ctx, db, info, report, EventTag.RETENTION_ARCHIVED, archived)
+                report.archived += len(archived)
         if progress:
             progress.advance(len(batch))
     if progress:
@@ -198,18 +198,10 @@ def _purge(
             else:
                 purged, carers = repository.purge(db, list(owners), before)
                 report.carers_purged += carers
-                call = Call(ctx=ctx, db=db, info=info)
-                for child_id in purged:
-                    # The owning LA stays on the trail: its team can still answer a subject
-                    # access request from the history the trail keeps.
-                    _record(
-                        call,
-                        report,
-                        EventTag.RETENTION_PURGED,
-                        child_id,
-                        local_authority_id=owners[child_id],
-                    )
-                    report.purged += 1
+                # The owning LA stays on the trail: its team can still answer a subject
+                # access request from the history the trail keeps.
+                _record(ctx, db, info, report, EventTag.RETENTION_PURGED, purged, owners)
+                report.purged += len(purged)
         if progress:
             progress.advance(len(batch))
     if progress:
@@ -217,7 +209,18 @@ def _purge(
 
 
 def _record(
-    call: Call, report: RetentionReport, tag: EventTag, child_id: str, **extra: Any
+    ctx: AppContext,
+    db: Session,
+    info: RequestInfo,
+    report: RetentionReport,
+    tag: EventTag,
+    child_ids: list[str],
+    owners: dict[str, int] | None = None,
 ) -> None:
-    details = {"as_of": report.as_of.isoformat(), "run_id": report.run_id, **extra}
-    call.audit(tag, child_id=child_id, details=details)
+    """One event per child, written in bulk with the batch."""
+    run = {"as_of": report.as_of.isoformat(), "run_id": report.run_id}
+    details = {
+        child_id: run | ({"local_authority_id": owners[child_id]} if owners else {})
+        for child_id in child_ids
+    }
+    record_per_child(db, ctx, tag, info=info, details_by_child=details)

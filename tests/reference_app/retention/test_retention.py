@@ -13,6 +13,8 @@ from sqlalchemy import func, select
 from reference_app.access.permissions import Role
 from reference_app.alerts.models import Canary
 from reference_app.audit.models import AuditEvent
+from reference_app.audit.service import seal_all
+from reference_app.audit.verify import verify_log
 from reference_app.carers.models import Carer, ChildCarer
 from reference_app.children.models import Child
 from reference_app.config import Environment
@@ -161,6 +163,11 @@ def test_a_second_run_changes_nothing_and_says_so(private_world: PrivateWorld) -
     assert (second.archived, second.purged, second.changed) == (0, 0, False)
     assert second.live_checked == 1
     assert count(world, AuditEvent) == trail_before
+    # The events written in bulk seal into the log like any other.
+    assert seal_all(world.ctx) == trail_before
+    with world.ctx.sessions() as db:
+        verified = verify_log(db, world.ctx.keyring.audit_public_keys, now=world.clock.now())
+    assert verified.ok, verified.findings
 
 
 def test_an_interrupted_run_keeps_whole_batches_and_the_rerun_finishes(
