@@ -197,6 +197,8 @@ def decide(
             "A request is decided by a data manager other than the one who raised it.",
             code="own_request",
         )
+    if request.status != RequestStatus.PENDING:
+        raise Conflict("This request has already been decided.", code="request_decided")
     if body.decision is Decision.REJECT and not body.note:
         raise InvalidInput("Give the reason for a rejection in note.", code="note_required")
     status = RequestStatus.APPROVED if body.decision is Decision.APPROVE else RequestStatus.REJECTED
@@ -210,7 +212,7 @@ def decide(
         decided_at=now,
         note_enc=note_enc,
     )
-    if not decided:
+    if not decided:  # another data manager decided it since it was read
         raise Conflict("This request has already been decided.", code="request_decided")
     if status is RequestStatus.APPROVED:
         _apply(call, principal, request, body.note)

@@ -113,9 +113,10 @@ def test_a_rejection_needs_a_note_keeps_the_record_and_a_second_decision_conflic
     assert rejected.status_code == 200
     assert rejected.json()["status"] == "rejected"
     assert rejected.json()["decided"]["note"] == "Not supported by ID"
-    again = decide(world, request_id, decider, decision="approve")
-    assert again.status_code == 409
-    assert again.json()["error"]["code"] == "request_decided"
+    for second in ({"decision": "approve"}, {"decision": "reject"}):
+        again = decide(world, request_id, decider, **second)
+        assert again.status_code == 409
+        assert again.json()["error"]["code"] == "request_decided"
     record = world.client.get(
         f"/api/v1/children/{child.id}",
         headers={**manager(world), "X-Access-Reason": "service_delivery"},
@@ -270,3 +271,27 @@ def test_the_stored_request_is_encrypted(world: World) -> None:
     assert stored.proposed_enc is not None
     assert new_name.encode() not in stored.proposed_enc
     assert JUSTIFICATION.encode() not in stored.justification_enc
+
+
+def test_two_concurrent_decisions_cannot_both_win(world: World) -> None:
+    from reference_app.requests import repository
+    from reference_app.requests.models import RequestStatus
+
+    child = world.child()
+    request_id = raise_request(world, manager(world), child, "shielding").json()["id"]
+    decider = world.accounts[(Role.LA_DATA_MANAGER, LA_A)].id
+    outcomes = []
+    # Both deciders read the request as pending; the conditional update lets one through.
+    for status in (RequestStatus.APPROVED, RequestStatus.REJECTED):
+        with world.ctx.sessions() as db, db.begin():
+            outcomes.append(
+                repository.mark_decided(
+                    db,
+                    request_id,
+                    status=status,
+                    decided_by=decider,
+                    decided_at=world.clock.now(),
+                    note_enc=None,
+                )
+            )
+    assert outcomes == [True, False]
