@@ -12,10 +12,11 @@ from reference_app.children.routes import router as children
 from reference_app.health import router as health
 from reference_app.limits.service import check_source
 from reference_app.practitioners.routes import router as practitioners
+from reference_app.requests.routes import router as requests
 from reference_app.services.routes import router as involvements
 
 API_PREFIX = "/api/v1"
-CONTEXT_ROUTERS = (practitioners, children, carers, involvements, alerts, audit)
+CONTEXT_ROUTERS = (practitioners, children, carers, involvements, alerts, audit, requests)
 
 
 def source_limit(request: Request) -> None:

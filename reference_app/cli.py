@@ -381,10 +381,12 @@ def detect(database: str | None, seal: bool, as_json: bool) -> None:
 def _register_parts() -> None:
     # The other parts' commands hang off the one CLI; imported here so `contactpoint --help`
     # stays fast (heavy imports happen inside the commands).
+    from reference_app.retention.cli import retention
     from synthetic_data.cli import bench, generate
 
     main.add_command(generate)
     main.add_command(bench)
+    main.add_command(retention)
 
 
 _register_parts()

@@ -70,3 +70,17 @@ class AuditCheckpoint(Base):
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     key_id: Mapped[str] = mapped_column(String(16))
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+
+
+class AuditSearchHit(Base):
+    """A child a search event returned: the trail's ``result_ids`` indexed by child.
+
+    Derived from the event it names (whose details list the same ids, under the log's proofs),
+    so that a subject access pack finds every search that showed a child with an index lookup
+    instead of scanning every search's details. Append-only, like the trail.
+    """
+
+    __tablename__ = "audit_search_hits"
+
+    child_id: Mapped[str] = mapped_column(String(13), primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)

@@ -9,7 +9,13 @@ from typing import Any
 from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from reference_app.audit.models import AuditCheckpoint, AuditEvent, AuditLogEntry, AuditPending
+from reference_app.audit.models import (
+    AuditCheckpoint,
+    AuditEvent,
+    AuditLogEntry,
+    AuditPending,
+    AuditSearchHit,
+)
 from reference_app.children.models import Child
 
 
@@ -18,6 +24,26 @@ def append_event(db: Session, values: dict[str, Any]) -> int:
     event_id = db.execute(insert(AuditEvent).values(**values).returning(AuditEvent.id)).scalar_one()
     db.execute(insert(AuditPending).values(event_id=event_id))
     return int(event_id)
+
+
+def append_events(db: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert many events and their pending markers; return the event ids."""
+    if not rows:
+        return []
+    ids = db.scalars(
+        insert(AuditEvent).returning(AuditEvent.id, sort_by_parameter_order=True), rows
+    ).all()
+    db.execute(insert(AuditPending), [{"event_id": event_id} for event_id in ids])
+    return [int(event_id) for event_id in ids]
+
+
+def append_search_hits(db: Session, event_id: int, child_ids: list[str]) -> None:
+    """Index a search event by each child it returned."""
+    if child_ids:
+        db.execute(
+            insert(AuditSearchHit),
+            [{"child_id": child_id, "event_id": event_id} for child_id in set(child_ids)],
+        )
 
 
 def latest_checkpoint(db: Session) -> AuditCheckpoint | None:

@@ -54,21 +54,53 @@ def record(
     return repository.append_event(
         db,
         {
-            "occurred_at": ctx.clock.now(),
-            "tag": tag.value,
+            **_event_row(ctx.clock.now(), tag, info, child_id, details),
             "outcome": outcome.value,
             "actor_id": principal.user_id if principal else actor_id,
             "actor_role": principal.role.value if principal else None,
             "actor_organisation_id": principal.organisation_id if principal else None,
             "actor_local_authority_id": principal.local_authority_id if principal else None,
-            "source": info.source,
-            "request_id": info.request_id,
-            "child_id": child_id,
             "reason_code": reason_code,
             "relationship": relationship,
-            "details": canonical_details(details),
         },
     )
+
+
+def record_per_child(
+    db: Session,
+    ctx: AppContext,
+    tag: EventTag,
+    *,
+    info: RequestInfo,
+    details_by_child: dict[str, dict[str, Any]],
+) -> list[int]:
+    """Append one event per child for an action of the system itself (no user acts), in two
+    statements rather than two per child; return the event ids."""
+    now = ctx.clock.now()
+    return repository.append_events(
+        db,
+        [
+            _event_row(now, tag, info, child_id, details) | {"outcome": Outcome.ALLOWED.value}
+            for child_id, details in details_by_child.items()
+        ],
+    )
+
+
+def _event_row(
+    now: datetime,
+    tag: EventTag,
+    info: RequestInfo,
+    child_id: str | None,
+    details: dict[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        "occurred_at": now,
+        "tag": tag.value,
+        "source": info.source,
+        "request_id": info.request_id,
+        "child_id": child_id,
+        "details": canonical_details(details),
+    }
 
 
 def sealed_text(ctx: AppContext, text: str, context: str) -> str:

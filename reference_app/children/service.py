@@ -25,6 +25,7 @@ from reference_app.access.permissions import AccessReason, Permission
 from reference_app.access.principal import Principal
 from reference_app.alerts.models import AlertKind, AlertSeverity
 from reference_app.alerts.service import is_canary, raise_alert
+from reference_app.audit.repository import append_search_hits
 from reference_app.audit.service import sealed_text
 from reference_app.audit.tags import AccessRelationship, EventTag
 from reference_app.children import repository
@@ -175,7 +176,7 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
         today = call.ctx.clock.now()
         for child in sorted(rows, key=lambda c: (c.family_name_bidx != exact, c.id)):
             results.append(_search_result(call, child, today))
-    call.audit(
+    event_id = call.audit(
         EventTag.CHILD_SEARCH_PERFORMED,
         principal=principal,
         details={
@@ -186,6 +187,8 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
             "refine_search": refine,
         },
     )
+    # Indexed by child, so a subject access pack finds the searches that showed this child.
+    append_search_hits(call.db, event_id, [r.child_id for r in results])
     return SearchResponse(
         results=results,
         count=len(results),
@@ -226,7 +229,9 @@ def decide(principal: Principal, child: Child, *, involved: bool, reason: Access
     return Decision(ViewLevel.FULL, relationship)
 
 
-def _full_record(call: Call, child: Child) -> dict[str, Any]:
+def full_record(call: Call, child: Child) -> dict[str, Any]:
+    """Everything the registry holds on ``child``, decrypted: what ``redact`` cuts down, and
+    the data held in a subject access pack."""
     cipher = call.ctx.crypto.cipher
     la = repository.local_authority(call.db, child.local_authority_id)
     identity = child_identity(call.ctx.crypto, child)
@@ -344,7 +349,7 @@ def view(
         call.db, child.id, principal, today
     )
     decision = decide(principal, child, involved=involved, reason=reason)
-    shown = redact(_full_record(call, child), principal, decision)
+    shown = redact(full_record(call, child), principal, decision)
     details: dict[str, Any] = {"level": decision.level.value, "fields": sorted(shown)}
     if "services" in shown:
         details["services_shown"] = [s["involvement_id"] for s in shown["services"]]

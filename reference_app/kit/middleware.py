@@ -27,6 +27,24 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
+_CSP = b"content-security-policy"
+_STRICT_CSP = b"default-src 'none';"
+
+
+def _with_security_headers(app_headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The app's headers plus the security headers. A route may send its own content security
+    policy if it starts from ``default-src 'none'`` (the printable subject access page allows
+    its one stylesheet by hash); any other is replaced by the default."""
+    own_csp = any(k.lower() == _CSP and v.startswith(_STRICT_CSP) for k, v in app_headers)
+    headers = [
+        (k, v)
+        for k, v in app_headers
+        if k.lower() != b"cache-control" and (k.lower() != _CSP or v.startswith(_STRICT_CSP))
+    ]
+    headers.extend((k, v) for k, v in SECURITY_HEADERS if not (own_csp and k == _CSP))
+    return headers
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -102,10 +120,7 @@ class SecurityMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
-                ]
-                headers.extend(SECURITY_HEADERS)
+                headers = _with_security_headers(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("ascii")))
                 message["headers"] = headers
             await send(message)

@@ -16,12 +16,13 @@ import reference_app.detection.models
 import reference_app.limits.models
 import reference_app.localauthorities.models
 import reference_app.practitioners.models
+import reference_app.requests.models
 import reference_app.services.models  # noqa: F401  (register every table on the metadata)
 from reference_app.kit.db import Base
 
 target_metadata = Base.metadata
 
-AUDIT_TABLES = ("audit_events", "audit_log_entries", "audit_checkpoints")
+AUDIT_TABLES = ("audit_events", "audit_log_entries", "audit_checkpoints", "audit_search_hits")
 
 
 def alembic_config(engine: Engine) -> Config:
