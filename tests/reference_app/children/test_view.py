@@ -183,3 +183,35 @@ def test_view_audit_records_the_fields_shown(world: World) -> None:
         "shielded",
     ]
     assert child.given_name not in event.details
+
+
+def test_an_override_shows_the_record_only_while_it_is_open(world: World) -> None:
+    """Break-glass opens one view: the next look without it is the ordinary limited view."""
+    child = world.child(LA_B, shielded=True)
+    opened = view(world, child.id, role=Role.POLICE_PRACTITIONER, reason="emergency_override")
+    assert "address" in opened.json()
+    assert opened.headers["cache-control"] == "no-store"  # nothing kept after it closes
+    again = view(world, child.id, role=Role.POLICE_PRACTITIONER, reason="safeguarding")
+    assert again.status_code == 200
+    assert "address" not in again.json()
+    assert again.json()["access"]["level"] == "limited"
+
+
+def test_with_override_alerts_switched_off_break_glass_goes_unreported(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reference_app.config import Environment
+    from reference_app.kit.controls import Control
+
+    weakened = world.ctx.settings.model_copy(
+        update={
+            "environment": Environment.DEVELOPMENT,
+            "disabled_controls": frozenset({Control.OVERRIDE_ALERTS}),
+        }
+    )
+    monkeypatch.setattr(world.ctx, "settings", weakened)
+    child = world.child(LA_B, shielded=True)
+    opened = view(world, child.id, role=Role.SOCIAL_CARE_PRACTITIONER, reason="emergency_override")
+    assert opened.status_code == 200
+    alerts = world.client.get("/api/v1/alerts", headers=world.headers(Role.LA_DATA_MANAGER, LA_B))
+    assert child.id not in str(alerts.json())
