@@ -83,6 +83,8 @@ def test_recent_keeps_the_latest_stamps(store: LimitStore) -> None:
     assert got == [1009, 1008, 1007, 1006]
 
 
+# PostgreSQL only: a SQLite deployment is one process and keeps its limits in memory.
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("backend", ["database", "redis"])
 def test_two_workers_share_one_count(backend: str, database: Database) -> None:
     """Eight threads on two separate stores (two workers) add up to one exact total."""
@@ -91,8 +93,6 @@ def test_two_workers_share_one_count(backend: str, database: Database) -> None:
         second = RedisStore(REDIS_URL, prefix=first._ops.prefix)
         stores: list[LimitStore] = [first, second]
     else:
-        if database.backend == "sqlite":
-            pytest.skip("SQLite serves one process: its deployments keep limits in memory")
         engines = [make_engine(database.app_url, pool_size=4) for _ in range(2)]
         stores = [DatabaseStore(e) for e in engines]
     k = key()
