@@ -9,12 +9,13 @@ from reference_app.alerts.routes import router as alerts
 from reference_app.audit.routes import router as audit
 from reference_app.carers.routes import router as carers
 from reference_app.children.routes import router as children
+from reference_app.exports.routes import router as exports
 from reference_app.health import router as health
 from reference_app.practitioners.routes import router as practitioners
 from reference_app.services.routes import router as involvements
 
 API_PREFIX = "/api/v1"
-CONTEXT_ROUTERS = (practitioners, children, carers, involvements, alerts, audit)
+CONTEXT_ROUTERS = (practitioners, children, carers, involvements, alerts, audit, exports)
 
 api_router = APIRouter(prefix=API_PREFIX)
 for router in CONTEXT_ROUTERS:

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     search_result_cap: int = Field(default=10, ge=1, le=50)
     max_request_bytes: int = Field(default=65536, ge=1024)
 
+    # Bulk exports: rows in one export's scope, how long a request or an approval lives, and how
+    # long a download link works.
+    export_max_rows: int = Field(default=5000, ge=1)
+    export_ttl_seconds: int = Field(default=86400, ge=60)
+    export_link_ttl_seconds: int = Field(default=300, ge=10, le=3600)
+
     audit_sealer_enabled: bool = True
     audit_seal_interval_seconds: float = Field(default=1.0, gt=0)
     audit_seal_batch: int = Field(default=20000, ge=1)
