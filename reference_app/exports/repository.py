@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -58,11 +58,12 @@ def scope_children(db: Session, scope: Scope) -> Sequence[Child]:
     return db.scalars(select(Child).where(*_in_scope(scope)).order_by(Child.id)).all()
 
 
-def scope_sample(db: Session, scope: Scope, offsets: Iterable[int]) -> list[Child]:
-    """The children at ``offsets`` in the scope's id order."""
-    query = select(Child).where(*_in_scope(scope)).order_by(Child.id)
-    found = [db.scalars(query.offset(offset).limit(1)).first() for offset in offsets]
-    return [child for child in found if child is not None]
+def scope_ids(db: Session, scope: Scope) -> list[str]:
+    return list(db.scalars(select(Child.id).where(*_in_scope(scope)).order_by(Child.id)))
+
+
+def children_by_id(db: Session, child_ids: Sequence[str]) -> Sequence[Child]:
+    return db.scalars(select(Child).where(Child.id.in_(child_ids)).order_by(Child.id)).all()
 
 
 def child_exists(db: Session, child_id: str) -> bool:

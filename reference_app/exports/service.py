@@ -309,12 +309,10 @@ def _register_watermarks(call: Call, export: ExportRequest, now: datetime) -> in
     """Make the export's fictional children: registered, canaries, and mapped to the export."""
     db, crypto = call.db, call.ctx.crypto
     key = call.ctx.keyring.subkey(watermark.PRF_PURPOSE)
-    scope = _scope(call, export, now.date())
-    population = repository.count_scope(db, scope)
+    ids = repository.scope_ids(db, _scope(call, export, now.date()))
+    picked = [ids[i] for i in watermark.neighbour_offsets(key, export.id, len(ids))]
     neighbours = []
-    for child in repository.scope_sample(
-        db, scope, watermark.neighbour_offsets(key, export.id, population)
-    ):
+    for child in repository.children_by_id(db, picked):
         address = child_address(crypto, child)
         neighbours.append(
             watermark.Neighbour(
