@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from reference_app.alerts.models import Canary
@@ -80,6 +81,22 @@ def local_authority(db: Session, la_id: int) -> LocalAuthority | None:
 
 def get(db: Session, export_id: int) -> ExportRequest | None:
     return db.get(ExportRequest, export_id)
+
+
+def transition(db: Session, export: ExportRequest, from_status: str, **values: Any) -> bool:
+    """Move ``export`` on from ``from_status`` in one conditional UPDATE; False if another
+    request moved it first (two approvers, or two downloads, at the same moment)."""
+    result = db.execute(
+        update(ExportRequest)
+        .where(ExportRequest.id == export.id, ExportRequest.status == from_status)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    for name, value in values.items():
+        setattr(export, name, value)
+    return True
 
 
 def list_for_la(db: Session, la_id: int, limit: int) -> Sequence[ExportRequest]:

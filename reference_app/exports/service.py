@@ -257,6 +257,11 @@ def _pending(export: ExportRequest, now: datetime) -> None:
         raise Conflict("This request has expired; request the export again.", code="export_expired")
 
 
+def _move(call: Call, export: ExportRequest, from_status: ExportStatus, **values: Any) -> None:
+    if not repository.transition(call.db, export, from_status.value, **values):
+        raise Conflict("Another decision on this export came first.", code="export_not_pending")
+
+
 def approve(call: Call, principal: Principal, export_id: int) -> ExportRequest:
     """Approve another data manager's request and register its watermark children."""
     export = own(call, principal, export_id)
@@ -265,10 +270,15 @@ def approve(call: Call, principal: Principal, export_id: int) -> ExportRequest:
         raise _violation(call, principal, Violation.SELF_APPROVAL, export=export)
     now = call.ctx.clock.now()
     _pending(export, now)
-    export.status = ExportStatus.APPROVED.value
-    export.decided_by = principal.user_id
-    export.decided_at = now
-    export.expires_at = now + timedelta(seconds=call.ctx.settings.export_ttl_seconds)
+    _move(
+        call,
+        export,
+        ExportStatus.REQUESTED,
+        status=ExportStatus.APPROVED.value,
+        decided_by=principal.user_id,
+        decided_at=now,
+        expires_at=now + timedelta(seconds=call.ctx.settings.export_ttl_seconds),
+    )
     marks = 0
     if enabled(call.ctx.settings, Control.EXPORT_WATERMARK):
         marks = _register_watermarks(call, export, now)
@@ -292,9 +302,14 @@ def refuse(call: Call, principal: Principal, export_id: int, note: str | None) -
     export = own(call, principal, export_id)
     now = call.ctx.clock.now()
     _pending(export, now)
-    export.status = ExportStatus.REFUSED.value
-    export.decided_by = principal.user_id
-    export.decided_at = now
+    _move(
+        call,
+        export,
+        ExportStatus.REQUESTED,
+        status=ExportStatus.REFUSED.value,
+        decided_by=principal.user_id,
+        decided_at=now,
+    )
     details: dict[str, Any] = {
         "export_id": export.id,
         "withdrawn": export.requested_by == principal.user_id,
@@ -473,11 +488,18 @@ def download(call: Call, principal: Principal, token: str) -> Download:
     else:
         content = plain
     digest = hashlib.sha256(content).hexdigest()
-    export.status = ExportStatus.DOWNLOADED.value
-    export.downloaded_at = now
-    export.downloaded_rows = len(rows)
-    export.download_sha256 = digest
-    export.download_encrypted = encrypted
+    if not repository.transition(
+        call.db,
+        export,
+        ExportStatus.APPROVED.value,
+        status=ExportStatus.DOWNLOADED.value,
+        downloaded_at=now,
+        downloaded_rows=len(rows),
+        download_sha256=digest,
+        download_encrypted=encrypted,
+    ):
+        # Another download of the same export committed first: this copy never leaves.
+        raise _violation(call, principal, Violation.ALREADY_DOWNLOADED, export=export)
     call.audit(
         EventTag.EXPORT_DOWNLOADED,
         principal=principal,
