@@ -257,8 +257,24 @@ def _pending(export: ExportRequest, now: datetime) -> None:
         raise Conflict("This request has expired; request the export again.", code="export_expired")
 
 
-def _move(call: Call, export: ExportRequest, from_status: ExportStatus, **values: Any) -> None:
-    if not repository.transition(call.db, export, from_status.value, **values):
+def _decide(
+    call: Call,
+    principal: Principal,
+    export: ExportRequest,
+    outcome: ExportStatus,
+    now: datetime,
+    **values: Any,
+) -> None:
+    """Record the decision on a pending request, unless another decision came first."""
+    if not repository.transition(
+        call.db,
+        export,
+        ExportStatus.REQUESTED.value,
+        status=outcome.value,
+        decided_by=principal.user_id,
+        decided_at=now,
+        **values,
+    ):
         raise Conflict("Another decision on this export came first.", code="export_not_pending")
 
 
@@ -270,15 +286,8 @@ def approve(call: Call, principal: Principal, export_id: int) -> ExportRequest:
         raise _violation(call, principal, Violation.SELF_APPROVAL, export=export)
     now = call.ctx.clock.now()
     _pending(export, now)
-    _move(
-        call,
-        export,
-        ExportStatus.REQUESTED,
-        status=ExportStatus.APPROVED.value,
-        decided_by=principal.user_id,
-        decided_at=now,
-        expires_at=now + timedelta(seconds=call.ctx.settings.export_ttl_seconds),
-    )
+    ttl = timedelta(seconds=call.ctx.settings.export_ttl_seconds)
+    _decide(call, principal, export, ExportStatus.APPROVED, now, expires_at=now + ttl)
     marks = 0
     if enabled(call.ctx.settings, Control.EXPORT_WATERMARK):
         marks = _register_watermarks(call, export, now)
@@ -302,14 +311,7 @@ def refuse(call: Call, principal: Principal, export_id: int, note: str | None) -
     export = own(call, principal, export_id)
     now = call.ctx.clock.now()
     _pending(export, now)
-    _move(
-        call,
-        export,
-        ExportStatus.REQUESTED,
-        status=ExportStatus.REFUSED.value,
-        decided_by=principal.user_id,
-        decided_at=now,
-    )
+    _decide(call, principal, export, ExportStatus.REFUSED, now)
     details: dict[str, Any] = {
         "export_id": export.id,
         "withdrawn": export.requested_by == principal.user_id,
