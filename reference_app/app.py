@@ -19,6 +19,7 @@ from reference_app.api import API_PREFIX, api_router
 from reference_app.audit.service import record, seal_all
 from reference_app.audit.tags import EventTag, Outcome
 from reference_app.context import AppContext
+from reference_app.detection.service import Detector
 from reference_app.health import router as health_router
 from reference_app.kit.errors import AppError, error_body
 from reference_app.kit.http import request_info
@@ -66,6 +67,11 @@ def _record_denial(request: Request, exc: AppError) -> None:
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
+    for follow_up in exc.follow_ups:
+        try:
+            await run_in_threadpool(follow_up)
+        except Exception:  # the refusal stands; the failure to follow it up is logged
+            log.exception("could not complete a refusal's follow-up")
     if exc.status in (401, 403) and not exc.audited:
         try:
             await run_in_threadpool(_record_denial, request, exc)
@@ -135,11 +141,14 @@ def create_app(ctx: AppContext) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sealer = Sealer(ctx) if ctx.settings.audit_sealer_enabled else None
-        if sealer:
-            sealer.start()
+        detector = Detector(ctx) if ctx.settings.detector_enabled else None
+        for worker in (sealer, detector):
+            if worker:
+                worker.start()
         yield
-        if sealer:
-            sealer.stop()
+        for worker in (detector, sealer):
+            if worker:
+                worker.stop()
 
     app = FastAPI(
         title="ContactPoint reference registry",
@@ -159,5 +168,5 @@ def create_app(ctx: AppContext) -> FastAPI:
     }  # anything else is answered by SecurityMiddleware as a 500 envelope
     for exc_type, handler in handlers.items():
         app.add_exception_handler(exc_type, handler)
-    app.add_middleware(SecurityMiddleware, max_body_bytes=ctx.settings.max_request_bytes)
+    app.add_middleware(SecurityMiddleware, ctx=ctx)
     return app

@@ -17,6 +17,12 @@ class Environment(StrEnum):
     TEST = "test"
 
 
+class LimitsBackend(StrEnum):
+    DATABASE = "database"
+    MEMORY = "memory"
+    REDIS = "redis"
+
+
 class Settings(BaseSettings):
     """Configuration of one registry instance.
 
@@ -48,6 +54,23 @@ class Settings(BaseSettings):
 
     search_result_cap: int = Field(default=10, ge=1, le=50)
     max_request_bytes: int = Field(default=65536, ge=1024)
+    max_json_depth: int = Field(default=16, ge=2, le=256)
+
+    # Limits and harvesting detection (reference_app/limits). The store must be shared by every
+    # worker: the database (default) or Redis; memory is for a single process only.
+    limits_store: LimitsBackend = LimitsBackend.DATABASE
+    limits_redis_url: str | None = None
+    # Multiplies every per-user quota and harvesting threshold: a deployment's tuning knob.
+    limits_scale: float = Field(default=1.0, gt=0, le=1000)
+    limit_source_per_minute: int = Field(default=1200, ge=1)
+    harvest_block_seconds: int = Field(default=900, ge=1)
+
+    # Insider-browsing detection over the sealed audit log (reference_app/detection).
+    detector_enabled: bool = True
+    detector_interval_seconds: float = Field(default=1.0, gt=0)
+    snooping_alert_score: int = Field(default=60, ge=1)
+    snooping_suspend_score: int = Field(default=150, ge=1)
+    working_hours_timezone: str = "Europe/London"
 
     # Bulk exports: rows in one export's scope, how long a request or an approval lives, and how
     # long a download link works.
@@ -65,6 +88,12 @@ class Settings(BaseSettings):
 
     # Controls switched off to prove the harness notices (development builds only).
     disabled_controls: frozenset[Control] = frozenset()
+
+    @model_validator(mode="after")
+    def _redis_needs_a_url(self) -> Settings:
+        if self.limits_store is LimitsBackend.REDIS and not self.limits_redis_url:
+            raise ValueError("limits_store=redis needs limits_redis_url")
+        return self
 
     @model_validator(mode="after")
     def _controls_off_only_in_development(self) -> Settings:

@@ -9,11 +9,12 @@ from argon2.profiles import RFC_9106_LOW_MEMORY
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from reference_app.config import Settings
+from reference_app.config import LimitsBackend, Settings
 from reference_app.kit.clock import Clock
 from reference_app.kit.crypto import Crypto
 from reference_app.kit.db import make_engine, make_session_factory
 from reference_app.kit.keys import Keyring, load_keyring
+from reference_app.limits.store import DatabaseStore, LimitStore, MemoryStore, RedisStore
 
 
 @dataclass
@@ -26,7 +27,20 @@ class AppContext:
     password_hasher: PasswordHasher
     # A real hash to verify against when the username is unknown, so both cost the same.
     dummy_password_hash: str
+    limits: LimitStore
     clock: Clock = field(default_factory=Clock)
+
+
+def make_limit_store(settings: Settings, engine: Engine) -> LimitStore:
+    """The store every worker shares for limits (memory only for a single process)."""
+    if settings.limits_store is LimitsBackend.REDIS:
+        assert settings.limits_redis_url is not None  # Settings refuse redis without a URL
+        return RedisStore(settings.limits_redis_url)
+    # SQLite serves one process (the demo), and its single writer lock is held by the request
+    # itself, so a second connection could not count: limits live in that process's memory.
+    if settings.limits_store is LimitsBackend.MEMORY or engine.dialect.name == "sqlite":
+        return MemoryStore()
+    return DatabaseStore(engine)
 
 
 def make_password_hasher(time_cost: int, memory_kib: int, parallelism: int) -> PasswordHasher:
@@ -57,5 +71,6 @@ def build_context(
         sessions=make_session_factory(engine),
         password_hasher=hasher,
         dummy_password_hash=hasher.hash("not-a-real-password-but-the-same-cost"),
+        limits=make_limit_store(settings, engine),
         clock=clock or Clock(),
     )

@@ -254,6 +254,11 @@ class Encoder:
                 ),
                 "email_enc": cipher.encrypt_many(staff["email"].to_pylist(), "practitioners.email"),
                 "totp_secret_enc": cipher.encrypt_many(totp, "practitioners.totp_secret"),
+                # The family name's blind index, for spotting a look at a relative's child.
+                "family_name_bidx": [
+                    self.crypto.index.name(name.rsplit(" ", 1)[-1])
+                    for name in staff["display_name"].to_pylist()
+                ],
             },
         )
         return Columns(Practitioner.__table__, batch)  # type: ignore[arg-type]

@@ -1,15 +1,43 @@
-"""Raising alerts for review, and listing them for the teams that review them."""
+"""Raising alerts for review, and the management team's workflow on them.
+
+An alert moves ``open -> acknowledged -> investigating -> closed`` (steps may be skipped, never
+reversed); the team may suspend or reinstate the alert's subject from it. Every step is audited.
+The notification that goes out when an alert is raised carries references (alert id, kind,
+severity, LA, child identifier), never a child's personal data.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Sequence
-
-from sqlalchemy import select
+from typing import Any
 
 from reference_app.access.principal import Principal
-from reference_app.alerts.models import Alert, AlertKind, AlertSeverity, AlertStatus, Canary
+from reference_app.alerts import repository
+from reference_app.alerts.models import Alert, AlertKind, AlertSeverity, AlertStatus
+from reference_app.alerts.schemas import AlertOut, AlertSubject
+from reference_app.audit.service import sealed_text
 from reference_app.audit.tags import EventTag
+from reference_app.kit.errors import Conflict, NotFound
 from reference_app.kit.http import Call
+from reference_app.practitioners import repository as accounts
+from reference_app.practitioners.models import AccountStatus
+
+notifications = logging.getLogger("contactpoint.alerts")
+
+_STEPS: dict[AlertStatus, tuple[EventTag, frozenset[AlertStatus]]] = {
+    # target status: (its audit tag, the statuses it may be reached from)
+    AlertStatus.ACKNOWLEDGED: (EventTag.ALERT_ACKNOWLEDGED, frozenset({AlertStatus.OPEN})),
+    AlertStatus.INVESTIGATING: (
+        EventTag.ALERT_INVESTIGATING,
+        frozenset({AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED}),
+    ),
+    AlertStatus.CLOSED: (
+        EventTag.ALERT_CLOSED,
+        frozenset({AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED, AlertStatus.INVESTIGATING}),
+    ),
+}
 
 
 def raise_alert(
@@ -22,38 +50,168 @@ def raise_alert(
     child_id: str | None,
     audit_event_id: int | None,
     summary: str,
+    details: dict[str, Any] | None = None,
 ) -> Alert:
     """Raise an alert to ``local_authority_id``'s management team; it carries references only."""
+    return raise_alert_for(
+        call,
+        subject.user_id,
+        kind=kind,
+        severity=severity,
+        local_authority_id=local_authority_id,
+        child_id=child_id,
+        audit_event_id=audit_event_id,
+        summary=summary,
+        details=details,
+        principal=subject,
+    )
+
+
+def raise_alert_for(
+    call: Call,
+    subject_user_id: int,
+    *,
+    kind: AlertKind,
+    severity: AlertSeverity,
+    local_authority_id: int,
+    child_id: str | None,
+    audit_event_id: int | None,
+    summary: str,
+    details: dict[str, Any] | None = None,
+    principal: Principal | None = None,
+) -> Alert:
+    """Raise an alert about a user who is not the caller (a detector's finding)."""
     alert = Alert(
         created_at=call.ctx.clock.now(),
         kind=kind.value,
         severity=severity.value,
         status=AlertStatus.OPEN.value,
-        subject_user_id=subject.user_id,
+        subject_user_id=subject_user_id,
         local_authority_id=local_authority_id,
         child_id=child_id,
         audit_event_id=audit_event_id,
         summary=summary,
+        details=json.dumps(details or {}, sort_keys=True),
     )
     call.db.add(alert)
     call.db.flush()
     call.audit(
         EventTag.ALERT_RAISED,
-        principal=subject,
+        principal=principal,
         child_id=child_id,
-        details={"alert_id": alert.id, "kind": kind.value},
+        details={"alert_id": alert.id, "kind": kind.value, "subject_user_id": subject_user_id},
     )
+    notifications.warning("alert raised %s", json.dumps(notification(alert), sort_keys=True))
     return alert
+
+
+def notification(alert: Alert) -> dict[str, Any]:
+    """What goes out to the management team's channel: a reference to follow, nothing more."""
+    return {
+        "alert_id": alert.id,
+        "kind": alert.kind,
+        "severity": alert.severity,
+        "local_authority_id": alert.local_authority_id,
+        "child_ref": alert.child_id,
+        "subject_user_id": alert.subject_user_id,
+    }
 
 
 def is_canary(call: Call, child_id: str) -> bool:
     """Whether ``child_id`` is a honeytoken record."""
-    return call.db.get(Canary, child_id) is not None
+    return repository.is_canary(call.db, child_id)
 
 
-def list_alerts(call: Call, principal: Principal, limit: int) -> Sequence[Alert]:
-    """Alerts the caller reviews: an LA's management team its own LA's, an auditor all."""
-    query = select(Alert).order_by(Alert.id.desc()).limit(limit)
-    if principal.is_data_manager:
-        query = query.where(Alert.local_authority_id == principal.local_authority_id)
-    return call.db.scalars(query).all()
+def to_out(call: Call, alert: Alert) -> AlertOut:
+    user = accounts.by_id(call.db, alert.subject_user_id)
+    return AlertOut(
+        id=alert.id,
+        kind=alert.kind,
+        severity=alert.severity,
+        status=alert.status,
+        created_at=alert.created_at,
+        updated_at=alert.updated_at,
+        subject_user_id=alert.subject_user_id,
+        subject=AlertSubject(
+            id=alert.subject_user_id,
+            username=user.username if user else None,
+            role=user.role if user else None,
+            status=user.status if user else None,
+        ),
+        local_authority_id=alert.local_authority_id,
+        child_id=alert.child_id,
+        audit_event_id=alert.audit_event_id,
+        summary=alert.summary,
+        details=json.loads(alert.details or "{}"),
+        handled_by=alert.handled_by,
+    )
+
+
+def list_alerts(
+    call: Call,
+    principal: Principal,
+    limit: int,
+    *,
+    status: AlertStatus | None = None,
+    kind: AlertKind | None = None,
+) -> Sequence[Alert]:
+    """Alerts the caller reviews, newest first."""
+    return repository.list_for(
+        call.db,
+        principal,
+        status=status.value if status else None,
+        kind=kind.value if kind else None,
+        limit=limit,
+    )
+
+
+def get_alert(call: Call, principal: Principal, alert_id: int) -> Alert:
+    alert = repository.get_for(call.db, principal, alert_id)
+    if alert is None:
+        raise NotFound("No such alert for your review.", code="alert_not_found")
+    return alert
+
+
+def _note_details(call: Call, alert: Alert, note: str | None) -> dict[str, Any]:
+    details: dict[str, Any] = {"alert_id": alert.id, "kind": alert.kind}
+    if note:
+        details["note_enc"] = sealed_text(call.ctx, note, "audit.alert_note")
+    return details
+
+
+def step(
+    call: Call, principal: Principal, alert_id: int, target: AlertStatus, note: str | None
+) -> Alert:
+    """Move an alert on (acknowledge, investigate, close), audited with the note sealed."""
+    alert = get_alert(call, principal, alert_id)
+    tag, sources = _STEPS[target]
+    if AlertStatus(alert.status) not in sources:
+        raise Conflict(
+            f"The alert is {alert.status}; it cannot be moved to {target.value}.",
+            code="alert_step_not_allowed",
+        )
+    alert.status = target.value
+    alert.updated_at = call.ctx.clock.now()
+    alert.handled_by = principal.user_id
+    call.audit(
+        tag, principal=principal, child_id=alert.child_id, details=_note_details(call, alert, note)
+    )
+    return alert
+
+
+def set_subject_status(
+    call: Call, principal: Principal, alert_id: int, status: AccountStatus, note: str | None
+) -> Alert:
+    """Suspend or reinstate the alert's subject; suspension ends their sessions at once."""
+    from reference_app.practitioners.service import set_status
+
+    alert = get_alert(call, principal, alert_id)
+    user = accounts.by_id(call.db, alert.subject_user_id)
+    if user is None:
+        raise NotFound("The alert's subject no longer exists.", code="practitioner_not_found")
+    if user.status == status.value:
+        raise Conflict(f"The account is already {status.value}.", code="account_unchanged")
+    set_status(call, user, status, by=principal, details=_note_details(call, alert, note))
+    alert.updated_at = call.ctx.clock.now()
+    alert.handled_by = principal.user_id
+    return alert

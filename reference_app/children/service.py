@@ -42,6 +42,7 @@ from reference_app.kit.controls import Control, enabled
 from reference_app.kit.crypto import Crypto
 from reference_app.kit.errors import BadRequest, Forbidden, InvalidInput, NotFound
 from reference_app.kit.http import Call
+from reference_app.limits.service import Limiter, SearchShape
 from reference_app.services.models import OrganisationKind
 
 OVERRIDE_WARNING = (
@@ -143,6 +144,14 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
     postcode = index.postcode(criteria.postcode) if criteria.postcode else None
     exact = index.name(criteria.family_name)
     phonetic = index.phonetic(criteria.family_name)
+    Limiter(call, principal).before_search(
+        SearchShape(
+            family_name=exact.hex(),
+            given_name=_hex(given),
+            date_of_birth=_hex(dob),
+            postcode=_hex(postcode),
+        )
+    )
     keys = {
         "family_name": exact,
         "family_phonetic": phonetic,
@@ -315,14 +324,21 @@ def view(
     call: Call, principal: Principal, raw_child_id: str, reason_header: str | None
 ) -> dict[str, Any]:
     """Return the record ``principal`` may see, audit the view, and alert on an override."""
-    child_id = parse_child_id(raw_child_id)
+    limiter = Limiter(call, principal)
+    try:
+        child_id = parse_child_id(raw_child_id)
+    except InvalidInput:
+        limiter.after_view_miss()
+        raise
     reason, reason_text = parse_reason(reason_header)
     child = repository.get(call.db, child_id)
     own_la = child is not None and child.local_authority_id == principal.local_authority_id
     if child is None or (
         child.archived_at is not None and not (principal.is_data_manager and own_la)
     ):
+        limiter.after_view_miss()
         raise NotFound("No child with that identifier.", code="child_not_found")
+    limiter.before_view(child.id)
     today: date = call.ctx.clock.now().date()
     involved = principal.is_practitioner and repository.is_involved(
         call.db, child.id, principal, today
@@ -353,7 +369,7 @@ def view(
                 "A honeytoken record no legitimate workflow touches was opened",
             )
         )
-    if decision.override:
+    if decision.override and enabled(call.ctx.settings, Control.OVERRIDE_ALERTS):
         alerts.append(
             (AlertKind.OVERRIDE, AlertSeverity.HIGH, "Emergency override used to open a record")
         )

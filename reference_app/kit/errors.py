@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 
@@ -24,6 +25,9 @@ class AppError(Exception):
         self.headers = headers or {}
         # Set when the failure is already on the audit trail, so it is not recorded twice.
         self.audited = False
+        # Work to do once the request's own transaction has been rolled back (record the
+        # refusal, raise an alert, suspend): it must outlive the refused request.
+        self.follow_ups: list[Callable[[], None]] = []
         super().__init__(self.error_message)
 
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import error_body
+
+if TYPE_CHECKING:
+    from reference_app.context import AppContext
 
 log = logging.getLogger("contactpoint")
 
@@ -26,12 +31,64 @@ class _BodyTooLarge(Exception):
     pass
 
 
-class SecurityMiddleware:
-    """Stamp every answer with a request id and security headers; refuse oversized bodies."""
+class _TooDeep(Exception):
+    pass
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+
+class DepthGauge:
+    """Track JSON nesting across body chunks without parsing (strings and escapes skipped).
+
+    Bodies with no more brackets than the limit cannot nest past it, so they are only counted;
+    the byte-by-byte walk starts (from the first byte) once there are more.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.depth = 0
+        self.brackets = 0
+        self.walking = False
+        self.held = bytearray()
+        self.in_string = False
+        self.escaped = False
+
+    def feed(self, chunk: bytes) -> None:
+        """Raise ``_TooDeep`` as soon as nesting passes the limit."""
+        if self.walking:
+            self._walk(chunk)
+            return
+        self.held += chunk
+        self.brackets += chunk.count(b"[") + chunk.count(b"{")
+        if self.brackets > self.limit:
+            self.walking = True
+            held, self.held = bytes(self.held), bytearray()
+            self._walk(held)
+
+    def _walk(self, chunk: bytes) -> None:
+        for byte in chunk:
+            if self.in_string:
+                if self.escaped:
+                    self.escaped = False
+                elif byte == 0x5C:  # backslash
+                    self.escaped = True
+                elif byte == 0x22:  # quote
+                    self.in_string = False
+            elif byte == 0x22:
+                self.in_string = True
+            elif byte in (0x5B, 0x7B):  # [ {
+                self.depth += 1
+                if self.depth > self.limit:
+                    raise _TooDeep
+            elif byte in (0x5D, 0x7D):  # ] }
+                self.depth = max(0, self.depth - 1)
+
+
+class SecurityMiddleware:
+    """Stamp every answer with a request id and security headers; refuse oversized bodies and
+    JSON nested deeper than the limit (both switchable off only in a development build)."""
+
+    def __init__(self, app: ASGIApp, *, ctx: AppContext) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
+        self.ctx = ctx
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,26 +110,34 @@ class SecurityMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        settings = self.ctx.settings
+        limited = enabled(settings, Control.REQUEST_LIMITS)
+        max_bytes = settings.max_request_bytes
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
+        if limited and declared is not None and declared > max_bytes:
             await self._too_large(send_with_headers, request_id)
             return
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, counting_receive, send_with_headers)
-        except _BodyTooLarge:
-            if not started:
+        if limited:
+            # Read the body (at most max_bytes) before the app sees it: a refusal here is ours
+            # to word, not a body-parsing error downstream.
+            try:
+                receive = await _bounded_body(
+                    receive, max_bytes, DepthGauge(settings.max_json_depth)
+                )
+            except _BodyTooLarge:
                 await self._too_large(send_with_headers, request_id)
+                return
+            except _TooDeep:
+                await self._error(
+                    send_with_headers,
+                    400,
+                    "json_too_deep",
+                    f"The request body nests deeper than {settings.max_json_depth} levels.",
+                    request_id,
+                )
+                return
+        try:
+            await self.app(scope, receive, send_with_headers)
         except Exception:
             # Log the trace here; the client gets the envelope and the request id, nothing more.
             log.exception("unhandled error (request %s)", request_id)
@@ -105,6 +170,33 @@ class SecurityMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+async def _bounded_body(receive: Receive, max_bytes: int, gauge: DepthGauge) -> Receive:
+    """Read the whole body within the limits; return a ``receive`` that replays it."""
+    messages: list[Message] = []
+    received = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        body = message.get("body", b"")
+        received += len(body)
+        if received > max_bytes:
+            raise _BodyTooLarge
+        gauge.feed(body)
+        if not message.get("more_body", False):
+            break
+    replay = iter(messages)
+
+    async def replayed() -> Message:
+        try:
+            return next(replay)
+        except StopIteration:
+            return await receive()
+
+    return replayed
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -6,6 +6,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pyotp
 from argon2.exceptions import VerificationError
@@ -172,8 +173,13 @@ def create_account(
     email: str | None = None,
     password: str | None = None,
     totp_secret: str | None = None,
+    home_postcode: str | None = None,
 ) -> NewAccount:
-    """Create a practitioner with a fresh password and TOTP secret (returned once, never stored)."""
+    """Create a practitioner with a fresh password and TOTP secret (returned once, never stored).
+
+    The display name's last word is taken as the family name; its blind index, and the home
+    postcode's when given, let insider-browsing detection spot a look at a relative's child.
+    """
     if repository.by_username(db, username) is not None:
         raise Conflict(f"The username {username!r} is taken.", code="username_taken")
     password = password or secrets.token_urlsafe(18)
@@ -191,6 +197,8 @@ def create_account(
         status=AccountStatus.ACTIVE.value,
         authz_version=1,
         created_at=ctx.clock.now(),
+        family_name_bidx=ctx.crypto.index.name(display_name.rsplit(" ", 1)[-1]),
+        home_postcode_bidx=ctx.crypto.index.postcode(home_postcode) if home_postcode else None,
     )
     db.add(practitioner)
     db.flush()
@@ -239,7 +247,6 @@ def change_account(
     user = repository.by_id(call.db, practitioner_id)
     if user is None:
         raise NotFound("No such practitioner.", code="practitioner_not_found")
-    now = call.ctx.clock.now()
     if role is not None and role.value != user.role:
         call.audit(
             EventTag.USER_ROLE_CHANGED,
@@ -248,20 +255,37 @@ def change_account(
         )
         user.role = role.value
         user.authz_version += 1
-    if status is not None and status.value != user.status:
-        tag = (
-            EventTag.USER_SUSPENDED
-            if status is AccountStatus.SUSPENDED
-            else EventTag.USER_REINSTATED
-        )
-        call.audit(
-            tag,
-            principal=principal,
-            details={"practitioner_id": user.id},
-        )
-        user.status = status.value
-        user.authz_version += 1
-    if status is AccountStatus.SUSPENDED:
-        repository.revoke_sessions(call.db, user.id, now)
+    if status is not None:
+        set_status(call, user, status, by=principal)
     call.db.flush()
     return user
+
+
+def set_status(
+    call: Call,
+    user: Practitioner,
+    status: AccountStatus,
+    *,
+    by: Principal | None,
+    details: dict[str, Any] | None = None,
+) -> bool:
+    """Suspend or reinstate ``user`` (by a person, or by a detector when ``by`` is None).
+
+    Suspension ends every session at once; either change makes older tokens stale. Returns
+    whether anything changed.
+    """
+    now = call.ctx.clock.now()
+    if status is AccountStatus.SUSPENDED:
+        repository.revoke_sessions(call.db, user.id, now)
+    if status.value == user.status:
+        return False
+    tag = EventTag.USER_SUSPENDED if status is AccountStatus.SUSPENDED else EventTag.USER_REINSTATED
+    call.audit(
+        tag,
+        principal=by,
+        details={"practitioner_id": user.id, **(details or {})},
+    )
+    user.status = status.value
+    user.authz_version += 1
+    call.db.flush()
+    return True

@@ -100,7 +100,7 @@ def test_deeply_nested_bodies_are_refused_cleanly(world: World) -> None:
         content=nested,
         headers={**world.headers(Role.HEALTH_PRACTITIONER), "content-type": "application/json"},
     )
-    assert_envelope(response, 400, "bad_request")
+    assert_envelope(response, 400, "json_too_deep")
 
 
 def test_validation_errors_do_not_echo_the_input(world: World) -> None:

@@ -1,0 +1,47 @@
+"""Every query on alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from reference_app.access.principal import Principal
+from reference_app.alerts.models import Alert, Canary
+
+
+def visible(principal: Principal) -> list[ColumnElement[bool]]:
+    """Alerts a reviewer may see: a data manager their own LA's, an auditor all."""
+    if principal.is_data_manager:
+        return [Alert.local_authority_id == principal.local_authority_id]
+    return []
+
+
+def list_for(
+    db: Session, principal: Principal, *, status: str | None, kind: str | None, limit: int
+) -> Sequence[Alert]:
+    query = select(Alert).where(*visible(principal)).order_by(Alert.id.desc()).limit(limit)
+    if status:
+        query = query.where(Alert.status == status)
+    if kind:
+        query = query.where(Alert.kind == kind)
+    return db.scalars(query).all()
+
+
+def get_for(db: Session, principal: Principal, alert_id: int) -> Alert | None:
+    return db.scalars(select(Alert).where(Alert.id == alert_id, *visible(principal))).first()
+
+
+def open_alert_since(db: Session, user_id: int, kind: str, since: datetime) -> Alert | None:
+    """An alert of ``kind`` about ``user_id`` raised since ``since`` (to raise one, not many)."""
+    return db.scalars(
+        select(Alert)
+        .where(Alert.subject_user_id == user_id, Alert.kind == kind, Alert.created_at >= since)
+        .limit(1)
+    ).first()
+
+
+def is_canary(db: Session, child_id: str) -> bool:
+    return db.get(Canary, child_id) is not None

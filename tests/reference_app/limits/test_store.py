@@ -1,0 +1,130 @@
+"""The limit stores: the same answers from memory, the database and Redis, and one shared count
+across workers for the shared ones."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from reference_app.kit.db import make_engine
+from reference_app.limits.store import DatabaseStore, LimitStore, MemoryStore, RedisStore
+from tests.fixtures.database import Database
+
+REDIS_URL = os.environ.get("CONTACTPOINT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis() -> RedisStore:
+    store = RedisStore(REDIS_URL, prefix=f"cp-test-{secrets.token_hex(4)}:")
+    try:
+        store.client.ping()
+    except Exception as exc:
+        if os.environ.get("CONTACTPOINT_REQUIRE_REDIS", "") not in ("", "0"):
+            pytest.fail(f"no Redis at {REDIS_URL}: {exc}")
+        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+    return store
+
+
+@pytest.fixture(params=["memory", "database", "redis"])
+def store(request: pytest.FixtureRequest, database: Database) -> Iterator[LimitStore]:
+    if request.param == "memory":
+        yield MemoryStore()
+    elif request.param == "redis":
+        yield _redis()
+    else:
+        engine = make_engine(database.app_url, pool_size=2)
+        yield DatabaseStore(engine)
+        engine.dispose()
+
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def key() -> str:
+    return f"k:{secrets.token_hex(6)}"
+
+
+def test_a_counter_counts_and_expires(store: LimitStore) -> None:
+    k = key()
+    with store.open() as ops:
+        assert [ops.incr(k, 60, NOW) for _ in range(3)] == [1, 2, 3]
+        assert ops.incr(k, 60, NOW, by=10) == 13
+        assert 0 < ops.ttl(k, NOW) <= 60
+    if store.name == "redis":
+        return  # Redis expires by its own clock; the expiry below is the stores' own logic
+    later = NOW + timedelta(seconds=61)
+    with store.open() as ops:
+        assert ops.ttl(k, later) == 0
+        assert ops.incr(k, 60, later) == 1
+
+
+def test_a_capped_set_admits_members_already_in_it(store: LimitStore) -> None:
+    k = key()
+    with store.open() as ops:
+        assert [ops.add(k, m, 3600, NOW, cap=3) for m in "abc"] == [
+            (1, True),
+            (2, True),
+            (3, True),
+        ]
+        assert ops.add(k, "d", 3600, NOW, cap=3) == (3, False)
+        assert ops.add(k, "a", 3600, NOW, cap=3) == (3, True)
+        assert ops.add(k, "d", 3600, NOW) == (4, True)
+
+
+def test_recent_keeps_the_latest_stamps(store: LimitStore) -> None:
+    k = key()
+    with store.open() as ops:
+        for stamp in range(1000, 1010):
+            got = ops.recent(k, stamp, 600, 4, NOW)
+    assert got == [1009, 1008, 1007, 1006]
+
+
+@pytest.mark.parametrize("backend", ["database", "redis"])
+def test_two_workers_share_one_count(backend: str, database: Database) -> None:
+    """Eight threads on two separate stores (two workers) add up to one exact total."""
+    if backend == "redis":
+        first = _redis()
+        second = RedisStore(REDIS_URL, prefix=first._ops.prefix)
+        stores: list[LimitStore] = [first, second]
+    else:
+        if database.backend == "sqlite":
+            pytest.skip("SQLite serves one process: its deployments keep limits in memory")
+        engines = [make_engine(database.app_url, pool_size=4) for _ in range(2)]
+        stores = [DatabaseStore(e) for e in engines]
+    k = key()
+
+    def hammer(s: LimitStore) -> None:
+        for _ in range(25):
+            with s.open() as ops:
+                ops.incr(k, 60, NOW)
+
+    threads = [threading.Thread(target=hammer, args=(stores[i % 2],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with stores[0].open() as ops:
+        total = ops.incr(k, 60, NOW)
+    for s in stores:
+        if isinstance(s, DatabaseStore):
+            s.engine.dispose()
+    assert total == 201
+
+
+def test_counts_made_before_a_refusal_are_kept(store: LimitStore) -> None:
+    """A limit raises its refusal inside the store's transaction; the count must survive it."""
+    k = key()
+
+    def count_then_refuse() -> None:
+        with store.open() as ops:
+            ops.incr(k, 60, NOW)
+            raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError):
+        count_then_refuse()
+    with store.open() as ops:
+        assert ops.incr(k, 60, NOW) == 2
