@@ -9,6 +9,7 @@ from reference_app.alerts.routes import router as alerts
 from reference_app.audit.routes import router as audit
 from reference_app.carers.routes import router as carers
 from reference_app.children.routes import router as children
+from reference_app.exports.routes import router as exports
 from reference_app.health import router as health
 from reference_app.limits.service import check_source
 from reference_app.practitioners.routes import router as practitioners
@@ -16,7 +17,16 @@ from reference_app.requests.routes import router as requests
 from reference_app.services.routes import router as involvements
 
 API_PREFIX = "/api/v1"
-CONTEXT_ROUTERS = (practitioners, children, carers, involvements, alerts, audit, requests)
+CONTEXT_ROUTERS = (
+    practitioners,
+    children,
+    carers,
+    involvements,
+    alerts,
+    audit,
+    exports,
+    requests,
+)
 
 
 def source_limit(request: Request) -> None:

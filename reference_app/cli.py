@@ -208,6 +208,38 @@ def keys_generate(out: Path) -> None:
     click.echo(json.dumps({"audit_public_keys": public_key_document(keyring)}, indent=2))
 
 
+@keys.command("recipient-keypair")
+@click.option(
+    "--out-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Directory for recipient.key.pem (mode 0600) and recipient.pub.pem.",
+)
+def keys_recipient_keypair(out_dir: Path) -> None:
+    """An X25519 key pair for a recipient of exports or backups: the public key goes to the
+    registry, the private key stays with the recipient."""
+    from reference_app.kit.envelope import fingerprint, generate_identity, load_recipient
+
+    private_pem, public_pem = generate_identity()
+    private, public = out_dir / "recipient.key.pem", out_dir / "recipient.pub.pem"
+    if private.exists() or public.exists():
+        raise click.ClickException(f"a key pair exists in {out_dir}; keys are never overwritten")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(private_pem)
+    public.write_bytes(public_pem)
+    click.echo(
+        json.dumps(
+            {
+                "private_key": str(private),
+                "public_key": str(public),
+                "fingerprint": fingerprint(load_recipient(public_pem)),
+            }
+        )
+    )
+
+
 @main.group()
 def users() -> None:
     """Practitioner accounts."""
@@ -381,9 +413,11 @@ def detect(database: str | None, seal: bool, as_json: bool) -> None:
 def _register_parts() -> None:
     # The other parts' commands hang off the one CLI; imported here so `contactpoint --help`
     # stays fast (heavy imports happen inside the commands).
+    from reference_app.exports.cli import export
     from reference_app.retention.cli import retention
     from synthetic_data.cli import bench, generate
 
+    main.add_command(export)
     main.add_command(generate)
     main.add_command(bench)
     main.add_command(retention)

@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     snooping_suspend_score: int = Field(default=150, ge=1)
     working_hours_timezone: str = "Europe/London"
 
+    # Bulk exports: rows in one export's scope, how long a request or an approval lives, and how
+    # long a download link works.
+    export_max_rows: int = Field(default=5000, ge=1)
+    export_ttl_seconds: int = Field(default=86400, ge=60)
+    export_link_ttl_seconds: int = Field(default=300, ge=10, le=3600)
+
     audit_sealer_enabled: bool = True
     audit_seal_interval_seconds: float = Field(default=1.0, gt=0)
     audit_seal_batch: int = Field(default=20000, ge=1)

@@ -28,6 +28,7 @@ class EventTag(StrEnum):
     CHILD_UNSHIELDED = "child:unshielded"
     EXPORT_APPROVED = "export:approved"
     EXPORT_DOWNLOADED = "export:downloaded"
+    EXPORT_LINK_ISSUED = "export:link:issued"
     EXPORT_REFUSED = "export:refused"
     EXPORT_REQUESTED = "export:requested"
     EXPORT_VIOLATION = "export:violation"

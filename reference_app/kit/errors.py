@@ -63,6 +63,12 @@ class Conflict(AppError):
     message = "The request conflicts with the current state."
 
 
+class Gone(AppError):
+    status = 410
+    code = "gone"
+    message = "This is no longer available."
+
+
 class PayloadTooLarge(AppError):
     status = 413
     code = "payload_too_large"

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -63,6 +65,19 @@ class Keyring:
     @property
     def audit_public_keys(self) -> dict[str, Ed25519PublicKey]:
         return {kid: key.public_key() for kid, key in self.audit_signing_keys.items()}
+
+    def subkey(self, purpose: str) -> bytes:
+        """A 32-byte key for one ``purpose`` (e.g. ``export-link``), derived from the token secret.
+
+        HKDF keeps purposes apart: a MAC made for one purpose never verifies for another, and
+        no new secret has to be generated, stored or rotated for each.
+        """
+        return HKDF(
+            algorithm=SHA256(),
+            length=32,
+            salt=None,
+            info=b"contactpoint-subkey/v1|" + purpose.encode("ascii"),
+        ).derive(self.token_secret)
 
 
 def generate_document() -> dict[str, Any]:

@@ -13,6 +13,7 @@ import reference_app.audit.models
 import reference_app.carers.models
 import reference_app.children.models
 import reference_app.detection.models
+import reference_app.exports.models
 import reference_app.limits.models
 import reference_app.localauthorities.models
 import reference_app.practitioners.models

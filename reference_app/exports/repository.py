@@ -1,0 +1,138 @@
+"""Every query on exports, and the one definition of which children an export's scope holds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from reference_app.alerts.models import Canary
+from reference_app.children.models import Child
+from reference_app.exports.models import ExportRequest, ExportWatermark
+from reference_app.localauthorities.models import LocalAuthority
+from reference_app.practitioners.models import Practitioner
+from reference_app.services.models import Involvement, Organisation
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A scope resolved for one day: the LA, an organisation, and date-of-birth blind indexes."""
+
+    local_authority_id: int
+    organisation_id: int | None
+    date_of_birth_bidx: Sequence[bytes] | None
+    today: date
+
+
+def _in_scope(scope: Scope) -> list[ColumnElement[bool]]:
+    """The scope's rows: never shielded, archived or a honeytoken (other exports' watermarks)."""
+    rules: list[ColumnElement[bool]] = [
+        Child.local_authority_id == scope.local_authority_id,
+        Child.shielded.is_(False),
+        Child.archived_at.is_(None),
+        ~exists().where(Canary.child_id == Child.id),
+    ]
+    if scope.organisation_id is not None:
+        rules.append(
+            exists().where(
+                Involvement.child_id == Child.id,
+                Involvement.organisation_id == scope.organisation_id,
+                Involvement.started_on <= scope.today,
+                or_(Involvement.ended_on.is_(None), Involvement.ended_on >= scope.today),
+            )
+        )
+    if scope.date_of_birth_bidx is not None:
+        # Dates of birth are encrypted: an age range is the set of their keyed hashes.
+        rules.append(Child.date_of_birth_bidx.in_(list(scope.date_of_birth_bidx)))
+    return rules
+
+
+def count_scope(db: Session, scope: Scope) -> int:
+    return db.scalar(select(func.count()).select_from(Child).where(*_in_scope(scope))) or 0
+
+
+def scope_children(db: Session, scope: Scope) -> Sequence[Child]:
+    return db.scalars(select(Child).where(*_in_scope(scope)).order_by(Child.id)).all()
+
+
+def scope_ids(db: Session, scope: Scope) -> list[str]:
+    return list(db.scalars(select(Child.id).where(*_in_scope(scope)).order_by(Child.id)))
+
+
+def children_by_id(db: Session, child_ids: Sequence[str]) -> Sequence[Child]:
+    return db.scalars(select(Child).where(Child.id.in_(child_ids)).order_by(Child.id)).all()
+
+
+def child_exists(db: Session, child_id: str) -> bool:
+    return bool(db.scalar(select(exists().where(Child.id == child_id))))
+
+
+def organisation(db: Session, organisation_id: int) -> Organisation | None:
+    return db.get(Organisation, organisation_id)
+
+
+def local_authority(db: Session, la_id: int) -> LocalAuthority | None:
+    return db.get(LocalAuthority, la_id)
+
+
+def get(db: Session, export_id: int) -> ExportRequest | None:
+    return db.get(ExportRequest, export_id)
+
+
+def transition(db: Session, export: ExportRequest, from_status: str, **values: Any) -> bool:
+    """Move ``export`` on from ``from_status`` in one conditional UPDATE; False if another
+    request moved it first (two approvers, or two downloads, at the same moment)."""
+    result = db.execute(
+        update(ExportRequest)
+        .where(ExportRequest.id == export.id, ExportRequest.status == from_status)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    for name, value in values.items():
+        setattr(export, name, value)
+    return True
+
+
+def list_for_la(db: Session, la_id: int, limit: int) -> Sequence[ExportRequest]:
+    query = (
+        select(ExportRequest)
+        .where(ExportRequest.local_authority_id == la_id)
+        .order_by(ExportRequest.id.desc())
+        .limit(limit)
+    )
+    return db.scalars(query).all()
+
+
+def watermark_children(db: Session, export_id: int) -> Sequence[Child]:
+    query = (
+        select(Child)
+        .join(ExportWatermark, ExportWatermark.child_id == Child.id)
+        .where(ExportWatermark.export_id == export_id)
+        .order_by(ExportWatermark.ordinal)
+    )
+    return db.scalars(query).all()
+
+
+def watermarks_among(db: Session, child_ids: Sequence[str]) -> Sequence[ExportWatermark]:
+    """The watermark rows among ``child_ids`` (batched: a leaked file may hold many ids)."""
+    found: list[ExportWatermark] = []
+    batch = 500
+    for start in range(0, len(child_ids), batch):
+        chunk = list(child_ids[start : start + batch])
+        found.extend(db.scalars(select(ExportWatermark).where(ExportWatermark.child_id.in_(chunk))))
+    return found
+
+
+def watermark_count(db: Session, export_id: int) -> int:
+    query = select(func.count()).where(ExportWatermark.export_id == export_id)
+    return db.scalar(query) or 0
+
+
+def practitioner(db: Session, practitioner_id: int) -> Practitioner | None:
+    return db.get(Practitioner, practitioner_id)
