@@ -346,10 +346,14 @@ def audit_checkpoint(database: str | None, out: Path) -> None:
 def _register_parts() -> None:
     # The other parts' commands hang off the one CLI; imported here so `contactpoint --help`
     # stays fast (heavy imports happen inside the commands).
+    from reference_app.backup.cli import backup, backup_keypair, restore
     from synthetic_data.cli import bench, generate
 
     main.add_command(generate)
     main.add_command(bench)
+    main.add_command(backup)
+    main.add_command(restore)
+    keys.add_command(backup_keypair)
 
 
 _register_parts()
