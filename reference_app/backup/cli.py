@@ -308,9 +308,12 @@ def _print_restore(result: RestoreResult, event_id: int, sealed: int, as_json: b
         f"(backup of {manifest.dialect} at {manifest.created_at}, schema "
         f"{manifest.alembic_revision}) in {result.seconds:.1f} s\n"
         "  every table's row count and checksum match the manifest\n"
-        f"  audit event {event_id} (backup:restored); {sealed} pending events sealed\n"
-        "  on PostgreSQL, grant the app role: contactpoint db upgrade --app-role ROLE"
+        f"  audit event {event_id} (backup:restored); {sealed} pending events sealed"
     )
+    if result.dialect == "postgresql":
+        click.echo(
+            "  grant the application role its privileges: contactpoint db upgrade --app-role"
+        )
 
 
 def _run_drill(source: str, key: Any, file: Path, scratch: str | None, as_json: bool) -> None:

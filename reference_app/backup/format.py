@@ -27,7 +27,6 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
@@ -223,39 +222,45 @@ def _bytes(field: str) -> bytes:
     return bytes.fromhex(field[3:])
 
 
-def _datetime(field: str) -> datetime:
-    if not field.endswith("Z"):
-        raise ValueError("a datetime must be in UTC")
-    return datetime.fromisoformat(field[:-1])
+def _sqlite_datetime(field: str) -> str:
+    if len(field) != 27 or field[10] != "T" or field[-1] != "Z":
+        raise ValueError("a datetime must be YYYY-MM-DDTHH:MM:SS.ffffffZ")
+    return f"{field[:10]} {field[11:-1]}"
 
 
-def _bool(field: str) -> bool:
+def _sqlite_bool(field: str) -> int:
     if field not in ("t", "f"):
         raise ValueError("a boolean is t or f")
-    return field == "t"
+    return 1 if field == "t" else 0
 
 
-_DECODERS: dict[ColumnType, Callable[[str], Any]] = {
-    ColumnType.BOOL: _bool,
+# What SQLAlchemy stores in SQLite for each type: datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff',
+# dates as ISO text, booleans as 0 or 1.
+_SQLITE_DECODERS: dict[ColumnType, Callable[[str], Any]] = {
+    ColumnType.BOOL: _sqlite_bool,
     ColumnType.BYTES: _bytes,
-    ColumnType.DATE: date.fromisoformat,
-    ColumnType.DATETIME: _datetime,
+    ColumnType.DATE: str,
+    ColumnType.DATETIME: _sqlite_datetime,
     ColumnType.INT: int,
     ColumnType.STR: _unescape,
 }
 
 
-def row_decoder(spec: TableSpec) -> Callable[[bytes], list[Any]]:
-    """A function turning one row line back into column values (naive UTC datetimes)."""
-    decoders = [_DECODERS[t] for _, t in spec.columns]
+def sqlite_row_decoder(spec: TableSpec) -> Callable[[bytes], tuple[Any, ...]]:
+    """A function turning one row line into the values SQLite stores for it.
+
+    The loader may trust what it is given: the restored tables are read back through their
+    types and checked against the manifest before anything is committed.
+    """
+    decoders = [_SQLITE_DECODERS[t] for _, t in spec.columns]
     width = len(decoders)
 
-    def decode(line: bytes) -> list[Any]:
+    def decode(line: bytes) -> tuple[Any, ...]:
         fields = line.decode("utf-8").split("\t")
         if len(fields) != width:
             raise BackupFormatError(f"a row of {spec.name} does not have {width} fields")
         try:
-            return [None if v == NULL else f(v) for f, v in zip(decoders, fields, strict=True)]
+            return tuple(None if v == NULL else f(v) for f, v in zip(decoders, fields, strict=True))
         except ValueError as exc:
             raise BackupFormatError(f"a row of {spec.name} is malformed: {exc}") from exc
 

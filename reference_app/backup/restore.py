@@ -24,7 +24,7 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from sqlalchemy import Connection, Engine, func, inspect, literal, select, table, text
+from sqlalchemy import Connection, Engine, bindparam, func, inspect, literal, select, table, text
 from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
@@ -37,7 +37,7 @@ from reference_app.backup.format import (
     TableDigest,
     TableSpec,
     read_backup,
-    row_decoder,
+    sqlite_row_decoder,
 )
 from reference_app.backup.snapshot import (
     BackupError,
@@ -100,6 +100,7 @@ class RestoreResult:
     file: VerifiedFile
     checks: list[TableCheck]
     seconds: float
+    dialect: str
 
     @property
     def manifest(self) -> Manifest:
@@ -111,6 +112,7 @@ class RestoreResult:
             "file_sha256": self.file.sha256,
             "created_at": self.manifest.created_at,
             "source_dialect": self.manifest.dialect,
+            "target_dialect": self.dialect,
             "alembic_revision": self.manifest.alembic_revision,
             "rows": self.manifest.total_rows,
             "seconds": round(self.seconds, 3),
@@ -205,6 +207,26 @@ def _bring_schema(conn: Connection, engine: Engine, current: str | None, wanted:
     upgrade(engine, wanted, connection=conn)
 
 
+def _check_shape(conn: Connection, header: Header) -> None:
+    """The backup's tables and columns must be the registry's at the backup's revision."""
+    inspector = inspect(conn)
+    existing = set(inspector.get_table_names())
+    registry = {t.name for t in target_metadata.sorted_tables} | {ALEMBIC_TABLE}
+    named = {s.name for s in header.tables}
+    if not named <= registry or not (registry & existing) <= named:
+        raise RestoreError(
+            "the backup's tables are not the registry's at its schema revision "
+            f"{header.alembic_revision}"
+        )
+    for spec in header.tables:
+        columns = {c["name"] for c in inspector.get_columns(spec.name)}
+        if columns != set(spec.column_names):
+            raise RestoreError(
+                f"table {spec.name}: the backup's columns are not the schema's at revision "
+                f"{header.alembic_revision}"
+            )
+
+
 # Loading ----------------------------------------------------------------------------------------
 
 Loader = Callable[[Connection, Iterator[Rows], Callable[[int], Any]], None]
@@ -230,15 +252,32 @@ def _load_postgres(
 
 
 def _load_sqlite(conn: Connection, batches: Iterator[Rows], progress: Callable[[int], Any]) -> None:
-    """Decode each batch and insert it with executemany."""
+    """Insert each batch with executemany, as the values SQLite stores."""
+    quote = conn.dialect.identifier_preparer.quote
     for batch in batches:
-        decode = row_decoder(batch.spec)
-        names = batch.spec.column_names
-        conn.execute(
-            batch.spec.table.insert(),
-            [dict(zip(names, decode(line), strict=True)) for line in batch.lines],
-        )
+        spec = batch.spec
+        decode = sqlite_row_decoder(spec)
+        columns = ", ".join(quote(n) for n in spec.column_names)
+        marks = ", ".join("?" for _ in spec.columns)
+        # Quoted identifiers, checked against the schema (_check_shape); values are bound.
+        insert = f"INSERT INTO {quote(spec.name)} ({columns}) VALUES ({marks})"  # noqa: S608
+        conn.exec_driver_sql(insert, [decode(line) for line in batch.lines])
         progress(len(batch.lines))
+
+
+def _defer_sqlite_indexes(conn: Connection, names: list[str]) -> list[str]:
+    """Drop the secondary indexes of the tables to load; return the statements that rebuild them."""
+    indexes = conn.execute(
+        text(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            "AND tbl_name IN :names ORDER BY name"
+        ).bindparams(bindparam("names", expanding=True)),
+        {"names": names},
+    ).all()
+    quote = conn.dialect.identifier_preparer.quote
+    for name, _sql in indexes:
+        conn.execute(text(f"DROP INDEX {quote(name)}"))
+    return [sql for _name, sql in indexes]
 
 
 def _defer_keys(conn: Connection, names: list[str]) -> list[str]:
@@ -358,10 +397,11 @@ def restore_backup(
                 prepare_postgres(conn)
             current = _refuse_unless_empty(conn, header)
             _bring_schema(conn, engine, current, header.alembic_revision)
+            _check_shape(conn, header)
             batches = (b for b in _records(path, identity, file) if b.spec.name != ALEMBIC_TABLE)
             postgres = engine.dialect.name == "postgresql"
             names = [s.name for s in header.tables if s.name != ALEMBIC_TABLE]
-            rebuild = _defer_keys(conn, names) if postgres else []
+            rebuild = (_defer_keys if postgres else _defer_sqlite_indexes)(conn, names)
             with _bar(progress, manifest.total_rows, "restore") as bar:
                 loader(conn, batches, bar.update)
             for statement in rebuild:
@@ -380,7 +420,7 @@ def restore_backup(
         if engine.dialect.name == "postgresql":
             with engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
-    return RestoreResult(file, checks, time.perf_counter() - started)
+    return RestoreResult(file, checks, time.perf_counter() - started, engine.dialect.name)
 
 
 # The drill --------------------------------------------------------------------------------------

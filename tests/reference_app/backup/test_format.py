@@ -16,8 +16,8 @@ from reference_app.backup.format import (
     escape_text,
     read_backup,
     registry_specs,
-    row_decoder,
     row_encoder,
+    sqlite_row_decoder,
     table_line,
 )
 from reference_app.kit.db import UTCDateTime
@@ -62,14 +62,15 @@ def test_a_row_line_is_canonical_and_round_trips() -> None:
         b"2026-01-02T03:04:05.000006Z\t2009-03-01\tt"
     )
     assert second == b"8\t\\N\t\\N\t\\N\t\\N\t\\N"
-    decode = row_decoder(SPEC)
-    assert decode(first) == ROW
-    assert decode(second) == [8, None, None, None, None, None]
+    # Read back as the values SQLite stores (what SQLAlchemy would have written).
+    decode = sqlite_row_decoder(SPEC)
+    assert decode(first) == (*ROW[:3], "2026-01-02 03:04:05.000006", "2009-03-01", 1)
+    assert decode(second) == (8, None, None, None, None, None)
 
 
 def test_an_empty_string_is_not_null() -> None:
     line = row_encoder(SPEC)([[1, "", b"", None, None, False]]).rstrip(b"\n")
-    assert row_decoder(SPEC)(line) == [1, "", b"", None, None, False]
+    assert sqlite_row_decoder(SPEC)(line) == (1, "", b"", None, None, 0)
 
 
 def test_text_needing_no_escape_is_kept_as_is() -> None:
@@ -88,7 +89,7 @@ def test_text_needing_no_escape_is_kept_as_is() -> None:
 )
 def test_a_malformed_row_is_refused(line: bytes, message: str) -> None:
     with pytest.raises(BackupFormatError, match=message):
-        row_decoder(SPEC)(line)
+        sqlite_row_decoder(SPEC)(line)
 
 
 def test_utc_datetime_columns_are_datetimes() -> None:

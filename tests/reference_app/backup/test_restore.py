@@ -15,8 +15,8 @@ from sqlalchemy import func, inspect, select, text
 from reference_app.audit.service import RequestInfo, record
 from reference_app.audit.tags import EventTag
 from reference_app.audit.verify import verify_log
-from reference_app.backup import restore, snapshot
-from reference_app.backup.format import LABEL, BackupFormatError, Rows
+from reference_app.backup import snapshot
+from reference_app.backup.format import LABEL, BackupFormatError, Rows, TableSpec
 from reference_app.backup.restore import RestoreError, restore_backup
 from reference_app.backup.snapshot import BackupError, sqlite_path, write_backup
 from reference_app.children.models import Child
@@ -32,7 +32,15 @@ from reference_app.kit.envelope import (
 )
 from reference_app.kit.migrate import target_metadata
 from reference_app.services.models import Organisation
-from tests.fixtures.backup import AWKWARD_NAME, BackupSource, Targets, new_key_pair, table_digests
+from tests.fixtures.backup import (
+    AWKWARD_NAME,
+    BackupSource,
+    Targets,
+    flip_a_flag,
+    new_key_pair,
+    table_digests,
+    tamper_loader,
+)
 from tests.fixtures.database import Database, make_context
 
 OTHER = {"sqlite": "postgresql", "postgresql": "sqlite"}
@@ -206,29 +214,7 @@ def _lose_a_row(batches: Iterator[Rows]) -> Iterator[Rows]:
         yield batch
 
 
-def tamper_loader(monkeypatch: pytest.MonkeyPatch, change: Callable[[Iterator[Rows]], Any]) -> None:
-    """Make the loader write something other than the backup (what the checks must catch)."""
-    for name in ("_load_postgres", "_load_sqlite"):
-        original = getattr(restore, name)
-
-        def wrapped(conn: Any, batches: Any, progress: Any, original: Any = original) -> None:
-            original(conn, change(batches), progress)
-
-        monkeypatch.setattr(restore, name, wrapped)
-
-
-def _move_a_date(batches: Iterator[Rows]) -> Iterator[Rows]:
-    """Change one value of one involvement: its started_on date moves a day."""
-    for batch in batches:
-        if batch.spec.name == "involvements":
-            fields = batch.lines[0].split(b"\t")
-            started = fields[4]
-            fields[4] = started[:-1] + (b"1" if started[-1:] != b"1" else b"2")
-            batch = Rows(batch.spec, [b"\t".join(fields), *batch.lines[1:]])
-        yield batch
-
-
-@pytest.mark.parametrize("change", [_lose_a_row, _move_a_date])
+@pytest.mark.parametrize("change", [_lose_a_row, flip_a_flag])
 def test_a_restore_that_does_not_match_the_manifest_rolls_back(
     backup_source: BackupSource,
     targets: Targets,
@@ -270,6 +256,44 @@ def test_a_backup_of_an_unknown_schema_is_refused(
     url = targets.bare(backup_source.backend)
     before = target_state(url)
     with pytest.raises(RestoreError, match="0099 is unknown"):
+        restore_backup(url, backup_source.identity, path)
+    assert target_state(url) == before
+
+
+def _without_alerts(specs: list[TableSpec]) -> list[TableSpec]:
+    return [s for s in specs if s.name != "alerts"]
+
+
+def _without_a_column(specs: list[TableSpec]) -> list[TableSpec]:
+    return [
+        TableSpec(s.name, s.columns[:-1], s.primary_key) if s.name == "organisations" else s
+        for s in specs
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_without_alerts, "tables are not the registry's"),
+        (_without_a_column, "organisations: the backup's columns"),
+    ],
+)
+def test_a_backup_not_shaped_like_its_schema_is_refused(
+    backup_source: BackupSource,
+    targets: Targets,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    change: Callable[[list[TableSpec]], list[TableSpec]],
+    message: str,
+) -> None:
+    original = snapshot.registry_specs
+    monkeypatch.setattr(snapshot, "registry_specs", lambda tables: change(original(tables)))
+    recipient = load_recipient(backup_source.recipient_file.read_bytes())
+    path = tmp_path / "odd.cpb"
+    write_backup(backup_source.url, recipient, path, now=NOW)
+    url = targets.bare(backup_source.backend)
+    before = target_state(url)
+    with pytest.raises(RestoreError, match=message):
         restore_backup(url, backup_source.identity, path)
     assert target_state(url) == before
 
