@@ -118,14 +118,16 @@ def backup(database: str | None, recipient: Path, out: Path, as_json: bool) -> N
 
     Every table (and the schema revision) from one consistent snapshot, in a form that restores
     into SQLite or PostgreSQL, sealed to the recipient key: this machine cannot read it back.
-    Records a `backup:created` audit event (counts and the file's SHA-256). Run it as the
+    Records a `backup:created` audit event (counts and the file's SHA-256); if it cannot, the
+    file is removed, so no backup goes unrecorded. Run it as the
     schema owner (on PostgreSQL the application role, CONTACTPOINT_DATABASE_APP_ROLE, is not
     meant to read everything); it needs CONTACTPOINT_KEYS_FILE to write the audit event.
     """
     from sqlalchemy.exc import SQLAlchemyError
 
     from reference_app.audit.tags import EventTag
-    from reference_app.backup.snapshot import BackupError, write_backup
+    from reference_app.backup.format import BackupError
+    from reference_app.backup.snapshot import write_backup
     from reference_app.cli import _context
     from reference_app.kit.envelope import EnvelopeError, load_recipient
 
@@ -142,13 +144,18 @@ def backup(database: str | None, recipient: Path, out: Path, as_json: bool) -> N
                 now=ctx.clock.now(),
                 progress=sys.stderr.isatty(),
             )
-        except BackupError as exc:
-            _refused(str(exc), as_json)
+        except (BackupError, SQLAlchemyError, OSError) as exc:
+            _refused(_failure_message(exc)[0], as_json)
+        try:
+            event_id = _audit(ctx, EventTag.BACKUP_CREATED, _backup_details(result))
         except SQLAlchemyError as exc:
-            _refused(_database_error(exc), as_json)
-        except OSError as exc:
-            _refused(f"{exc.strerror or exc}: {exc.filename or out}", as_json)
-        event_id = _audit(ctx, EventTag.BACKUP_CREATED, _backup_details(result))
+            # No backup leaves unrecorded: the trail is how a lost copy is traced.
+            result.path.unlink(missing_ok=True)
+            _refused(
+                f"the backup:created event could not be recorded ({_database_error(exc)}); "
+                "the backup file was removed",
+                as_json,
+            )
     _print_backup(result, event_id, as_json)
 
 
@@ -242,7 +249,7 @@ def restore(
 
 
 def _failure_message(exc: Exception) -> tuple[str, dict[str, Any]]:
-    """What to say about a failed restore, and the table checks to show."""
+    """What to say about a failed backup or restore, and the table checks to show."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from reference_app.backup.format import BackupFormatError
@@ -257,7 +264,9 @@ def _failure_message(exc: Exception) -> tuple[str, dict[str, Any]]:
         return f"the backup is not well formed: {exc}", {}
     if isinstance(exc, SQLAlchemyError):
         return _database_error(exc), {}
-    return f"{type(exc).__name__}: {exc}", {}
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}: {exc.filename}", {}
+    return str(exc), {}
 
 
 def _run_restore(database: str | None, key: Any, file: Path, as_json: bool) -> None:
@@ -265,9 +274,8 @@ def _run_restore(database: str | None, key: Any, file: Path, as_json: bool) -> N
 
     from reference_app.audit.service import seal_all
     from reference_app.audit.tags import EventTag
-    from reference_app.backup.format import BackupFormatError
+    from reference_app.backup.format import BackupError
     from reference_app.backup.restore import restore_backup
-    from reference_app.backup.snapshot import BackupError
     from reference_app.cli import _context
     from reference_app.kit.envelope import EnvelopeError
 
@@ -276,7 +284,7 @@ def _run_restore(database: str | None, key: Any, file: Path, as_json: bool) -> N
             result = restore_backup(
                 ctx.settings.database_url, key, file, progress=sys.stderr.isatty()
             )
-        except (BackupError, BackupFormatError, EnvelopeError, SQLAlchemyError, OSError) as exc:
+        except (BackupError, EnvelopeError, SQLAlchemyError, OSError) as exc:
             message, extra = _failure_message(exc)
             _refused(f"{message}; the target database was left as it was", as_json, extra)
         event_id = _audit(ctx, EventTag.BACKUP_RESTORED, _restore_details(result))
@@ -319,15 +327,14 @@ def _print_restore(result: RestoreResult, event_id: int, sealed: int, as_json: b
 def _run_drill(source: str, key: Any, file: Path, scratch: str | None, as_json: bool) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from reference_app.backup.format import BackupFormatError
+    from reference_app.backup.format import BackupError
     from reference_app.backup.restore import drill
-    from reference_app.backup.snapshot import BackupError
     from reference_app.cli import EXIT_FAILED
     from reference_app.kit.envelope import EnvelopeError
 
     try:
         report = drill(source, key, file, scratch=scratch, progress=sys.stderr.isatty())
-    except (BackupError, BackupFormatError, EnvelopeError, SQLAlchemyError, OSError) as exc:
+    except (BackupError, EnvelopeError, SQLAlchemyError, OSError) as exc:
         message, extra = _failure_message(exc)
         _refused(f"drill failed: {message}", as_json, extra)
     if as_json:

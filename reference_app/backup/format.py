@@ -56,7 +56,11 @@ NULL = "\\N"
 BATCH_ROWS = 2000
 
 
-class BackupFormatError(Exception):
+class BackupError(Exception):
+    """A backup or restore that was refused or failed; the message names why, never data."""
+
+
+class BackupFormatError(BackupError):
     """The backup's content is not a well-formed backup (or does not match its own manifest)."""
 
 

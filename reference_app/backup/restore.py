@@ -3,9 +3,10 @@
 A restore reads the file twice. The first pass authenticates the whole envelope and checks the
 stream against its manifest without touching the database, so a wrong key, a flipped byte or a
 cut-short file is refused before anything happens. The second pass runs in one transaction:
-check that the target is empty, bring the schema to the backup's revision, load every row
-(PostgreSQL: COPY), move the id sequences past the loaded ids, recompute every table's count
-and checksum from the database and commit only if all match the manifest. Any failure rolls
+check that the target is empty, bring the schema to the backup's revision, drop the keys and
+indexes, load every row (PostgreSQL: COPY), rebuild the keys and indexes, move the id sequences
+past the loaded ids, recompute every table's count and checksum from the database, and commit
+only if all match the manifest. Any failure rolls
 the whole transaction back; a SQLite file that did not exist before is removed.
 """
 
@@ -31,6 +32,7 @@ from tqdm import tqdm
 from reference_app.backup.format import (
     ALEMBIC_TABLE,
     LABEL,
+    BackupError,
     Header,
     Manifest,
     Rows,
@@ -40,7 +42,6 @@ from reference_app.backup.format import (
     sqlite_row_decoder,
 )
 from reference_app.backup.snapshot import (
-    BackupError,
     HashingFile,
     count_rows,
     prepare_postgres,
@@ -160,11 +161,10 @@ def _records(path: Path, identity: X25519PrivateKey, expected: VerifiedFile) -> 
 # The target -------------------------------------------------------------------------------------
 
 
-def _refuse_unless_empty(conn: Connection, header: Header) -> str | None:
+def _refuse_unless_empty(conn: Connection) -> str | None:
     """Refuse a target holding any registry row; return its schema revision (None if bare)."""
     existing = set(inspect(conn).get_table_names())
-    names = {s.name for s in header.tables} | {t.name for t in target_metadata.sorted_tables}
-    present = sorted((names - {ALEMBIC_TABLE}) & existing)
+    present = sorted({t.name for t in target_metadata.sorted_tables} & existing)
     quote = conn.dialect.identifier_preparer.quote
     if present and conn.dialect.name == "postgresql":
         # Nobody writes to the tables between this check and the commit.
@@ -395,7 +395,7 @@ def restore_backup(
         with engine.connect() as conn, conn.begin():
             if engine.dialect.name == "postgresql":
                 prepare_postgres(conn)
-            current = _refuse_unless_empty(conn, header)
+            current = _refuse_unless_empty(conn)
             _bring_schema(conn, engine, current, header.alembic_revision)
             _check_shape(conn, header)
             batches = (b for b in _records(path, identity, file) if b.spec.name != ALEMBIC_TABLE)

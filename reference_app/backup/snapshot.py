@@ -31,6 +31,7 @@ from reference_app.backup.format import (
     ALEMBIC_TABLE,
     END_OF_TABLE,
     LABEL,
+    BackupError,
     ColumnType,
     Header,
     Manifest,
@@ -46,10 +47,6 @@ from reference_app.kit.migrate import alembic_config, target_metadata
 
 STREAM_ROWS = 5000
 BLOCK_BYTES = 1 << 20
-
-
-class BackupError(Exception):
-    """A backup or restore that was refused or failed; the message names why, never data."""
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -7,8 +7,10 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from reference_app.audit.models import AuditEvent
 from reference_app.cli import main
@@ -137,3 +139,22 @@ def test_refusals_exit_1_and_bad_usage_exits_2(
         "error": "the backup cannot be opened: the envelope was tampered with or is for another "
         "key; the target database was left as it was",
     }
+
+
+def test_a_backup_whose_event_cannot_be_recorded_is_removed(
+    backup_source: BackupSource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reference_app.audit.service
+
+    def refuse(*_args: object, **_kwargs: object) -> int:
+        raise OperationalError("INSERT INTO audit_events", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(reference_app.audit.service, "record", refuse)
+    out = tmp_path / "b.cpb"
+    result = run(
+        ["backup", "--recipient", backup_source.recipient_file, "--out", out],
+        backup_source.env(),
+    )
+    assert result.exit_code == 1
+    assert "could not be recorded" in result.output
+    assert list(tmp_path.iterdir()) == []

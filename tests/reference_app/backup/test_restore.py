@@ -16,9 +16,9 @@ from reference_app.audit.service import RequestInfo, record
 from reference_app.audit.tags import EventTag
 from reference_app.audit.verify import verify_log
 from reference_app.backup import snapshot
-from reference_app.backup.format import LABEL, BackupFormatError, Rows, TableSpec
+from reference_app.backup.format import LABEL, BackupError, BackupFormatError, Rows, TableSpec
 from reference_app.backup.restore import RestoreError, restore_backup
-from reference_app.backup.snapshot import BackupError, sqlite_path, write_backup
+from reference_app.backup.snapshot import sqlite_path, write_backup
 from reference_app.children.models import Child
 from reference_app.kit.db import make_engine
 from reference_app.kit.envelope import (
