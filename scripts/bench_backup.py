@@ -88,6 +88,7 @@ def main() -> None:
         with create_engine(urls[0]).connect() as conn:
             database_bytes = conn.execute(text("SELECT pg_database_size(current_database())"))
             size = int(database_bytes.scalar_one())
+            server = str(conn.execute(text("SHOW server_version")).scalar_one())
         file = str(work / "registry.cpb")
         backup_args = ["--database", urls[0], "--recipient", recipient, "--out", file, "--json"]
         load = [round(x, 2) for x in os.getloadavg()]  # other work on the machine skews figures
@@ -104,7 +105,7 @@ def main() -> None:
             "date": datetime.now(UTC).date().isoformat(),
             "machine": machine(),
             "load_average_before_backup": load,
-            "postgresql": "same machine, default settings",
+            "postgresql": f"{server}, same machine, default settings",
             "children": options.children,
             "rows": rows,
             "tables": {

@@ -265,7 +265,8 @@ def _failure_message(exc: Exception) -> tuple[str, dict[str, Any]]:
     if isinstance(exc, SQLAlchemyError):
         return _database_error(exc), {}
     if isinstance(exc, OSError):
-        return f"{exc.strerror or exc}: {exc.filename}", {}
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}", {}
     return str(exc), {}
 
 

@@ -47,18 +47,25 @@ OTHER = {"sqlite": "postgresql", "postgresql": "sqlite"}
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
-def target_state(url: str) -> tuple[set[str], dict[str, tuple[int, str]]] | None:
-    """Every table's name and each registry table's content; None for no SQLite file."""
+def target_state(url: str) -> tuple[set[str], set[str], dict[str, tuple[int, str]]] | None:
+    """Every table, key and index by name, and each registry table's content.
+
+    None when the SQLite file does not exist.
+    """
     path = sqlite_path(url)
     if path is not None and not path.exists():
         return None
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            names = set(inspect(conn).get_table_names())
+            inspector = inspect(conn)
+            names = set(inspector.get_table_names())
+            keys = {f"{t}.{i['name']}" for t in names for i in inspector.get_indexes(t)}
+            keys |= {f"{t}.{inspector.get_pk_constraint(t)['name']}" for t in names}
+            keys |= {f"{t}.{f['name']}" for t in names for f in inspector.get_foreign_keys(t)}
     finally:
         engine.dispose()
-    return names, table_digests(url)
+    return names, keys, table_digests(url)
 
 
 def rows_of(url: str, table_name: str) -> list[tuple[Any, ...]]:
@@ -227,6 +234,24 @@ def test_a_restore_that_does_not_match_the_manifest_rolls_back(
     with pytest.raises(RestoreError, match="involvements") as refused:
         restore_backup(url, backup_source.identity, backup_source.backup)
     assert [c.table for c in refused.value.checks if not c.ok] == ["involvements"]
+    assert target_state(url) == before
+
+
+def _fail_midway(batches: Iterator[Rows]) -> Iterator[Rows]:
+    for batch in batches:
+        if batch.spec.name == "involvements":
+            raise OSError(5, "Input/output error")
+        yield batch
+
+
+def test_a_restore_failing_midway_leaves_keys_indexes_and_rows_as_they_were(
+    backup_source: BackupSource, targets: Targets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tamper_loader(monkeypatch, _fail_midway)
+    url = targets.migrated(backup_source.backend)
+    before = target_state(url)
+    with pytest.raises(OSError, match="Input/output"):
+        restore_backup(url, backup_source.identity, backup_source.backup)
     assert target_state(url) == before
 
 
