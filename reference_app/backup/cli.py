@@ -359,7 +359,7 @@ def _print_drill(report: DrillReport) -> None:
         elif row.source == "missing":
             source = "MISSING"
         elif row.source == "differs":
-            source = "DIFFERS" if row.source_rows is None else f"DIFFERS ({row.source_rows} rows)"
+            source = f"DIFFERS (source: {row.source_rows:,} rows)"
         click.echo(
             f"{row.table:<{width}}  {row.backup_rows:>11,}  "
             f"{'match' if row.scratch_ok else 'DIFFERS':<8}  {source}"
