@@ -413,6 +413,7 @@ def detect(database: str | None, seal: bool, as_json: bool) -> None:
 def _register_parts() -> None:
     # The other parts' commands hang off the one CLI; imported here so `contactpoint --help`
     # stays fast (heavy imports happen inside the commands).
+    from reference_app.backup.cli import backup, backup_keypair, restore
     from reference_app.exports.cli import export
     from reference_app.retention.cli import retention
     from synthetic_data.cli import bench, generate
@@ -421,6 +422,9 @@ def _register_parts() -> None:
     main.add_command(generate)
     main.add_command(bench)
     main.add_command(retention)
+    main.add_command(backup)
+    main.add_command(restore)
+    keys.add_command(backup_keypair)
 
 
 _register_parts()

@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.world",
     "tests.fixtures.population",
+    "tests.fixtures.backup",
 ]

@@ -52,8 +52,14 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
-    """Create an engine tuned for the registry's workload on either backend."""
+def make_engine(
+    url: str, *, pool_size: int = 10, echo: bool = False, read_only: bool = False
+) -> Engine:
+    """Create an engine tuned for the registry's workload on either backend.
+
+    ``read_only`` (SQLite): transactions only read and begin deferred, for a long consistent
+    read such as a backup that must not hold the write lock.
+    """
     url = normalise_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
     if is_sqlite(url):
@@ -69,6 +75,8 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            if read_only:
+                cursor.execute("PRAGMA query_only=ON")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -77,7 +85,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
             # would fail at once ("database is locked", no busy wait) when another writer, such
             # as the sealer, committed since its read; IMMEDIATE takes the write lock up front
             # and waits its turn under busy_timeout.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

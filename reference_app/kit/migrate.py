@@ -6,7 +6,7 @@ from importlib import resources
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 import reference_app.alerts.models
 import reference_app.audit.models
@@ -33,12 +33,17 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` in one transaction."""
-    with engine.begin() as connection:
-        config = alembic_config(engine)
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+def upgrade(
+    engine: Engine, revision: str = "head", *, connection: Connection | None = None
+) -> None:
+    """Bring the schema to ``revision`` in one transaction: the caller's, when it passes one."""
+    if connection is None:
+        with engine.begin() as own:
+            upgrade(engine, revision, connection=own)
+        return
+    config = alembic_config(engine)
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -1,0 +1,135 @@
+"""Time `contactpoint backup`, `restore` and `restore --drill` on a generated PostgreSQL registry.
+
+    python scripts/bench_backup.py --admin postgresql://postgres@127.0.0.1:5432/postgres \
+        --children 100000 --out benchmarks/backup.json
+
+Creates two throwaway databases on the server (the source and the restore target), generates
+the population into the source with `contactpoint generate --seed 1`, then runs each command
+as its own process and records its wall time and peak memory. The databases are dropped after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from reference_app.kit.db import normalise_url
+from synthetic_data.bench import machine
+
+
+def timed(args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run one command; its wall time, peak RSS and (for --json commands) its report."""
+    started = time.perf_counter()
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)  # noqa: S603
+    assert process.stdout is not None
+    stdout = process.stdout.read()
+    process.stdout.close()
+    _, status, usage = os.wait4(process.pid, 0)  # reaped here, for this process's own usage
+    process.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"{args[1]} failed ({process.returncode}): {stdout}")
+    return {
+        "seconds": round(seconds, 2),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024),
+        "report": json.loads(stdout),
+    }
+
+
+def key_args(identity: str, file: str) -> list[str]:
+    return ["--identity", identity, file, "--json"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--admin", required=True, help="PostgreSQL URL allowed to create DBs")
+    parser.add_argument("--children", type=int, default=100_000)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/backup.json"))
+    options = parser.parse_args()
+    contactpoint = str(Path(sys.executable).with_name("contactpoint"))
+    admin_url = normalise_url(options.admin)
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    names = [f"cp_bench_{role}_{secrets.token_hex(3)}" for role in ("source", "target")]
+    urls = [
+        make_url(admin_url).set(database=n).render_as_string(hide_password=False) for n in names
+    ]
+    with admin.connect() as conn:
+        for name in names:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    work = Path(tempfile.mkdtemp(prefix="cp-bench-backup-"))
+    env = {**os.environ, "CONTACTPOINT_ENVIRONMENT": "test"}
+    try:
+        keys = work / "keys.json"
+        subprocess.run([contactpoint, "keys", "generate", "--out", keys], check=True, env=env)  # noqa: S603
+        env["CONTACTPOINT_KEYS_FILE"] = str(keys)
+        subprocess.run(  # noqa: S603
+            [contactpoint, "keys", "backup-keypair", "--out-dir", work / "backup-keys"],
+            check=True,
+            env=env,
+        )
+        identity = str(work / "backup-keys" / "backup-identity.pem")
+        recipient = str(work / "backup-keys" / "backup-recipient.pem")
+        generate = [contactpoint, "generate", "--children", str(options.children), "--seed", "1"]
+        generate += ["--database", urls[0], "--keys", str(keys), "--data-dir", str(work / "data")]
+        subprocess.run(generate, check=True, env=env, stdout=subprocess.DEVNULL)  # noqa: S603
+        with create_engine(urls[0]).connect() as conn:
+            database_bytes = conn.execute(text("SELECT pg_database_size(current_database())"))
+            size = int(database_bytes.scalar_one())
+            server = str(conn.execute(text("SHOW server_version")).scalar_one())
+        file = str(work / "registry.cpb")
+        backup_args = ["--database", urls[0], "--recipient", recipient, "--out", file, "--json"]
+        load = [round(x, 2) for x in os.getloadavg()]  # other work on the machine skews figures
+        backup = timed([contactpoint, "backup", *backup_args], env)
+        restore = timed(
+            [contactpoint, "restore", "--database", urls[1], *key_args(identity, file)], env
+        )
+        drill = timed(
+            [contactpoint, "restore", "--drill", "--source", urls[0], *key_args(identity, file)],
+            env,
+        )
+        rows = backup["report"]["rows"]
+        result = {
+            "date": datetime.now(UTC).date().isoformat(),
+            "machine": machine(),
+            "load_average_before_backup": load,
+            "postgresql": f"{server}, same machine, default settings",
+            "children": options.children,
+            "rows": rows,
+            "tables": {
+                name: table["rows"]
+                for name, table in backup["report"]["manifest"]["tables"].items()
+            },
+            "database_bytes": size,
+            "backup_file_bytes": backup["report"]["bytes"],
+            "backup": {k: v for k, v in backup.items() if k != "report"},
+            "restore": {k: v for k, v in restore.items() if k != "report"},
+            "drill_into_temporary_sqlite": {k: v for k, v in drill.items() if k != "report"},
+            "drill_ok": drill["report"]["ok"],
+            "backup_rows_per_second": round(rows / backup["seconds"]),
+            "restore_rows_per_second": round(rows / restore["seconds"]),
+        }
+    finally:
+        with admin.connect() as conn:
+            for name in names:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+        shutil.rmtree(work, ignore_errors=True)
+    options.out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
