@@ -9,49 +9,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
 
 from reference_app.config import Environment, Settings
+from reference_app.kit.commands import DATABASE, instance, settings_for
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-
-def _settings(database: str | None) -> Settings:
-    settings = Settings()
-    if database:
-        settings = settings.model_copy(update={"database_url": database})
-    return settings
-
-
-@contextmanager
-def _context(database: str | None) -> Iterator[Any]:
-    """Open an instance context for one command, and close its connections after."""
-    from reference_app.context import build_context
-    from reference_app.kit.keys import KeyMaterialError
-
-    try:
-        ctx = build_context(_settings(database))
-    except KeyMaterialError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        yield ctx
-    finally:
-        ctx.engine.dispose()
-
-
-DATABASE = click.option(
-    "--database",
-    "database",
-    metavar="URL",
-    default=None,
-    help="Database URL (default: CONTACTPOINT_DATABASE_URL).",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -90,7 +56,7 @@ def serve(demo: bool, data_dir: Path, children: int, host: str, port: int, worke
 
     if demo:
         _prepare_demo(data_dir, children)
-    with _context(None):
+    with instance(None):
         pass  # fail fast, before starting workers, on missing keys or a bad URL
     uvicorn.run(
         "reference_app.asgi:create",
@@ -162,10 +128,10 @@ def db_upgrade(database: str | None, app_role: str | None) -> None:
     from reference_app.kit.db import make_engine
     from reference_app.kit.migrate import current_revision, grant_app_role, upgrade
 
-    engine = make_engine(_settings(database).database_url)
+    engine = make_engine(settings_for(database).database_url)
     try:
         upgrade(engine)
-        role = app_role or _settings(database).database_app_role
+        role = app_role or settings_for(database).database_app_role
         if role:
             grant_app_role(engine, role)
             click.echo(f"granted least privilege to role {role}")
@@ -180,7 +146,7 @@ def db_seed_las(database: str | None) -> None:
     """Load the 152 English local authorities."""
     from reference_app.localauthorities.service import seed_local_authorities
 
-    with _context(database) as ctx, ctx.sessions() as session, session.begin():
+    with instance(database) as ctx, ctx.sessions() as session, session.begin():
         count = len(seed_local_authorities(session))
     click.echo(f"{count} local authorities present")
 
@@ -276,7 +242,7 @@ def users_create(
     from reference_app.practitioners.service import create_account
     from reference_app.services.models import Organisation
 
-    with _context(database) as ctx, ctx.sessions() as session, session.begin():
+    with instance(database) as ctx, ctx.sessions() as session, session.begin():
         org = session.get(Organisation, organisation_id)
         if org is None:
             raise click.ClickException(f"no organisation {organisation_id}")
@@ -315,7 +281,7 @@ def audit_seal(database: str | None) -> None:
     """Seal pending events into the log and sign a checkpoint."""
     from reference_app.audit.service import seal_all
 
-    with _context(database) as ctx:
+    with instance(database) as ctx:
         click.echo(f"sealed {seal_all(ctx)} events")
 
 
@@ -335,7 +301,7 @@ def audit_verify(database: str | None, witness: Path | None, as_json: bool) -> N
     seen = []
     if witness:
         seen = [json.loads(line) for line in witness.read_text().splitlines() if line.strip()]
-    with _context(database) as ctx, ctx.sessions() as session:
+    with instance(database) as ctx, ctx.sessions() as session:
         report = verify_log(
             session, ctx.keyring.audit_public_keys, now=ctx.clock.now(), witness=seen
         )
@@ -365,7 +331,7 @@ def audit_checkpoint(database: str | None, out: Path) -> None:
     from reference_app.audit.repository import latest_checkpoint
     from reference_app.audit.service import checkpoint_document
 
-    with _context(database) as ctx, ctx.sessions() as session:
+    with instance(database) as ctx, ctx.sessions() as session:
         checkpoint = latest_checkpoint(session)
         if checkpoint is None:
             raise click.ClickException("nothing sealed yet; run `contactpoint audit seal`")
@@ -388,7 +354,7 @@ def detect(database: str | None, seal: bool, as_json: bool) -> None:
     from reference_app.audit.service import seal_all
     from reference_app.detection.service import scan
 
-    with _context(database) as ctx:
+    with instance(database) as ctx:
         if seal:
             seal_all(ctx)
         report = scan(ctx)

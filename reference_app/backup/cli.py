@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+from reference_app.kit.commands import Decorator, database_option, instance
 
 if TYPE_CHECKING:
     from reference_app.backup.restore import DrillReport, RestoreResult
@@ -24,13 +25,6 @@ if TYPE_CHECKING:
 
 IDENTITY_FILE = "backup-identity.pem"
 RECIPIENT_FILE = "backup-recipient.pem"
-
-
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
-
-
-def _database_option(help_text: str) -> Decorator:
-    return click.option("--database", "database", metavar="URL", default=None, help=help_text)
 
 
 def _key_file(name: str, help_text: str) -> Decorator:
@@ -104,7 +98,7 @@ def _audit(ctx: AppContext, tag: Any, details: dict[str, Any]) -> int:
 
 
 @click.command()
-@_database_option("Database to back up (default: CONTACTPOINT_DATABASE_URL).")
+@database_option("Database to back up (default: CONTACTPOINT_DATABASE_URL).")
 @_key_file("--recipient", "Public key (PEM) to seal the backup to (`keys backup-keypair`).")
 @click.option(
     "--out",
@@ -128,14 +122,13 @@ def backup(database: str | None, recipient: Path, out: Path, as_json: bool) -> N
     from reference_app.audit.tags import EventTag
     from reference_app.backup.format import BackupError
     from reference_app.backup.snapshot import write_backup
-    from reference_app.cli import _context
     from reference_app.kit.envelope import EnvelopeError, load_recipient
 
     try:
         key = load_recipient(recipient.read_bytes())
     except EnvelopeError as exc:
         raise click.BadParameter(str(exc), param_hint="--recipient") from exc
-    with _context(database) as ctx:
+    with instance(database) as ctx:
         try:
             result = write_backup(
                 ctx.settings.database_url,
@@ -189,7 +182,7 @@ def _print_backup(result: BackupResult, event_id: int, as_json: bool) -> None:
 
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@_database_option("Empty database to restore into (default: CONTACTPOINT_DATABASE_URL).")
+@database_option("Empty database to restore into (default: CONTACTPOINT_DATABASE_URL).")
 @_key_file("--identity", "Private key (PEM) the backup was sealed to.")
 @click.option(
     "--drill",
@@ -277,10 +270,9 @@ def _run_restore(database: str | None, key: Any, file: Path, as_json: bool) -> N
     from reference_app.audit.tags import EventTag
     from reference_app.backup.format import BackupError
     from reference_app.backup.restore import restore_backup
-    from reference_app.cli import _context
     from reference_app.kit.envelope import EnvelopeError
 
-    with _context(database) as ctx:
+    with instance(database) as ctx:
         try:
             result = restore_backup(
                 ctx.settings.database_url, key, file, progress=sys.stderr.isatty()

@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from reference_app.kit.commands import DATABASE, instance
+
 EXIT_FAILED = 1
 
 
@@ -19,13 +21,7 @@ def export() -> None:
 
 
 @export.command("trace")
-@click.option(
-    "--database",
-    "database",
-    metavar="URL",
-    default=None,
-    help="Database URL (default: CONTACTPOINT_DATABASE_URL).",
-)
+@DATABASE
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 def trace(database: str | None, as_json: bool, file: Path) -> None:
@@ -33,12 +29,11 @@ def trace(database: str | None, as_json: bool, file: Path) -> None:
 
     Looks for the watermark children each export carries; exit 1 when none is found.
     """
-    from reference_app.cli import _context
     from reference_app.exports.service import child_ids_in
     from reference_app.exports.service import trace as find
 
     text = file.read_text(encoding="utf-8", errors="replace")
-    with _context(database) as ctx, ctx.sessions() as session:
+    with instance(database) as ctx, ctx.sessions() as session:
         found = find(session, ctx.crypto, text)
     if as_json:
         click.echo(json.dumps({"ids_seen": len(child_ids_in(text)), "exports": found}, indent=2))

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from reference_app.kit.commands import DATABASE, instance
+
 # Only light imports at module level: this module is loaded whenever `contactpoint` starts.
 
 EXIT_REFUSED = 1
@@ -51,13 +53,7 @@ def _summary(report: Any) -> str:
 
 
 @click.command()
-@click.option(
-    "--database",
-    "database",
-    metavar="URL",
-    default=None,
-    help="Database URL (default: CONTACTPOINT_DATABASE_URL).",
-)
+@DATABASE
 @click.option(
     "--as-of",
     type=click.DateTime(formats=["%Y-%m-%d"]),
@@ -88,11 +84,10 @@ def retention(
     Exit codes: 0 done (or nothing to do), 1 refused (e.g. a future --as-of in production),
     2 bad usage or configuration.
     """
-    from reference_app.cli import _context
     from reference_app.retention.service import RetentionRefused, run
 
     day: date | None = as_of.date() if as_of else None
-    with _context(database) as ctx:
+    with instance(database) as ctx:
         try:
             report = run(ctx, as_of=day, dry_run=dry_run, batch_size=batch_size, progress=_Bar())
         except RetentionRefused as exc:
