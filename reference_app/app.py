@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,8 +18,9 @@ from reference_app.api import API_PREFIX, api_router
 from reference_app.audit.service import record, seal_all
 from reference_app.audit.tags import EventTag, Outcome
 from reference_app.context import AppContext
-from reference_app.detection.service import Detector
+from reference_app.detection.service import scan
 from reference_app.health import router as health_router
+from reference_app.kit.background import Periodic
 from reference_app.kit.errors import AppError, error_body
 from reference_app.kit.http import request_info
 from reference_app.kit.middleware import SecurityMiddleware
@@ -108,40 +108,27 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-class Sealer:
-    """Seal the audit log in the background at the configured interval."""
-
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="audit-sealer", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self._seal_once()
-
-    def _seal_once(self) -> None:
-        try:
-            seal_all(self.ctx)
-        except Exception:  # another sealer won the race, or the database blinked: retry later
-            log.warning("audit seal deferred", exc_info=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.ctx.settings.audit_seal_interval_seconds):
-            self._seal_once()
-
-
 def create_app(ctx: AppContext) -> FastAPI:
     """Build the registry application around one instance context."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sealer = Sealer(ctx) if ctx.settings.audit_sealer_enabled else None
-        detector = Detector(ctx) if ctx.settings.detector_enabled else None
+        settings = ctx.settings
+        sealer = (
+            Periodic(
+                "audit-sealer",
+                settings.audit_seal_interval_seconds,
+                lambda: seal_all(ctx),
+                final=True,
+            )
+            if settings.audit_sealer_enabled
+            else None
+        )
+        detector = (
+            Periodic("snooping-detector", settings.detector_interval_seconds, lambda: scan(ctx))
+            if settings.detector_enabled
+            else None
+        )
         for worker in (sealer, detector):
             if worker:
                 worker.start()

@@ -11,8 +11,6 @@ suspends the account and ends its sessions (``auto_suspend``).
 from __future__ import annotations
 
 import json
-import logging
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -35,7 +33,6 @@ from reference_app.kit.controls import Control, enabled
 from reference_app.kit.http import Call
 from reference_app.practitioners.models import AccountStatus, Practitioner
 
-log = logging.getLogger("contactpoint")
 CURSOR = "snooping"
 VIEW_TAGS = (EventTag.CHILD_RECORD_VIEWED.value, EventTag.CHILD_RECORD_OVERRIDE.value)
 DETECTOR_INFO = RequestInfo(request_id=None, source="detector")
@@ -205,26 +202,3 @@ def _respond(
         )
         row.suspended_at = now
         report.suspensions += 1
-
-
-class Detector:
-    """Run the detector in the background at the configured interval."""
-
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="snooping-detector", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.ctx.settings.detector_interval_seconds):
-            try:
-                scan(self.ctx)
-            except Exception:  # another worker holds the lock, or the database blinked
-                log.warning("detector pass deferred", exc_info=True)
