@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
@@ -32,15 +31,6 @@ def list_for(
 
 def get_for(db: Session, principal: Principal, alert_id: int) -> Alert | None:
     return db.scalars(select(Alert).where(Alert.id == alert_id, *visible(principal))).first()
-
-
-def open_alert_since(db: Session, user_id: int, kind: str, since: datetime) -> Alert | None:
-    """An alert of ``kind`` about ``user_id`` raised since ``since`` (to raise one, not many)."""
-    return db.scalars(
-        select(Alert)
-        .where(Alert.subject_user_id == user_id, Alert.kind == kind, Alert.created_at >= since)
-        .limit(1)
-    ).first()
 
 
 def is_canary(db: Session, child_id: str) -> bool:

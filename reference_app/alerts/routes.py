@@ -35,24 +35,25 @@ def get_alert(alert_id: int, principal: AlertRead, call: CallDep) -> AlertOut:
     return service.to_out(call, service.get_alert(call, principal, alert_id))
 
 
-def _step(target: AlertStatus, doc: str) -> None:
-    def route(alert_id: int, body: AlertStep, principal: AlertManage, call: CallDep) -> AlertOut:
-        alert = service.step(call, principal, alert_id, target, body.note)
-        return service.to_out(call, alert)
-
-    route.__doc__ = doc
-    route.__name__ = f"alert_{target.value}"
-    router.post(f"/{{alert_id}}/{_PATHS[target]}", response_model=AlertOut)(route)
+@router.post("/{alert_id}/acknowledge", response_model=AlertOut)
+def acknowledge(alert_id: int, body: AlertStep, principal: AlertManage, call: CallDep) -> AlertOut:
+    """Acknowledge an alert: someone has it."""
+    alert = service.step(call, principal, alert_id, AlertStatus.ACKNOWLEDGED, body.note)
+    return service.to_out(call, alert)
 
 
-_PATHS = {
-    AlertStatus.ACKNOWLEDGED: "acknowledge",
-    AlertStatus.INVESTIGATING: "investigate",
-    AlertStatus.CLOSED: "close",
-}
-_step(AlertStatus.ACKNOWLEDGED, "Acknowledge an alert: someone has it.")
-_step(AlertStatus.INVESTIGATING, "Open an investigation into an alert.")
-_step(AlertStatus.CLOSED, "Close an alert, with the outcome in the note.")
+@router.post("/{alert_id}/investigate", response_model=AlertOut)
+def investigate(alert_id: int, body: AlertStep, principal: AlertManage, call: CallDep) -> AlertOut:
+    """Open an investigation into an alert."""
+    alert = service.step(call, principal, alert_id, AlertStatus.INVESTIGATING, body.note)
+    return service.to_out(call, alert)
+
+
+@router.post("/{alert_id}/close", response_model=AlertOut)
+def close(alert_id: int, body: AlertStep, principal: AlertManage, call: CallDep) -> AlertOut:
+    """Close an alert, with the outcome in the note."""
+    alert = service.step(call, principal, alert_id, AlertStatus.CLOSED, body.note)
+    return service.to_out(call, alert)
 
 
 @router.post("/{alert_id}/suspend-subject", response_model=AlertOut)

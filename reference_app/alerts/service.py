@@ -42,7 +42,7 @@ _STEPS: dict[AlertStatus, tuple[EventTag, frozenset[AlertStatus]]] = {
 
 def raise_alert(
     call: Call,
-    subject: Principal,
+    subject: Principal | int,
     *,
     kind: AlertKind,
     severity: AlertSeverity,
@@ -52,35 +52,13 @@ def raise_alert(
     summary: str,
     details: dict[str, Any] | None = None,
 ) -> Alert:
-    """Raise an alert to ``local_authority_id``'s management team; it carries references only."""
-    return raise_alert_for(
-        call,
-        subject.user_id,
-        kind=kind,
-        severity=severity,
-        local_authority_id=local_authority_id,
-        child_id=child_id,
-        audit_event_id=audit_event_id,
-        summary=summary,
-        details=details,
-        principal=subject,
-    )
+    """Raise an alert to ``local_authority_id``'s management team; it carries references only.
 
-
-def raise_alert_for(
-    call: Call,
-    subject_user_id: int,
-    *,
-    kind: AlertKind,
-    severity: AlertSeverity,
-    local_authority_id: int,
-    child_id: str | None,
-    audit_event_id: int | None,
-    summary: str,
-    details: dict[str, Any] | None = None,
-    principal: Principal | None = None,
-) -> Alert:
-    """Raise an alert about a user who is not the caller (a detector's finding)."""
+    ``subject`` is the caller whose request raised it, or the id of a user a detector found
+    (then the trail records the alert with no acting principal).
+    """
+    principal = subject if isinstance(subject, Principal) else None
+    subject_user_id = subject.user_id if isinstance(subject, Principal) else subject
     alert = Alert(
         created_at=call.ctx.clock.now(),
         kind=kind.value,

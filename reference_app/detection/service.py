@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from reference_app.access.permissions import Role
 from reference_app.alerts.models import AlertKind, AlertSeverity
-from reference_app.alerts.service import raise_alert_for
+from reference_app.alerts.service import raise_alert
 from reference_app.audit.models import AuditEvent
 from reference_app.audit.service import RequestInfo
 from reference_app.audit.tags import EventTag, Outcome
@@ -175,7 +175,7 @@ def _respond(
     hard = row.score >= ctx.settings.snooping_suspend_score
     suspend = hard and row.suspended_at is None and enabled(ctx.settings, Control.AUTO_SUSPEND)
     if row.alerted_at is None or suspend:
-        raise_alert_for(
+        raise_alert(
             call,
             user.id,
             kind=AlertKind.SNOOPING,
