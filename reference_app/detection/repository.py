@@ -111,17 +111,13 @@ def scores(db: Session, keys: Iterable[tuple[int, date]]) -> dict[tuple[int, dat
     return found
 
 
-def peer_views(
-    db: Session, day: date, role: str, local_authority_id: int, user_id: int
-) -> list[int]:
-    """Views today of the other active users with the same role in the same LA."""
-    return list(
-        db.scalars(
-            select(RiskScore.views).where(
-                RiskScore.day == day,
-                RiskScore.role == role,
-                RiskScore.local_authority_id == local_authority_id,
-                RiskScore.user_id != user_id,
-            )
+def group_views(db: Session, day: date, role: str, local_authority_id: int) -> dict[int, int]:
+    """Views that day of every active user with ``role`` in the LA, by user."""
+    rows = db.execute(
+        select(RiskScore.user_id, RiskScore.views).where(
+            RiskScore.day == day,
+            RiskScore.role == role,
+            RiskScore.local_authority_id == local_authority_id,
         )
     )
+    return {int(user_id): int(views) for user_id, views in rows}

@@ -127,10 +127,15 @@ def _scan_batch(ctx: AppContext, db: Session, batch: int) -> ScanReport | None:
         ):
             crossing[key] = event
     db.flush()
+    groups: dict[tuple[date, str, int], dict[int, int]] = {}  # one query per peer group
     for key, row in rows.items():
-        peers = repository.peer_views(db, row.day, row.role, row.local_authority_id, row.user_id)
-        already = json.loads(row.rules).get(SnoopRule.PEER_VOLUME.value, 0)
-        if not already and peer_outlier(row.views, peers):
+        if json.loads(row.rules).get(SnoopRule.PEER_VOLUME.value, 0):
+            continue  # once a day
+        group = (row.day, row.role, row.local_authority_id)
+        if group not in groups:
+            groups[group] = repository.group_views(db, *group)
+        peers = [views for user_id, views in groups[group].items() if user_id != row.user_id]
+        if peer_outlier(row.views, peers):
             before = row.score
             _add(row, [SnoopRule.PEER_VOLUME])
             report.rules[SnoopRule.PEER_VOLUME.value] += 1
@@ -139,7 +144,15 @@ def _scan_batch(ctx: AppContext, db: Session, batch: int) -> ScanReport | None:
                 crossing[key] = last
     for key, event in crossing.items():
         row = rows[key]
-        _respond(ctx, db, users[key[0]], row, event, children[event.child_id or ""][4], report)
+        _respond(
+            ctx,
+            db,
+            users[key[0]],
+            row,
+            event,
+            children[event.child_id or ""].local_authority_id,
+            report,
+        )
     return report
 
 

@@ -3,6 +3,8 @@ with the control switched off the snooper unnoticed."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from reference_app.access.permissions import Role
@@ -130,6 +132,32 @@ def test_with_auto_suspend_off_the_snooper_keeps_the_account(world: World) -> No
         detect(w)
         assert {a["details"]["suspended"] for a in alerts_about(w, snooper, "snooping")} == {False}
         assert view(w, headers, w.child(LA_A).id).status_code == 200
+
+
+def test_volume_far_above_the_peer_group_alerts(world: World) -> None:
+    """Six health practitioners of one LA; one views many times what the others do."""
+    rng = random.Random(3)
+    with strict_world(world) as w:
+        move_to(w, WEDNESDAY, 9)
+        catch_up(w)
+        caseload = []
+        for _ in range(45):
+            child = w.child(LA_A)
+            w.involve(child, OrganisationKind.GP_PRACTICE)
+            caseload.append(child.id)
+        peers = [w.new_account(Role.HEALTH_PRACTITIONER) for _ in range(6)]
+        busy = peers[0]
+        for account in peers:
+            headers = w.login(account)
+            for child_id in caseload if account is busy else caseload[:5]:
+                assert view(w, headers, child_id, "service_delivery").status_code == 200
+                w.clock.advance(rng.uniform(5, 40))
+        report = detect(w)
+        assert report.rules[SnoopRule.PEER_VOLUME] == 1
+        [alert] = alerts_about(w, busy, "snooping")
+        assert alert["details"]["rules"] == {"peer_volume": 1}
+        for account in peers[1:]:
+            assert alerts_about(w, account) == []
 
 
 # -- the rules on their own -------------------------------------------------------------------
