@@ -21,10 +21,10 @@ world raises it, the detection tests run the production figures).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import statistics
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -68,6 +68,8 @@ TIMING_SAMPLE = 20  # requests looked at for machine-like timing
 TIMING_MAX_CV = 0.15  # their intervals vary less than this (people vary by 50-150 %)
 TIMING_MAX_MEAN_SECONDS = 20.0  # and come faster than this on average
 SIGNAL_POINTS = 50
+BLOCKED = "harvesting_blocked"
+BLOCKED_MESSAGE = "Your searches and views are paused while your LA management team reviews them."
 HARD_THRESHOLD = 100  # two signals in a day suspend the account
 
 
@@ -130,17 +132,12 @@ class Limiter:
     def ctx(self) -> AppContext:
         return self.call.ctx
 
-    @contextmanager
-    def _ops(self) -> Iterator[LimitOps]:
-        with self.ctx.limits.open() as ops:
-            yield ops
-
     # -- entry points ------------------------------------------------------------------------
 
     def before_search(self, shape: SearchShape) -> None:
         now = self.ctx.clock.now()
         limits = quota(self.ctx, self.principal.role)
-        with self._ops() as ops:
+        with self.ctx.limits.open() as ops:
             self._check_block(ops, now)
             self._check_rate(ops, now, "search", limits.searches_per_minute)
             rule = self._timing(ops, now) or self._sweep(ops, now, shape)
@@ -150,7 +147,7 @@ class Limiter:
     def before_view(self, child_id: str) -> None:
         now = self.ctx.clock.now()
         limits = quota(self.ctx, self.principal.role)
-        with self._ops() as ops:
+        with self.ctx.limits.open() as ops:
             self._check_block(ops, now)
             self._check_rate(ops, now, "view", limits.views_per_minute)
             rule = self._timing(ops, now)
@@ -175,7 +172,7 @@ class Limiter:
             return
         now = self.ctx.clock.now()
         hour = int(now.timestamp()) // 3600
-        with self._ops() as ops:
+        with self.ctx.limits.open() as ops:
             misses = ops.incr(f"miss:{self.principal.user_id}:{hour}", 3600, now)
             if misses == _scaled(self.ctx, ENUMERATION_MISSES):
                 raise self._blocked(ops, Rule.ENUMERATION, now)
@@ -187,12 +184,7 @@ class Limiter:
             return
         left = ops.ttl(f"block:{self.principal.user_id}", now)
         if left > 0:
-            raise self._refusal(
-                "harvesting_blocked",
-                "Your searches and views are paused while your LA management team reviews them.",
-                left,
-                audited=True,
-            )
+            raise self._refusal(BLOCKED, BLOCKED_MESSAGE, left)
 
     def _check_rate(self, ops: LimitOps, now: datetime, what: str, limit: int) -> None:
         if not enabled(self.ctx.settings, Control.RATE_LIMITS):
@@ -276,12 +268,7 @@ class Limiter:
         follow_ups = self._signal(ops, rule, now)
         block_for = self.ctx.settings.harvest_block_seconds
         ops.incr(f"block:{self.principal.user_id}", block_for, now)
-        return self._refusal(
-            "harvesting_blocked",
-            "Your searches and views are paused while your LA management team reviews them.",
-            block_for,
-            follow_ups=follow_ups,
-        )
+        return self._refusal(BLOCKED, BLOCKED_MESSAGE, block_for, follow_ups=follow_ups)
 
     def _signal(self, ops: LimitOps, rule: Rule, now: datetime) -> list[Callable[[], None]]:
         """Add a signal to today's score; alert on the first, suspend at the hard threshold."""
@@ -331,8 +318,6 @@ class Limiter:
 
 
 def _short(value: str) -> str:
-    import hashlib
-
     return hashlib.blake2b(value.encode(), digest_size=12).hexdigest()
 
 
