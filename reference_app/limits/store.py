@@ -110,16 +110,16 @@ class MemoryStore:
             yield self._ops
 
 
-def _upsert(engine: Engine) -> Any:
+def dialect_insert(engine: Engine) -> Any:
     return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
 
 class DatabaseOps:
     """Counters and sets as rows, updated with single-statement upserts."""
 
-    def __init__(self, connection: Any, dialect_insert: Any) -> None:
+    def __init__(self, connection: Any, insert: Any) -> None:
         self.conn = connection
-        self.insert = dialect_insert
+        self.insert = insert
 
     def incr(self, key: str, ttl: int, now: datetime, by: int = 1) -> int:
         table = LimitCounter.__table__
@@ -150,15 +150,19 @@ class DatabaseOps:
         self, key: str, member: str, ttl: int, now: datetime, cap: int | None = None
     ) -> tuple[int, bool]:
         live = self._live(key, now)
-        size = int(self.conn.execute(select(func.count()).where(live)).scalar_one())
-        present = self.conn.execute(
-            select(LimitMember.member).where(live, LimitMember.member == member)
-        ).first()
-        if present is None and cap is not None and size >= cap:
+        # Size, whether ``member`` is in, and the set's expiry, in one read.
+        size, present, first = self.conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((LimitMember.member == member, 1), else_=0)), 0),
+                func.min(LimitMember.expires_at),
+            ).where(live)
+        ).one()
+        size, present = int(size), bool(present)
+        if not present and cap is not None and size >= cap:
             return size, False
-        if present is None:
+        if not present:
             # The set expires as a whole: new members share the first member's expiry.
-            first = self.conn.execute(select(func.min(LimitMember.expires_at)).where(live)).scalar()
             expires = first or now + timedelta(seconds=ttl)
             stmt = self.insert(LimitMember.__table__).values(
                 key=key, member=member, expires_at=expires
@@ -203,7 +207,7 @@ class DatabaseStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._insert = _upsert(engine)
+        self._insert = dialect_insert(engine)
         self._ops = 0
         self._lock = threading.Lock()
 
