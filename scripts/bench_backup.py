@@ -18,35 +18,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from benchkit import timed  # scripts/ is on the path when a script runs
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from reference_app.kit.db import normalise_url
 from synthetic_data.bench import machine
-
-
-def timed(args: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Run one command; its wall time, peak RSS and (for --json commands) its report."""
-    started = time.perf_counter()
-    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)  # noqa: S603
-    assert process.stdout is not None
-    stdout = process.stdout.read()
-    process.stdout.close()
-    _, status, usage = os.wait4(process.pid, 0)  # reaped here, for this process's own usage
-    process.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - started
-    if process.returncode != 0:
-        raise SystemExit(f"{args[1]} failed ({process.returncode}): {stdout}")
-    return {
-        "seconds": round(seconds, 2),
-        "peak_rss_mib": round(usage.ru_maxrss / 1024),
-        "report": json.loads(stdout),
-    }
 
 
 def key_args(identity: str, file: str) -> list[str]:
@@ -100,6 +80,16 @@ def main() -> None:
             [contactpoint, "restore", "--drill", "--source", urls[0], *key_args(identity, file)],
             env,
         )
+        # The baseline, in the same run: PostgreSQL's own dump of the same database (custom
+        # format, compressed, not encrypted and not checksummed per table).
+        pg_dump = shutil.which("pg_dump")
+        libpq_url = make_url(urls[0]).set(drivername="postgresql")
+        dump = [pg_dump, "--format=custom", f"--file={work / 'pg.dump'}"]
+        baseline = (
+            timed([*dump, libpq_url.render_as_string(hide_password=False)], env, json_out=False)
+            if pg_dump
+            else None
+        )
         rows = backup["report"]["rows"]
         result = {
             "date": datetime.now(UTC).date().isoformat(),
@@ -119,6 +109,10 @@ def main() -> None:
             "drill_into_temporary_sqlite": {k: v for k, v in drill.items() if k != "report"},
             "drill_ok": drill["report"]["ok"],
             "backup_rows_per_second": round(rows / backup["seconds"]),
+            "baseline_pg_dump_custom": baseline,
+            "backup_vs_pg_dump": round(backup["seconds"] / baseline["seconds"], 2)
+            if baseline
+            else None,
             "restore_rows_per_second": round(rows / restore["seconds"]),
         }
     finally:
