@@ -382,8 +382,10 @@ def _register_parts() -> None:
     from reference_app.backup.cli import backup, backup_keypair, restore
     from reference_app.exports.cli import export
     from reference_app.retention.cli import retention
+    from security_tests.cli import attack
     from synthetic_data.cli import bench, generate
 
+    main.add_command(attack)
     main.add_command(export)
     main.add_command(generate)
     main.add_command(bench)

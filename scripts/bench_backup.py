@@ -13,19 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
 import subprocess
-import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchkit import timed  # scripts/ is on the path when a script runs
+from benchkit import CONTACTPOINT, scratch, timed  # scripts/ is on the path when a script runs
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from reference_app.kit.db import normalise_url
 from synthetic_data.bench import machine
 
 
@@ -39,30 +35,17 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/backup.json"))
     options = parser.parse_args()
-    contactpoint = str(Path(sys.executable).with_name("contactpoint"))
-    admin_url = normalise_url(options.admin)
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    names = [f"cp_bench_{role}_{secrets.token_hex(3)}" for role in ("source", "target")]
-    urls = [
-        make_url(admin_url).set(database=n).render_as_string(hide_password=False) for n in names
-    ]
-    with admin.connect() as conn:
-        for name in names:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    work = Path(tempfile.mkdtemp(prefix="cp-bench-backup-"))
-    env = {**os.environ, "CONTACTPOINT_ENVIRONMENT": "test"}
-    try:
-        keys = work / "keys.json"
-        subprocess.run([contactpoint, "keys", "generate", "--out", keys], check=True, env=env)  # noqa: S603
-        env["CONTACTPOINT_KEYS_FILE"] = str(keys)
+    with scratch(options.admin, "backup", ("source", "target")) as box:
+        urls, work, env = box.urls, box.work, box.env
+        keys = Path(env["CONTACTPOINT_KEYS_FILE"])
         subprocess.run(  # noqa: S603
-            [contactpoint, "keys", "backup-keypair", "--out-dir", work / "backup-keys"],
+            [CONTACTPOINT, "keys", "backup-keypair", "--out-dir", work / "backup-keys"],
             check=True,
             env=env,
         )
         identity = str(work / "backup-keys" / "backup-identity.pem")
         recipient = str(work / "backup-keys" / "backup-recipient.pem")
-        generate = [contactpoint, "generate", "--children", str(options.children), "--seed", "1"]
+        generate = [CONTACTPOINT, "generate", "--children", str(options.children), "--seed", "1"]
         generate += ["--database", urls[0], "--keys", str(keys), "--data-dir", str(work / "data")]
         subprocess.run(generate, check=True, env=env, stdout=subprocess.DEVNULL)  # noqa: S603
         with create_engine(urls[0]).connect() as conn:
@@ -72,12 +55,12 @@ def main() -> None:
         file = str(work / "registry.cpb")
         backup_args = ["--database", urls[0], "--recipient", recipient, "--out", file, "--json"]
         load = [round(x, 2) for x in os.getloadavg()]  # other work on the machine skews figures
-        backup = timed([contactpoint, "backup", *backup_args], env)
+        backup = timed([CONTACTPOINT, "backup", *backup_args], env)
         restore = timed(
-            [contactpoint, "restore", "--database", urls[1], *key_args(identity, file)], env
+            [CONTACTPOINT, "restore", "--database", urls[1], *key_args(identity, file)], env
         )
         drill = timed(
-            [contactpoint, "restore", "--drill", "--source", urls[0], *key_args(identity, file)],
+            [CONTACTPOINT, "restore", "--drill", "--source", urls[0], *key_args(identity, file)],
             env,
         )
         # The baseline, in the same run: PostgreSQL's own dump of the same database (custom
@@ -115,12 +98,6 @@ def main() -> None:
             else None,
             "restore_rows_per_second": round(rows / restore["seconds"]),
         }
-    finally:
-        with admin.connect() as conn:
-            for name in names:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        shutil.rmtree(work, ignore_errors=True)
     options.out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2, sort_keys=True))
 

@@ -16,20 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
-import shutil
 import subprocess
-import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchkit import timed  # scripts/ is on the path when a script runs
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from benchkit import CONTACTPOINT, scratch, timed  # scripts/ is on the path when a script runs
 
-from reference_app.kit.db import normalise_url
 from synthetic_data.bench import machine
 
 DAYS = ["2026-11-21", "2027-11-21", "2033-11-21"]
@@ -41,26 +34,15 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=150_000)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/retention.json"))
     options = parser.parse_args()
-    contactpoint = str(Path(sys.executable).with_name("contactpoint"))
-    admin_url = normalise_url(options.admin)
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"cp_bench_retention_{secrets.token_hex(3)}"
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    work = Path(tempfile.mkdtemp(prefix="cp-bench-retention-"))
-    # A test build: retention refuses a future --as-of in production.
-    env = {**os.environ, "CONTACTPOINT_ENVIRONMENT": "test"}
-    try:
-        keys = work / "keys.json"
-        subprocess.run([contactpoint, "keys", "generate", "--out", keys], check=True, env=env)  # noqa: S603
-        env["CONTACTPOINT_KEYS_FILE"] = str(keys)
-        generate = [contactpoint, "generate", "--children", str(options.children), "--seed", "1"]
+    with scratch(options.admin, "retention", ("retention",)) as box:
+        (url,), work, env = box.urls, box.work, box.env
+        keys = Path(env["CONTACTPOINT_KEYS_FILE"])
+        generate = [CONTACTPOINT, "generate", "--children", str(options.children), "--seed", "1"]
         generate += ["--as-of", "2026-09-01", "--database", url, "--keys", str(keys)]
         generate += ["--data-dir", str(work / "data")]
         subprocess.run(generate, check=True, env=env, stdout=subprocess.DEVNULL)  # noqa: S603
         load = [round(x, 2) for x in os.getloadavg()]  # other work on the machine skews figures
-        command = [contactpoint, "retention", "--database", url, "--json"]
+        command = [CONTACTPOINT, "retention", "--database", url, "--json"]
         runs: list[dict[str, Any]] = []
         for day in DAYS:
             for kind, extra in (("dry_run", ["--dry-run"]), ("run", []), ("rerun", [])):
@@ -93,11 +75,6 @@ def main() -> None:
                 for day in DAYS
             },
         }
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        shutil.rmtree(work, ignore_errors=True)
     options.out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2, sort_keys=True))
 

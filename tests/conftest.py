@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.world",
     "tests.fixtures.population",
     "tests.fixtures.backup",
+    "tests.fixtures.attack",
 ]

@@ -11,6 +11,7 @@ from reference_app.alerts.auth import AlertManage, AlertRead
 from reference_app.alerts.models import AlertKind, AlertStatus
 from reference_app.alerts.schemas import AlertOut, AlertStep
 from reference_app.kit.http import CallDep
+from reference_app.kit.identifiers import RowId
 from reference_app.practitioners.models import AccountStatus
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -30,27 +31,31 @@ def list_alerts(
 
 
 @router.get("/{alert_id}", response_model=AlertOut)
-def get_alert(alert_id: int, principal: AlertRead, call: CallDep) -> AlertOut:
+def get_alert(alert_id: RowId, principal: AlertRead, call: CallDep) -> AlertOut:
     """One alert."""
     return service.to_out(call, service.get_alert(call, principal, alert_id))
 
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertOut)
-def acknowledge(alert_id: int, body: AlertStep, principal: AlertManage, call: CallDep) -> AlertOut:
+def acknowledge(
+    alert_id: RowId, body: AlertStep, principal: AlertManage, call: CallDep
+) -> AlertOut:
     """Acknowledge an alert: someone has it."""
     alert = service.step(call, principal, alert_id, AlertStatus.ACKNOWLEDGED, body.note)
     return service.to_out(call, alert)
 
 
 @router.post("/{alert_id}/investigate", response_model=AlertOut)
-def investigate(alert_id: int, body: AlertStep, principal: AlertManage, call: CallDep) -> AlertOut:
+def investigate(
+    alert_id: RowId, body: AlertStep, principal: AlertManage, call: CallDep
+) -> AlertOut:
     """Open an investigation into an alert."""
     alert = service.step(call, principal, alert_id, AlertStatus.INVESTIGATING, body.note)
     return service.to_out(call, alert)
 
 
 @router.post("/{alert_id}/close", response_model=AlertOut)
-def close(alert_id: int, body: AlertStep, principal: AlertManage, call: CallDep) -> AlertOut:
+def close(alert_id: RowId, body: AlertStep, principal: AlertManage, call: CallDep) -> AlertOut:
     """Close an alert, with the outcome in the note."""
     alert = service.step(call, principal, alert_id, AlertStatus.CLOSED, body.note)
     return service.to_out(call, alert)
@@ -58,7 +63,7 @@ def close(alert_id: int, body: AlertStep, principal: AlertManage, call: CallDep)
 
 @router.post("/{alert_id}/suspend-subject", response_model=AlertOut)
 def suspend_subject(
-    alert_id: int, body: AlertStep, principal: AlertManage, call: CallDep
+    alert_id: RowId, body: AlertStep, principal: AlertManage, call: CallDep
 ) -> AlertOut:
     """Suspend the alert's subject: their sessions end at once."""
     alert = service.set_subject_status(
@@ -69,7 +74,7 @@ def suspend_subject(
 
 @router.post("/{alert_id}/reinstate-subject", response_model=AlertOut)
 def reinstate_subject(
-    alert_id: int, body: AlertStep, principal: AlertManage, call: CallDep
+    alert_id: RowId, body: AlertStep, principal: AlertManage, call: CallDep
 ) -> AlertOut:
     """Reinstate the alert's subject after review."""
     alert = service.set_subject_status(call, principal, alert_id, AccountStatus.ACTIVE, body.note)

@@ -21,6 +21,7 @@ class EventTag(StrEnum):
     CARER_CORRECTED = "carer:corrected"
     CHILD_CORRECTED = "child:corrected"
     CHILD_CREATED = "child:created"
+    CHILD_DECEASED_RECORDED = "child:deceased:recorded"
     CHILD_RECORD_OVERRIDE = "child:record:override"
     CHILD_RECORD_VIEWED = "child:record:viewed"
     CHILD_SEARCH_PERFORMED = "child:search:performed"

@@ -9,6 +9,8 @@ from reference_app.carers import service
 from reference_app.carers.models import Relationship
 from reference_app.children.auth import ChildCorrectGuard
 from reference_app.kit.http import CallDep
+from reference_app.kit.identifiers import RowId
+from reference_app.kit.text import OneLine
 
 router = APIRouter(tags=["carers"])
 PHONE = r"^\+?[0-9 ]{10,16}$"
@@ -16,8 +18,8 @@ PHONE = r"^\+?[0-9 ]{10,16}$"
 
 class CarerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    given_name: str = Field(min_length=1, max_length=80)
-    family_name: str = Field(min_length=1, max_length=80)
+    given_name: OneLine = Field(min_length=1, max_length=80)
+    family_name: OneLine = Field(min_length=1, max_length=80)
     relationship: Relationship
     parental_responsibility: bool = False
     phone: str | None = Field(default=None, pattern=PHONE)
@@ -26,8 +28,8 @@ class CarerCreate(BaseModel):
 
 class CarerCorrect(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    given_name: str | None = Field(default=None, min_length=1, max_length=80)
-    family_name: str | None = Field(default=None, min_length=1, max_length=80)
+    given_name: OneLine | None = Field(default=None, min_length=1, max_length=80)
+    family_name: OneLine | None = Field(default=None, min_length=1, max_length=80)
     phone: str | None = Field(default=None, pattern=PHONE)
     email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
 
@@ -49,7 +51,7 @@ def add_carer(
 
 @router.patch("/carers/{carer_id}", response_model=CarerRef)
 def correct_carer(
-    carer_id: int, body: CarerCorrect, principal: ChildCorrectGuard, call: CallDep
+    carer_id: RowId, body: CarerCorrect, principal: ChildCorrectGuard, call: CallDep
 ) -> CarerRef:
     """Correct a carer's details."""
     carer = service.correct(call, principal, carer_id, body.model_dump(exclude_none=True))

@@ -1,4 +1,4 @@
-"""The child record: encrypted personal fields, blind indexes for search, shield and archive."""
+"""The child record: encrypted personal fields, search blind indexes, shield, archive, death."""
 
 from __future__ import annotations
 
@@ -47,5 +47,12 @@ class Child(Base):
     postcode_bidx: Mapped[bytes] = mapped_column(LargeBinary(16))
     shielded: Mapped[bool] = mapped_column(Boolean, default=False)
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the LA recorded that the child has died; no date of death is held.
+    deceased_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def closed(self) -> bool:
+        """Archived or deceased: for the owning LA's data managers only, and never exported."""
+        return self.archived_at is not None or self.deceased_recorded_at is not None

@@ -23,22 +23,28 @@ def exists_id(db: Session, child_id: str) -> bool:
     return db.scalar(select(exists().where(Child.id == child_id))) or False
 
 
-def searchable(principal: Principal, *, uses_hidden_fields: bool) -> list[ColumnElement[bool]]:
+def open_record() -> ColumnElement[bool]:
+    """Neither archived nor deceased: what everyone but the owning LA's data managers sees."""
+    return and_(Child.archived_at.is_(None), Child.deceased_recorded_at.is_(None))
+
+
+def searchable(
+    principal: Principal, *, uses_hidden_fields: bool, need_to_know: bool, shielding: bool
+) -> list[ColumnElement[bool]]:
     """Rows a search by ``principal`` may return.
 
-    Archived records are for the owning LA's data managers only. A search that uses a field
-    shielding hides (the postcode) never returns a shielded child, unless the caller manages
-    that child's LA, so a search can never confirm that a shielded child lives somewhere.
+    Archived and deceased records are for the owning LA's data managers only (need-to-know). A
+    search that uses a field shielding hides (the postcode) never returns a shielded child,
+    unless the caller manages that child's LA, so a search can never confirm that a shielded
+    child lives somewhere. Either rule is dropped only when its control is switched off.
     """
     own_la = Child.local_authority_id == principal.local_authority_id
-    if principal.is_data_manager:
-        rules = [or_(Child.archived_at.is_(None), own_la)]
-        if uses_hidden_fields:
-            rules.append(or_(Child.shielded.is_(False), own_la))
-        return rules
-    rules = [Child.archived_at.is_(None)]
-    if uses_hidden_fields:
-        rules.append(Child.shielded.is_(False))
+    manages = [own_la] if principal.is_data_manager else []
+    rules: list[ColumnElement[bool]] = []
+    if need_to_know:
+        rules.append(or_(open_record(), *manages))
+    if uses_hidden_fields and shielding:
+        rules.append(or_(Child.shielded.is_(False), *manages))
     return rules
 
 
@@ -52,6 +58,8 @@ def search(
     date_of_birth: bytes | None,
     postcode: bytes | None,
     limit: int,
+    need_to_know: bool,
+    shielding: bool,
 ) -> Sequence[Child]:
     """Children matching every criterion given: exact blind-index matches, surname also phonetic."""
     conditions: list[ColumnElement[bool]] = [
@@ -66,7 +74,14 @@ def search(
         conditions.append(Child.date_of_birth_bidx == date_of_birth)
     if postcode is not None:
         conditions.append(Child.postcode_bidx == postcode)
-    conditions.extend(searchable(principal, uses_hidden_fields=postcode is not None))
+    conditions.extend(
+        searchable(
+            principal,
+            uses_hidden_fields=postcode is not None,
+            need_to_know=need_to_know,
+            shielding=shielding,
+        )
+    )
     return db.scalars(select(Child).where(and_(*conditions)).limit(limit)).all()
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reference_app.children.models import Gender
+from reference_app.kit.text import OneLine
 
 NAME = Field(min_length=1, max_length=80)
 
@@ -16,17 +18,17 @@ class Strict(BaseModel):
 
 
 class Address(Strict):
-    line1: str = Field(min_length=1, max_length=120)
-    line2: str | None = Field(default=None, max_length=120)
-    town: str = Field(min_length=1, max_length=80)
+    line1: OneLine = Field(min_length=1, max_length=120)
+    line2: OneLine | None = Field(default=None, max_length=120)
+    town: OneLine = Field(min_length=1, max_length=80)
     postcode: str = Field(pattern=r"^[A-Za-z]{1,2}[0-9][A-Za-z0-9]? ?[0-9][A-Za-z]{2}$")
 
 
 class SearchRequest(Strict):
     """Family name plus at least one other criterion; exact or phonetic, never wildcards."""
 
-    family_name: str = NAME
-    given_name: str | None = Field(default=None, min_length=1, max_length=80)
+    family_name: OneLine = NAME
+    given_name: OneLine | None = Field(default=None, min_length=1, max_length=80)
     date_of_birth: dt.date | None = None
     postcode: str | None = Field(default=None, pattern=r"^[A-Za-z0-9 ]{5,8}$")
 
@@ -60,19 +62,21 @@ class SearchResponse(BaseModel):
 
 
 class ChildCreate(Strict):
-    given_name: str = NAME
-    family_name: str = NAME
+    given_name: OneLine = NAME
+    family_name: OneLine = NAME
     date_of_birth: dt.date
     gender: Gender
     address: Address
 
 
 class ChildCorrect(Strict):
-    given_name: str | None = Field(default=None, min_length=1, max_length=80)
-    family_name: str | None = Field(default=None, min_length=1, max_length=80)
+    given_name: OneLine | None = Field(default=None, min_length=1, max_length=80)
+    family_name: OneLine | None = Field(default=None, min_length=1, max_length=80)
     date_of_birth: dt.date | None = None
     gender: Gender | None = None
     address: Address | None = None
+    # Only that the child has died, and when that was recorded; never a date of death.
+    deceased: Literal[True] | None = None
 
 
 class ShieldChange(Strict):

@@ -8,9 +8,13 @@ What a caller sees of a record is decided here once (``decide``) and applied onc
 | practitioner, other LA, not involved | not shielded | limited: name, gender, age, owning LA |
 | practitioner (any) | shielded | limited, "contact the LA management team" |
 | override holder, reason emergency_override | any | full, with a warning; alerted |
-| data manager of the child's LA | any, archived too | full |
+| data manager of the child's LA | any, archived or deceased too | full |
 | data manager of another LA | any | limited |
 | national auditor, system administrator | any | no access (permission) |
+
+Archived and deceased records are hidden (not found) from everyone else. Need-to-know,
+shielding and the audit of views and searches each have a control switch
+(``reference_app.kit.controls``) a development build may turn off.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from reference_app.children.schemas import (
     SearchResponse,
     SearchResult,
 )
+from reference_app.config import Settings
 from reference_app.kit import identifiers
 from reference_app.kit.clock import age_on
 from reference_app.kit.controls import Control, enabled
@@ -66,6 +71,24 @@ class Decision:
     level: ViewLevel
     relationship: AccessRelationship
     override: bool = False
+    # Shielding withholds the fields (the limited view says to contact the LA's team).
+    shielded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The object- and field-level rules in force: both, unless a development build switched
+    one off."""
+
+    need_to_know: bool
+    shielding: bool
+
+    @classmethod
+    def of(cls, settings: Settings) -> Rules:
+        return cls(
+            need_to_know=enabled(settings, Control.NEED_TO_KNOW),
+            shielding=enabled(settings, Control.SHIELDING),
+        )
 
 
 def child_columns(
@@ -145,6 +168,7 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
     postcode = index.postcode(criteria.postcode) if criteria.postcode else None
     exact = index.name(criteria.family_name)
     phonetic = index.phonetic(criteria.family_name)
+    rules = Rules.of(call.ctx.settings)
     Limiter(call, principal).before_search(
         SearchShape(
             family_name=exact.hex(),
@@ -169,6 +193,8 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
         date_of_birth=dob,
         postcode=postcode,
         limit=cap + 1,
+        need_to_know=rules.need_to_know,
+        shielding=rules.shielding,
     )
     refine = len(rows) > cap
     results: list[SearchResult] = []
@@ -176,19 +202,20 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
         today = call.ctx.clock.now()
         for child in sorted(rows, key=lambda c: (c.family_name_bidx != exact, c.id)):
             results.append(_search_result(call, child, today))
-    event_id = call.audit(
-        EventTag.CHILD_SEARCH_PERFORMED,
-        principal=principal,
-        details={
-            # Keyed hashes only: an auditor holding the key can test a guess, a reader cannot.
-            "criteria": {k: _hex(v) for k, v in keys.items() if v is not None},
-            "result_ids": [r.child_id for r in results],
-            "matched": len(rows),
-            "refine_search": refine,
-        },
-    )
-    # Indexed by child, so a subject access pack finds the searches that showed this child.
-    append_search_hits(call.db, event_id, [r.child_id for r in results])
+    if enabled(call.ctx.settings, Control.AUDIT_TRAIL):
+        event_id = call.audit(
+            EventTag.CHILD_SEARCH_PERFORMED,
+            principal=principal,
+            details={
+                # Keyed hashes only: an auditor holding the key can test a guess, a reader cannot.
+                "criteria": {k: _hex(v) for k, v in keys.items() if v is not None},
+                "result_ids": [r.child_id for r in results],
+                "matched": len(rows),
+                "refine_search": refine,
+            },
+        )
+        # Indexed by child, so a subject access pack finds the searches that showed this child.
+        append_search_hits(call.db, event_id, [r.child_id for r in results])
     return SearchResponse(
         results=results,
         count=len(results),
@@ -210,7 +237,14 @@ def _search_result(call: Call, child: Child, today: Any) -> SearchResult:
     )
 
 
-def decide(principal: Principal, child: Child, *, involved: bool, reason: AccessReason) -> Decision:
+def decide(
+    principal: Principal,
+    child: Child,
+    *,
+    involved: bool,
+    reason: AccessReason,
+    rules: Rules,
+) -> Decision:
     """Decide what ``principal`` sees of ``child``: the one place the view rules live."""
     own_la = child.local_authority_id == principal.local_authority_id
     if reason is AccessReason.EMERGENCY_OVERRIDE:
@@ -219,13 +253,16 @@ def decide(principal: Principal, child: Child, *, involved: bool, reason: Access
                 "Your role does not hold the emergency override.", code="override_not_permitted"
             )
         return Decision(ViewLevel.FULL, AccessRelationship.OVERRIDE, override=True)
-    if principal.is_data_manager:
-        if own_la:
-            return Decision(ViewLevel.FULL, AccessRelationship.DATA_MANAGER)
-        return Decision(ViewLevel.LIMITED, AccessRelationship.SELF_CLAIMED)
+    if principal.is_data_manager and own_la:
+        # The LA's management team sees shielded data too: it brokers contact.
+        return Decision(ViewLevel.FULL, AccessRelationship.DATA_MANAGER)
     relationship = AccessRelationship.INVOLVED if involved else AccessRelationship.SELF_CLAIMED
-    if child.shielded or not (involved or own_la):
-        return Decision(ViewLevel.LIMITED, relationship)
+    # Only a practitioner has a need to know from the LA alone; a data manager of another LA
+    # (or a role that reads no child data at all) has none.
+    entitled = involved or (own_la and principal.is_practitioner)
+    shielded = child.shielded and rules.shielding
+    if shielded or (rules.need_to_know and not entitled):
+        return Decision(ViewLevel.LIMITED, relationship, shielded=shielded)
     return Decision(ViewLevel.FULL, relationship)
 
 
@@ -291,6 +328,7 @@ def full_record(call: Call, child: Child) -> dict[str, Any]:
         "local_authority": {"code": la.ons_code, "name": la.name} if la else None,
         "shielded": child.shielded,
         "archived": child.archived_at is not None,
+        "deceased": child.deceased_recorded_at is not None,
         "address": child_address(call.ctx.crypto, child),
         "carers": carers,
         "services": services,
@@ -302,7 +340,7 @@ def redact(full: dict[str, Any], principal: Principal, decision: Decision) -> di
     """Cut a full record down to what ``decision`` allows: the one place fields are withheld."""
     la = full["local_authority"] or {"name": "the owning local authority"}
     if decision.level is ViewLevel.LIMITED:
-        template = SHIELDED_CONTACT if full["shielded"] else OTHER_LA_CONTACT
+        template = SHIELDED_CONTACT if decision.shielded else OTHER_LA_CONTACT
         return {
             "child_id": full["child_id"],
             "given_name": full["given_name"],
@@ -337,9 +375,10 @@ def view(
         raise
     reason, reason_text = parse_reason(reason_header)
     child = repository.get(call.db, child_id)
+    rules = Rules.of(call.ctx.settings)
     own_la = child is not None and child.local_authority_id == principal.local_authority_id
     if child is None or (
-        child.archived_at is not None and not (principal.is_data_manager and own_la)
+        child.closed and rules.need_to_know and not (principal.is_data_manager and own_la)
     ):
         limiter.after_view_miss()
         raise NotFound("No child with that identifier.", code="child_not_found")
@@ -348,7 +387,7 @@ def view(
     involved = principal.is_practitioner and repository.is_involved(
         call.db, child.id, principal, today
     )
-    decision = decide(principal, child, involved=involved, reason=reason)
+    decision = decide(principal, child, involved=involved, reason=reason, rules=rules)
     shown = redact(full_record(call, child), principal, decision)
     details: dict[str, Any] = {"level": decision.level.value, "fields": sorted(shown)}
     if "services" in shown:
@@ -356,14 +395,16 @@ def view(
     if reason_text:
         details["reason_text_enc"] = sealed_text(call.ctx, reason_text, "audit.reason_text")
     tag = EventTag.CHILD_RECORD_OVERRIDE if decision.override else EventTag.CHILD_RECORD_VIEWED
-    event_id = call.audit(
-        tag,
-        principal=principal,
-        child_id=child.id,
-        reason_code=reason.value,
-        relationship=decision.relationship.value,
-        details=details,
-    )
+    event_id = None
+    if enabled(call.ctx.settings, Control.AUDIT_TRAIL):
+        event_id = call.audit(
+            tag,
+            principal=principal,
+            child_id=child.id,
+            reason_code=reason.value,
+            relationship=decision.relationship.value,
+            details=details,
+        )
     # Alerts are raised inside the request, before the answer leaves: no delay to detection.
     alerts: list[tuple[AlertKind, AlertSeverity, str]] = []
     if enabled(call.ctx.settings, Control.CANARY_ALERTS) and is_canary(call, child.id):
@@ -440,11 +481,20 @@ def create(call: Call, principal: Principal, body: ChildCreate) -> Child:
 
 
 def correct(call: Call, principal: Principal, raw_child_id: str, body: ChildCorrect) -> Child:
-    """Apply a rectification; the trail names the fields changed, never their values."""
+    """Apply a rectification, or record a death; the trail names the fields changed, never
+    their values. A deceased record is then hidden as an archived one is."""
     child = _owned(call, principal, raw_child_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    if not changes:
+    deceased = changes.pop("deceased", False)
+    if not changes and not deceased:
         raise InvalidInput("Nothing to correct.", code="nothing_to_correct")
+    now = call.ctx.clock.now()
+    if deceased and child.deceased_recorded_at is None:
+        child.deceased_recorded_at = now
+        child.updated_at = now
+        call.audit(EventTag.CHILD_DECEASED_RECORDED, principal=principal, child_id=child.id)
+    if not changes:
+        return child
     current: dict[str, Any] = {
         **child_identity(call.ctx.crypto, child),
         "address": child_address(call.ctx.crypto, child),
@@ -458,7 +508,7 @@ def correct(call: Call, principal: Principal, raw_child_id: str, body: ChildCorr
         setattr(child, column, value)
     if "gender" in changes:
         child.gender = changes["gender"].value
-    child.updated_at = call.ctx.clock.now()
+    child.updated_at = now
     call.audit(
         EventTag.CHILD_CORRECTED,
         principal=principal,

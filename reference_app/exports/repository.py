@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from reference_app.alerts.models import Canary
 from reference_app.children.models import Child
+from reference_app.children.repository import open_record
 from reference_app.exports.models import ExportRequest, ExportWatermark
 from reference_app.localauthorities.models import LocalAuthority
 from reference_app.practitioners.models import Practitioner
@@ -29,11 +30,12 @@ class Scope:
 
 
 def _in_scope(scope: Scope) -> list[ColumnElement[bool]]:
-    """The scope's rows: never shielded, archived or a honeytoken (other exports' watermarks)."""
+    """The scope's rows: never shielded, archived, deceased or a honeytoken (other exports'
+    watermarks)."""
     rules: list[ColumnElement[bool]] = [
         Child.local_authority_id == scope.local_authority_id,
         Child.shielded.is_(False),
-        Child.archived_at.is_(None),
+        open_record(),
         ~exists().where(Canary.child_id == Child.id),
     ]
     if scope.organisation_id is not None:

@@ -13,6 +13,7 @@ from reference_app.exports.auth import ExportApproveGuard, ExportRequestGuard
 from reference_app.exports.schemas import ExportCreate, ExportLink, ExportOut, ExportRefuse
 from reference_app.kit.errors import AppError
 from reference_app.kit.http import Call, CallDep
+from reference_app.kit.identifiers import RowId
 
 router = APIRouter(prefix="/exports", tags=["exports"])
 
@@ -50,13 +51,13 @@ def list_exports(
 
 
 @router.get("/{export_id}", response_model=ExportOut)
-def get_export(export_id: int, principal: ExportRequestGuard, call: CallDep) -> ExportOut:
+def get_export(export_id: RowId, principal: ExportRequestGuard, call: CallDep) -> ExportOut:
     """One export request of the caller's LA."""
     return service.describe(call, service.own(call, principal, export_id))
 
 
 @router.post("/{export_id}/approve", response_model=ExportOut)
-def approve(export_id: int, principal: ExportApproveGuard, call: CallDep) -> ExportOut:
+def approve(export_id: RowId, principal: ExportApproveGuard, call: CallDep) -> ExportOut:
     """Approve another data manager's request (never one's own)."""
     with _keeping_violations(call):
         export = service.approve(call, principal, export_id)
@@ -65,7 +66,7 @@ def approve(export_id: int, principal: ExportApproveGuard, call: CallDep) -> Exp
 
 @router.post("/{export_id}/refuse", response_model=ExportOut)
 def refuse(
-    export_id: int, principal: ExportApproveGuard, call: CallDep, body: ExportRefuse | None = None
+    export_id: RowId, principal: ExportApproveGuard, call: CallDep, body: ExportRefuse | None = None
 ) -> ExportOut:
     """Refuse a request (or, as its requester, withdraw it), with an optional note."""
     export = service.refuse(call, principal, export_id, body.note if body else None)
@@ -73,7 +74,7 @@ def refuse(
 
 
 @router.post("/{export_id}/link", response_model=ExportLink)
-def link(export_id: int, principal: ExportRequestGuard, call: CallDep) -> ExportLink:
+def link(export_id: RowId, principal: ExportRequestGuard, call: CallDep) -> ExportLink:
     """A short-lived download link, for the requester of an approved export."""
     with _keeping_violations(call):
         return service.issue_link(call, principal, export_id)

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reference_app.exports.models import ScopeKind
+from reference_app.kit.identifiers import RowId
 
 MAX_AGE = 18
 
@@ -17,11 +18,11 @@ class Strict(BaseModel):
 
 class ExportScope(Strict):
     """Which children of the caller's LA: all, or those an organisation of the LA works with,
-    optionally within an age range (in whole years, on the day). Shielded and archived children
-    are never exported."""
+    optionally within an age range (in whole years, on the day). Shielded, archived and deceased
+    children are never exported."""
 
     kind: ScopeKind
-    organisation_id: int | None = None
+    organisation_id: RowId | None = None
     min_age: int | None = Field(default=None, ge=0, le=MAX_AGE)
     max_age: int | None = Field(default=None, ge=0, le=MAX_AGE)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from typing import Annotated
+
+from annotated_types import Ge, Le
 
 # Crockford's base 32: no I, L, O or U, so the id survives being read aloud or retyped.
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -59,3 +62,9 @@ def is_valid(text: str) -> bool:
     except InvalidIdentifier:
         return False
     return True
+
+
+# A row identifier as the database can hold it (a signed 64-bit integer): anything beyond is a
+# clean 422, never an overflow inside the database driver.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Ge(1), Le(MAX_ROW_ID)]

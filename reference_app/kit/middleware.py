@@ -102,7 +102,8 @@ class DepthGauge:
 
 class SecurityMiddleware:
     """Stamp every answer with a request id and security headers; refuse oversized bodies and
-    JSON nested deeper than the limit (both switchable off only in a development build)."""
+    JSON nested deeper than the limit (headers and limits switchable off only in a development
+    build)."""
 
     def __init__(self, app: ASGIApp, *, ctx: AppContext) -> None:
         self.app = app
@@ -115,17 +116,20 @@ class SecurityMiddleware:
         request_id = secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
         started = False
+        settings = self.ctx.settings
+        stamped = enabled(settings, Control.SECURITY_HEADERS)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = _with_security_headers(message.get("headers", []))
+                headers = list(message.get("headers", []))
+                if stamped:
+                    headers = _with_security_headers(headers)
                 headers.append((b"x-request-id", request_id.encode("ascii")))
                 message["headers"] = headers
             await send(message)
 
-        settings = self.ctx.settings
         limited = enabled(settings, Control.REQUEST_LIMITS)
         max_bytes = settings.max_request_bytes
         declared = _content_length(scope)

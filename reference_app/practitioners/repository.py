@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from reference_app.localauthorities.models import LocalAuthority
 from reference_app.practitioners.models import LoginSession, LoginThrottle, Practitioner
 
 
@@ -18,6 +19,10 @@ def by_username(db: Session, username: str) -> Practitioner | None:
 
 def by_id(db: Session, practitioner_id: int) -> Practitioner | None:
     return db.get(Practitioner, practitioner_id)
+
+
+def local_authority(db: Session, la_id: int) -> LocalAuthority | None:
+    return db.get(LocalAuthority, la_id)
 
 
 def session_with_practitioner(

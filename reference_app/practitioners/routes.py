@@ -1,4 +1,4 @@
-"""Login, logout and account administration routes."""
+"""Login, logout, the caller's own account, and account administration routes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 
 from reference_app.kit.errors import AppError
 from reference_app.kit.http import CallDep
+from reference_app.kit.identifiers import RowId
 from reference_app.practitioners import service
 from reference_app.practitioners.auth import AnyUser, UserManage
 from reference_app.practitioners.schemas import (
@@ -14,6 +15,7 @@ from reference_app.practitioners.schemas import (
     AccountCreated,
     AccountOut,
     LoginRequest,
+    Me,
     TokenResponse,
 )
 
@@ -39,6 +41,12 @@ def logout(principal: AnyUser, call: CallDep) -> None:
     service.logout(call, principal)
 
 
+@router.get("/auth/me", response_model=Me)
+def me(principal: AnyUser, call: CallDep) -> Me:
+    """The caller's own account: id, username, role, organisation and local authority."""
+    return service.whoami(call, principal)
+
+
 @router.post("/users", response_model=AccountCreated, status_code=status.HTTP_201_CREATED)
 def create_user(body: AccountCreate, principal: UserManage, call: CallDep) -> AccountCreated:
     """Create an account; the initial password and TOTP secret are shown this once."""
@@ -62,7 +70,7 @@ def create_user(body: AccountCreate, principal: UserManage, call: CallDep) -> Ac
 
 @router.patch("/users/{practitioner_id}", response_model=AccountOut)
 def change_user(
-    practitioner_id: int, body: AccountChange, principal: UserManage, call: CallDep
+    practitioner_id: RowId, body: AccountChange, principal: UserManage, call: CallDep
 ) -> AccountOut:
     """Change an account's role or suspend/reinstate it; its sessions end at once."""
     user = service.change_account(

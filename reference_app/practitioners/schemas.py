@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from reference_app.access.permissions import Role
+from reference_app.kit.identifiers import RowId
+from reference_app.kit.text import OneLine
 from reference_app.practitioners.models import AccountStatus
 
 
@@ -27,9 +29,9 @@ class TokenResponse(BaseModel):
 
 class AccountCreate(Strict):
     username: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{2,63}$")
-    display_name: str = Field(min_length=1, max_length=120)
+    display_name: OneLine = Field(min_length=1, max_length=120)
     role: Role
-    organisation_id: int
+    organisation_id: RowId
     email: str | None = Field(default=None, max_length=254)
 
 
@@ -53,3 +55,19 @@ class AccountOut(BaseModel):
     status: str
     organisation_id: int
     local_authority_id: int
+
+
+class LocalAuthorityRef(BaseModel):
+    code: str
+    name: str
+
+
+class Me(BaseModel):
+    """The caller's own account: who the token speaks for."""
+
+    id: int
+    username: str
+    role: Role
+    organisation_id: int
+    local_authority_id: int
+    local_authority: LocalAuthorityRef | None

@@ -16,10 +16,12 @@ from reference_app.access.permissions import Role
 from reference_app.access.principal import Principal
 from reference_app.audit.tags import EventTag, Outcome
 from reference_app.context import AppContext
+from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
 from reference_app.kit.http import Call
 from reference_app.practitioners import repository, tokens
 from reference_app.practitioners.models import AccountStatus, LoginSession, Practitioner
+from reference_app.practitioners.schemas import LocalAuthorityRef, Me
 from reference_app.services.models import Organisation
 
 TOTP_STEP_SECONDS = 30
@@ -58,11 +60,12 @@ def _locked_for(call: Call, key: str, now: datetime) -> int | None:
     return None
 
 
-def _fail(call: Call, keys: list[tuple[str, int]], now: datetime) -> None:
+def _fail(call: Call, keys: list[tuple[str, int]], now: datetime, *, lockout: bool) -> None:
     settings = call.ctx.settings
     window_start = now - timedelta(seconds=settings.login_window_seconds)
     for key, limit in keys:
-        if repository.count_failure(call.db, key, now, window_start) >= limit:
+        reached = repository.count_failure(call.db, key, now, window_start) >= limit
+        if reached and lockout:
             repository.lock(call.db, key, now + timedelta(seconds=settings.login_lockout_seconds))
 
 
@@ -92,7 +95,9 @@ def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
         (source_key, ctx.settings.login_max_failures_source),
     ]
     user = repository.by_username(call.db, username.strip())
-    locked = max((_locked_for(call, key, now) or 0) for key, _ in keys)
+    # Switched off (development only), failures are still counted and audited but never lock.
+    lockout = enabled(ctx.settings, Control.LOGIN_LOCKOUT)
+    locked = max((_locked_for(call, key, now) or 0) for key, _ in keys) if lockout else 0
     password_ok = _verify_password(ctx, user.password_hash if user else None, password)
     step = None
     if user is not None:
@@ -105,14 +110,15 @@ def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
             code="too_many_attempts",
             retry_after=locked,
         )
+    single_use = enabled(ctx.settings, Control.OTP_SINGLE_USE)
     ok = (
         user is not None
         and password_ok
         and step is not None
-        and repository.accept_totp_step(call.db, user.id, step)
+        and (not single_use or repository.accept_totp_step(call.db, user.id, step))
     )
     if not ok or user is None:
-        _fail(call, keys, now)
+        _fail(call, keys, now, lockout=lockout)
         _audit_failure(
             call, user, Outcome.FAILED, {"username_hmac": ctx.crypto.index.username(username).hex()}
         )
@@ -152,6 +158,19 @@ def _verify_password(ctx: AppContext, stored: str | None, password: str) -> bool
         )
     except VerificationError:
         return False
+
+
+def whoami(call: Call, principal: Principal) -> Me:
+    """The caller's account, role, organisation and local authority."""
+    la = repository.local_authority(call.db, principal.local_authority_id)
+    return Me(
+        id=principal.user_id,
+        username=principal.username,
+        role=principal.role,
+        organisation_id=principal.organisation_id,
+        local_authority_id=principal.local_authority_id,
+        local_authority=LocalAuthorityRef(code=la.ons_code, name=la.name) if la else None,
+    )
 
 
 def logout(call: Call, principal: Principal) -> None:

@@ -88,6 +88,7 @@ def _data_held(held: dict[str, Any] | None, purged_at: str | None) -> str:
                 ("Local authority", la.get("name")),
                 ("Shielded", held["shielded"]),
                 ("Archived", held["archived"]),
+                ("Deceased", held["deceased"]),
                 ("Warning flags", held["warning_flags"]),
             ]
         ),

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from reference_app.kit.http import CallDep
+from reference_app.kit.identifiers import RowId
 from reference_app.requests import printable, service
 from reference_app.requests.auth import RequestDecide, RequestRaise, SubjectAccessProduce
 from reference_app.requests.models import RequestStatus
@@ -66,7 +67,7 @@ def list_requests(
     principal: RequestRaise,
     call: CallDep,
     status: RequestStatus | None = None,
-    before_id: int | None = None,
+    before_id: RowId | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[Any]:
     """Requests newest first: the LA team's for its children, a practitioner's own."""
@@ -77,14 +78,14 @@ def list_requests(
 
 
 @router.get("/requests/{request_id}", response_model=RequestDetail)
-def show_request(request_id: int, principal: RequestRaise, call: CallDep) -> RequestDetail:
+def show_request(request_id: RowId, principal: RequestRaise, call: CallDep) -> RequestDetail:
     """A request's decision trail."""
     return service.show(call, principal, request_id)
 
 
 @router.post("/requests/{request_id}/decision", response_model=RequestDetail)
 def decide_request(
-    request_id: int, body: DecisionCreate, principal: RequestDecide, call: CallDep
+    request_id: RowId, body: DecisionCreate, principal: RequestDecide, call: CallDep
 ) -> RequestDetail:
     """Approve (applying the change) or reject a request; never the raiser's own."""
     return service.decide(call, principal, request_id, body)

@@ -48,6 +48,7 @@ DESCRIPTIONS: dict[str, str] = {
     EventTag.CARER_CORRECTED: "A parent's or carer's details were corrected",
     EventTag.CHILD_CORRECTED: "The record was corrected",
     EventTag.CHILD_CREATED: "The record was created",
+    EventTag.CHILD_DECEASED_RECORDED: "The child's death was recorded",
     EventTag.CHILD_RECORD_OVERRIDE: "The record was opened with the emergency override",
     EventTag.CHILD_RECORD_VIEWED: "The record was viewed",
     EventTag.CHILD_SEARCH_PERFORMED: (
@@ -85,16 +86,21 @@ PACK_NOTES = (
 
 def _raisable(call: Call, principal: Principal, raw_child_id: str) -> Child:
     """The child a request may be raised for: own LA for the LA's team; for a practitioner, a
-    child whose full record they may see (own LA or involved, not shielded, not archived)."""
+    child whose full record they may see (own LA or involved, not shielded, archived or
+    deceased)."""
     if principal.is_data_manager:
         return children._owned(call, principal, raw_child_id)
     child = children_repository.get(call.db, children.parse_child_id(raw_child_id))
-    if child is None or child.archived_at is not None:
+    if child is None or child.closed:
         raise NotFound("No child with that identifier.", code="child_not_found")
     today = call.ctx.clock.now().date()
     involved = children_repository.is_involved(call.db, child.id, principal, today)
     decision = children.decide(
-        principal, child, involved=involved, reason=AccessReason.SERVICE_DELIVERY
+        principal,
+        child,
+        involved=involved,
+        reason=AccessReason.SERVICE_DELIVERY,
+        rules=children.Rules.of(call.ctx.settings),
     )
     if decision.level is not children.ViewLevel.FULL:
         raise Forbidden(

@@ -12,6 +12,7 @@ from reference_app.access.guards import require
 from reference_app.access.permissions import Permission
 from reference_app.access.principal import Principal
 from reference_app.kit.http import CallDep
+from reference_app.kit.identifiers import RowId
 from reference_app.services import service
 from reference_app.services.models import Involvement
 
@@ -86,7 +87,7 @@ def register(
 
 @router.patch("/involvements/{involvement_id}", response_model=InvolvementOut)
 def update(
-    involvement_id: int, body: InvolvementChange, principal: InvolvementWrite, call: CallDep
+    involvement_id: RowId, body: InvolvementChange, principal: InvolvementWrite, call: CallDep
 ) -> InvolvementOut:
     """Set lead professional or the CAF assessment date (the owner only)."""
     return InvolvementOut.of(
@@ -102,7 +103,7 @@ def update(
 
 @router.post("/involvements/{involvement_id}/end", response_model=InvolvementOut)
 def end(
-    involvement_id: int, body: InvolvementEnd, principal: InvolvementWrite, call: CallDep
+    involvement_id: RowId, body: InvolvementEnd, principal: InvolvementWrite, call: CallDep
 ) -> InvolvementOut:
     """End an involvement (the owner only)."""
     return InvolvementOut.of(service.end(call, principal, involvement_id, body.ended_on))

@@ -25,7 +25,7 @@ def register(
 ) -> Involvement:
     """Record that the caller's service works with a child; sensitive services need consent."""
     child = children.get(call.db, parse_child_id(raw_child_id))
-    if child is None or child.archived_at is not None:
+    if child is None or child.closed:
         raise NotFound("No child with that identifier.", code="child_not_found")
     organisation = call.db.get(Organisation, principal.organisation_id)
     assert organisation is not None

@@ -150,6 +150,7 @@ def test_probes_and_openapi(world: World) -> None:
     for path in (
         "/api/v1/auth/login",
         "/api/v1/auth/logout",
+        "/api/v1/auth/me",
         "/api/v1/children/search",
         "/api/v1/children/{child_id}",
         "/api/v1/alerts",

@@ -81,7 +81,7 @@ def rows_of(url: str, table_name: str) -> list[tuple[Any, ...]]:
 def test_the_source_holds_every_kind_of_row(backup_source: BackupSource) -> None:
     manifest = backup_source.result.manifest
     assert [name for name, s in manifest.tables.items() if s.rows == 0] == []
-    assert manifest.alembic_revision == "0005"
+    assert manifest.alembic_revision == "0006"
     assert manifest.dialect == backup_source.backend
 
 
@@ -274,7 +274,7 @@ def test_a_backup_of_an_unknown_schema_is_refused(
 ) -> None:
     # Anyone with the recipient key can seal a file: the envelope proves integrity, not origin.
     plain = open_sealed(backup_source.backup.read_bytes(), backup_source.identity)
-    forged = plain.replace(b'"alembic_revision":"0005"', b'"alembic_revision":"0099"')
+    forged = plain.replace(b'"alembic_revision":"0006"', b'"alembic_revision":"0099"')
     recipient = load_recipient(backup_source.recipient_file.read_bytes())
     path = tmp_path / "forged.cpb"
     path.write_bytes(seal(forged, recipient, LABEL))

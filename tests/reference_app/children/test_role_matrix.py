@@ -23,7 +23,15 @@ LIMITED_FIELDS = {
     "contact",
     "access",
 }
-FULL_ONLY = {"date_of_birth", "address", "carers", "services", "warning_flags", "archived"}
+FULL_ONLY = {
+    "date_of_birth",
+    "address",
+    "carers",
+    "services",
+    "warning_flags",
+    "archived",
+    "deceased",
+}
 NO_CHILD_DATA = {Role.NATIONAL_AUDITOR, Role.SYSTEM_ADMINISTRATOR}
 
 CELLS = list(itertools.product(Role, ("own", "other"), (True, False), (True, False)))

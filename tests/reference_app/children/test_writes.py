@@ -1,4 +1,5 @@
-"""Creation, correction and shielding by data managers; involvements by their owners."""
+"""Creation, correction, shielding and recorded deaths by data managers; involvements by their
+owners."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from sqlalchemy import select
 
 from reference_app.access.permissions import Role
 from reference_app.audit.models import AuditEvent
+from reference_app.children.models import Child
+from reference_app.services.models import OrganisationKind
 from tests.fixtures.world import LA_A, LA_B, World, unique_name
 
 NEW_CHILD = {
@@ -66,6 +69,86 @@ def test_data_manager_creates_corrects_and_shields_a_child(world: World) -> None
     assert tags == ["child:created", "child:corrected", "child:record:viewed", "child:shielded"]
 
 
+def test_a_recorded_death_closes_the_record_like_an_archive(world: World) -> None:
+    child = world.child()
+    world.involve(child, OrganisationKind.SCHOOL)
+    path = f"/api/v1/children/{child.id}"
+    by_name = {"family_name": child.family_name, "given_name": child.given_name}
+
+    def view(role: Role, la: str = LA_A):
+        return world.client.get(path, headers=reason(world, role, la))
+
+    def search(role: Role, la: str = LA_A) -> list[str]:
+        found = world.client.post(
+            "/api/v1/children/search", json=by_name, headers=world.headers(role, la)
+        )
+        return [r["child_id"] for r in found.json()["results"]]
+
+    def record_death(la: str = LA_A, deceased: bool = True):
+        return world.client.patch(path, json={"deceased": deceased}, headers=manager(world, la))
+
+    assert view(Role.EDUCATION_PRACTITIONER).json()["deceased"] is False
+    assert record_death(deceased=False).status_code == 422  # recorded, never un-recorded here
+    assert record_death(LA_B).json()["error"]["code"] == "child_not_found"
+    assert record_death().status_code == 200
+    with world.ctx.sessions() as db:
+        first = db.get(Child, child.id)
+        assert first is not None
+        when = first.deceased_recorded_at
+    assert when is not None
+    # Recording it again changes nothing: the first record stands.
+    world.clock.advance(5)
+    assert (
+        world.client.patch(path, json={"deceased": True}, headers=manager(world)).status_code == 200
+    )
+
+    # Hidden from everyone but the own LA's data managers, who see that the child has died.
+    for role, la in ((Role.EDUCATION_PRACTITIONER, LA_A), (Role.LA_DATA_MANAGER, LA_B)):
+        hidden = view(role, la)
+        assert hidden.status_code == 404
+        assert hidden.json()["error"]["code"] == "child_not_found"
+        assert search(role, la) == []
+    own = view(Role.LA_DATA_MANAGER)
+    assert own.status_code == 200
+    assert (own.json()["deceased"], own.json()["archived"]) == (True, False)
+    assert search(Role.LA_DATA_MANAGER) == [child.id]
+    involvement = world.client.post(
+        f"{path}/involvements", json={}, headers=world.headers(Role.HEALTH_PRACTITIONER)
+    )
+    assert involvement.status_code == 404
+
+    with world.ctx.sessions() as db:
+        stored = db.get(Child, child.id)
+        assert stored is not None
+        assert stored.deceased_recorded_at == when
+        events = db.scalars(
+            select(AuditEvent).where(
+                AuditEvent.child_id == child.id, AuditEvent.tag == "child:deceased:recorded"
+            )
+        ).all()
+    assert [(e.actor_id, e.details) for e in events] == [
+        (world.accounts[(Role.LA_DATA_MANAGER, LA_A)].id, "{}")
+    ]
+
+
+def test_a_death_and_a_correction_in_one_request(world: World) -> None:
+    child = world.child()
+    response = world.client.patch(
+        f"/api/v1/children/{child.id}",
+        json={"given_name": "Iris", "deceased": True},
+        headers=manager(world),
+    )
+    assert response.status_code == 200
+    record = world.client.get(f"/api/v1/children/{child.id}", headers=reason(world)).json()
+    assert (record["given_name"], record["deceased"]) == ("Iris", True)
+    with world.ctx.sessions() as db:
+        events = db.scalars(
+            select(AuditEvent).where(AuditEvent.child_id == child.id).order_by(AuditEvent.id)
+        ).all()
+    assert [e.tag for e in events][:2] == ["child:deceased:recorded", "child:corrected"]
+    assert events[1].details == '{"fields":["given_name"]}'
+
+
 @pytest.mark.parametrize(
     "role",
     [
@@ -81,6 +164,7 @@ def test_only_data_managers_create_correct_or_shield(world: World, role: Role) -
     for method, path, body in (
         ("POST", "/api/v1/children", {**NEW_CHILD, "family_name": "X"}),
         ("PATCH", f"/api/v1/children/{child.id}", {"given_name": "Y"}),
+        ("PATCH", f"/api/v1/children/{child.id}", {"deceased": True}),
         ("POST", f"/api/v1/children/{child.id}/shield", {"shielded": True}),
         (
             "POST",

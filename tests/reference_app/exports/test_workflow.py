@@ -60,8 +60,9 @@ def test_request_approve_link_download_decrypt_and_trace(world: World) -> None:
     f = flow(world, 4)
     shielded = world.child(LA_A, shielded=True)
     archived = world.child(LA_A, archived=True)
+    deceased = world.child(LA_A, deceased=True)
     ended = world.child(LA_A)
-    for child in (shielded, archived):
+    for child in (shielded, archived, deceased):
         involve_at(world, child, f.org_id)
     involve_at(world, ended, f.org_id, ended=True)
 
@@ -97,7 +98,7 @@ def test_request_approve_link_download_decrypt_and_trace(world: World) -> None:
     assert real <= set(by_id)
     for child in f.children:
         assert by_id[child.id] == expected_row(child)
-    for left_out in (shielded, archived, ended):
+    for left_out in (shielded, archived, deceased, ended):
         assert left_out.id not in by_id
 
     marks = [row for row in rows if row["child_id"] not in real]

@@ -1,5 +1,5 @@
-"""Every control switch: refused outside development, and the request-size and depth limits shown
-working and, switched off, letting the abuse through."""
+"""Every control switch: refused outside development; the request-size and depth limits shown
+working and, switched off, letting the abuse through; the security headers gone when off."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from reference_app.access.permissions import Role
 from reference_app.config import Environment, Settings
 from reference_app.kit.controls import Control
-from reference_app.kit.middleware import DepthGauge, _TooDeep
+from reference_app.kit.middleware import SECURITY_HEADERS, DepthGauge, _TooDeep
 from tests.fixtures.world import LA_A, World, strict_world
 
 
@@ -97,3 +97,14 @@ def test_the_depth_gauge_follows_nesting_across_chunks(chunks: list[bytes], too_
             feed_all()
     else:
         feed_all()
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/api/v1/nowhere", "/api/v1/auth/me"])
+def test_with_security_headers_off_none_is_sent(world: World, path: str) -> None:
+    """On: test_http.test_security_headers_on_every_answer."""
+    with strict_world(world, off=[Control.SECURITY_HEADERS]) as w:
+        response = w.client.get(path)
+    assert response.status_code in (200, 401, 404)
+    sent = {name.lower() for name in response.headers}
+    assert sent.isdisjoint(name.decode() for name, _ in SECURITY_HEADERS)
+    assert "x-request-id" in sent

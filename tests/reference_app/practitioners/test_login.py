@@ -1,4 +1,5 @@
-"""Two-factor login, lock-outs, tokens and sessions (ASVS 6.3.2, 6.5.1, 9.1.2, 9.2.1, 8.3.2)."""
+"""Two-factor login, lock-outs, tokens and sessions (ASVS 6.3.2, 6.5.1, 9.1.2, 9.2.1, 8.3.2),
+each control shown working and, switched off in a development build, letting its abuse through."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import time
 
 import jwt
 import pytest
+from sqlalchemy import func, select
 
 from reference_app.access.permissions import Role
+from reference_app.audit.models import AuditEvent
 from reference_app.audit.tags import EventTag
-from tests.fixtures.world import LA_A, World
+from reference_app.kit.controls import Control
+from reference_app.practitioners import repository
+from tests.fixtures.world import LA_A, World, strict_world
 
 LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/children/search"
@@ -34,6 +39,14 @@ def _login(world: World, username: str, password: str, otp: str, source: str | N
     return world.client.post(
         LOGIN, json={"username": username, "password": password, "otp": otp}, headers=headers
     )
+
+
+def _failures(world: World, actor_id: int) -> int:
+    with world.ctx.sessions() as db:
+        query = select(func.count()).where(
+            AuditEvent.tag == EventTag.AUTH_LOGIN_FAILED, AuditEvent.actor_id == actor_id
+        )
+        return db.scalar(query) or 0
 
 
 def test_login_with_password_and_code_gives_a_short_lived_bearer_token(world: World) -> None:
@@ -120,8 +133,6 @@ def test_account_locks_after_repeated_failures_even_for_unknown_names(world: Wor
 
 
 def test_source_locks_after_failures_across_many_accounts(world: World) -> None:
-    from reference_app.practitioners import repository
-
     limit = world.ctx.settings.login_max_failures_source
     for n in range(limit):
         _login(world, f"stuffing.{n}", "password1", "000000")
@@ -235,10 +246,6 @@ def test_only_system_administrators_manage_accounts(world: World) -> None:
 
 
 def test_logins_are_audited_with_typed_tags(world: World) -> None:
-    from sqlalchemy import select
-
-    from reference_app.audit.models import AuditEvent
-
     account = world.new_account(Role.HEALTH_PRACTITIONER)
     _login(world, account.username, "wrong", "000000")
     world.login(account)
@@ -250,10 +257,6 @@ def test_logins_are_audited_with_typed_tags(world: World) -> None:
 
 
 def test_a_refused_login_is_audited_once(world: World) -> None:
-    from sqlalchemy import select
-
-    from reference_app.audit.models import AuditEvent
-
     account = world.new_account(Role.HEALTH_PRACTITIONER)
     admin = world.headers(Role.SYSTEM_ADMINISTRATOR)
     world.client.patch(f"/api/v1/users/{account.id}", json={"status": "suspended"}, headers=admin)
@@ -264,3 +267,100 @@ def test_a_refused_login_is_audited_once(world: World) -> None:
             select(AuditEvent).where(AuditEvent.request_id == refused.headers["x-request-id"])
         ).all()
     assert [(e.tag, e.actor_id) for e in events] == [("auth:login:failed", account.id)]
+
+
+# Each control switched off (a development build) lets its abuse through. ---------------------
+
+
+def test_with_login_lockout_off_failures_are_counted_but_never_lock(world: World) -> None:
+    """On: test_account_locks_after_repeated_failures_even_for_unknown_names,
+    test_source_locks_after_failures_across_many_accounts."""
+    with strict_world(world, off=[Control.LOGIN_LOCKOUT]) as w:
+        account = w.new_account(Role.HEALTH_PRACTITIONER)
+        settings = w.ctx.settings
+        for _ in range(settings.login_max_failures_account + 2):
+            assert _login(w, account.username, "wrong", "000000").status_code == 401
+        for n in range(settings.login_max_failures_source + 2):
+            assert _login(w, f"stuffing.{n}", "password1", "000000").status_code == 401
+        assert _login(w, account.username, account.password, w.otp(account)).status_code == 200
+        with w.ctx.sessions() as db:
+            source = repository.throttle(db, "source:testclient")
+        assert source is not None
+        assert source.failures > settings.login_max_failures_source
+        assert source.locked_until is None
+        assert _failures(w, account.id) == settings.login_max_failures_account + 2
+
+
+def test_with_otp_single_use_off_a_replayed_code_logs_in_again(world: World) -> None:
+    """On: test_a_one_time_code_cannot_be_replayed."""
+    with strict_world(world, off=[Control.OTP_SINGLE_USE]) as w:
+        account = w.new_account(Role.HEALTH_PRACTITIONER)
+        code = w.otp(account)
+        first = _login(w, account.username, account.password, code)
+        replay = _login(w, account.username, account.password, code)
+        assert first.status_code == replay.status_code == 200
+        assert first.json()["access_token"] != replay.json()["access_token"]
+        headers = {"Authorization": f"Bearer {replay.json()['access_token']}"}
+        assert w.client.post(ME, json=SEARCH, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize("forgery", ["alg_none", "wrong_key", "wrong_audience", "expired"])
+def test_with_token_checks_off_forged_and_expired_tokens_get_in(world: World, forgery: str) -> None:
+    """On: test_forged_or_stale_tokens_are_refused."""
+    with strict_world(world, off=[Control.TOKEN_CHECKS]) as w:
+        token, claims = _token(w)
+        if forgery == "alg_none":
+            token = _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(claims) + "."
+        elif forgery == "wrong_key":
+            token = jwt.encode(claims, b"k" * 32, algorithm="HS256")
+        elif forgery == "wrong_audience":
+            forged = {**claims, "aud": "someone-else", "iss": "someone-else"}
+            token = jwt.encode(forged, w.ctx.keyring.token_secret, algorithm="HS256")
+        else:
+            # The token and its session both long past their end.
+            w.clock.advance(w.ctx.settings.token_ttl_seconds + 60)
+        response = w.client.post(ME, json=SEARCH, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200, response.text
+
+
+def test_with_token_checks_off_the_session_is_still_looked_up(world: World) -> None:
+    """Off, the claims are trusted as sent, but they must still name a live session."""
+    with strict_world(world, off=[Control.TOKEN_CHECKS]) as w:
+        _, claims = _token(w)
+        for forged in ({**claims, "sid": "no-such-session"}, {**claims, "sub": "1"}):
+            token = _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(forged) + "."
+            response = w.client.post(ME, json=SEARCH, headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 401
+            assert response.json()["error"]["code"] == "invalid_session"
+        no_sid = {k: v for k, v in claims.items() if k != "sid"}
+        token = _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(no_sid) + "."
+        response = w.client.post(ME, json=SEARCH, headers={"Authorization": f"Bearer {token}"})
+        assert response.json()["error"]["code"] == "invalid_token"
+
+
+def test_with_session_revocation_off_ended_sessions_still_work(world: World) -> None:
+    """On: test_logout_ends_the_token_at_once, test_suspension_takes_effect_on_the_next_request,
+    test_role_change_ends_existing_sessions."""
+    with strict_world(world, off=[Control.SESSION_REVOCATION]) as w:
+        admin = w.login(w.new_account(Role.SYSTEM_ADMINISTRATOR))
+        logged_out = w.login(w.new_account(Role.HEALTH_PRACTITIONER))
+        assert w.client.post("/api/v1/auth/logout", headers=logged_out).status_code == 204
+        suspended = w.new_account(Role.HEALTH_PRACTITIONER)
+        suspended_headers = w.login(suspended)
+        change = w.client.patch(
+            f"/api/v1/users/{suspended.id}", json={"status": "suspended"}, headers=admin
+        )
+        assert change.status_code == 200
+        demoted = w.new_account(Role.SOCIAL_CARE_PRACTITIONER)
+        demoted_headers = w.login(demoted)
+        change = w.client.patch(
+            f"/api/v1/users/{demoted.id}", json={"role": "voluntary_practitioner"}, headers=admin
+        )
+        assert change.status_code == 200
+        for headers in (logged_out, suspended_headers, demoted_headers):
+            assert w.client.post(ME, json=SEARCH, headers=headers).status_code == 200
+        # A new login of a suspended account is still refused: only the old token lives on.
+        w.clock.advance(31)
+        relogin = _login(w, suspended.username, suspended.password, w.otp(suspended))
+        assert relogin.status_code == 403
+        assert relogin.json()["error"]["code"] == "account_suspended"

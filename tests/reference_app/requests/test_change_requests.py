@@ -183,8 +183,8 @@ def test_a_practitioner_raises_only_for_a_child_they_see_in_full(world: World) -
     assert refused.json()["error"]["code"] == "request_not_permitted"
     shielded = world.child(LA_A, shielded=True)
     assert raise_request(world, teacher, shielded, "unshielding").status_code == 403
-    archived = world.child(LA_A, archived=True)
-    assert raise_request(world, teacher, archived, "shielding").status_code == 404
+    for closed in (world.child(LA_A, archived=True), world.child(LA_A, deceased=True)):
+        assert raise_request(world, teacher, closed, "shielding").status_code == 404
     # Once the teacher's school works with the child, the other LA's child is in full view.
     world.involve(elsewhere, OrganisationKind.SCHOOL, la=LA_A)
     assert raise_request(world, teacher, elsewhere, "shielding").status_code == 201

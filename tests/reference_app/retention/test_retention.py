@@ -150,6 +150,22 @@ def test_purge_comes_at_exactly_six_years_and_takes_everything_but_the_trail(
     assert len(events(world, "request:raised", child.id)) == 1
 
 
+def test_a_deceased_child_is_archived_at_18_and_purged_like_any_other(
+    private_world: PrivateWorld,
+) -> None:
+    world = private_world
+    archived_on = noon(world)
+    adult = world.child(date_of_birth=years_before(archived_on, 18).isoformat(), deceased=True)
+    young = world.child(date_of_birth=years_before(archived_on, 9).isoformat(), deceased=True)
+    assert run(world.ctx).archived == 1
+    assert archived_at(world, adult.id) is not None
+    assert archived_at(world, young.id) is None
+    travel_to(world, years_before(archived_on, -6))
+    assert run(world.ctx).purged == 1
+    assert count(world, Child, Child.id == adult.id) == 0
+    assert count(world, Child, Child.id == young.id) == 1
+
+
 def test_a_second_run_changes_nothing_and_says_so(private_world: PrivateWorld) -> None:
     world = private_world
     noon(world)

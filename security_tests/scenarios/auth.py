@@ -1,0 +1,444 @@
+"""Authentication: lock-outs, one-time codes, token integrity, revocation, and login failures that
+reveal nothing.
+
+Failed logins are budgeted: the registry locks a source address out after 20 failures in 15
+minutes, and the harness runs from one address. The scenarios here use at most 14 failures before
+the credential-stuffing scenario, which runs last (order 90) and spends the rest on purpose.
+"""
+
+from __future__ import annotations
+
+import binascii
+import secrets
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pyotp
+
+from security_tests.context import SYSADMIN, Caller, Context, expect_error, status_text
+from security_tests.engine import Severity, Skip, expect, scenario
+from security_tests.scenarios._common import altered, decode_segment, encode_segment
+from security_tests.target import API, TOTP_STEP, Account
+
+PRACTITIONER = "health_practitioner"
+# The reference registry locks an account after 5 failures: the 6th attempt must be refused.
+ACCOUNT_ATTEMPTS = 6
+# ... and a source after 20 failures in 15 minutes: the 21st attempt at the latest.
+SOURCE_ATTEMPTS = 21
+# Samples of each kind of failed login whose timing is compared (4 + 4 failures of the budget).
+TIMING_SAMPLES = 4
+# Medians may differ by this fraction of the slower one, or this many seconds, whichever is more:
+# skipping the password hash for unknown users shows as a multiple, not a fraction.
+TIMING_RATIO = 0.25
+TIMING_FLOOR = 0.003
+# A bearer token must die within an hour (ASVS 7.3.2: an absolute session lifetime).
+MAX_TOKEN_SECONDS = 3600
+# Algorithms a pinned verifier may name; "none" and unknown names are not among them.
+SIGNED_ALGORITHMS = frozenset(
+    {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+    | {"ES256", "ES384", "ES512", "EdDSA"}
+)
+TEN_YEARS = 10 * 365 * 86400
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _wrong_code(account: Account | None = None) -> str:
+    """A well-formed one-time code that no step near now accepts for ``account``."""
+    near: set[str] = set()
+    if account is not None:
+        totp = pyotp.TOTP(account.totp_secret, interval=TOTP_STEP)
+        step = int(time.time()) // TOTP_STEP
+        near = {totp.at((step + d) * TOTP_STEP) for d in (-1, 0, 1, 2)}
+    while True:
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        if code not in near:
+            return code
+
+
+def _unknown_username() -> str:
+    """A username no registry holds."""
+    return f"sec-nobody-{secrets.token_hex(5)}"
+
+
+def _bearer(ctx: Context, token: str) -> httpx.Response:
+    """Ask who the bearer of ``token`` is (the cheapest authenticated route)."""
+    return ctx.http.get(f"{API}/auth/me", headers={"Authorization": f"Bearer {token}"})
+
+
+def _still_works(ctx: Context, caller: Caller) -> None:
+    """Fail unless the caller's token works before the scenario acts on it."""
+    me = _bearer(ctx, caller.token)
+    expect(me.status_code == 200, f"a fresh session's token answered {me.status_code} at once")
+
+
+@dataclass(frozen=True)
+class Jwt:
+    """A JSON Web Token taken apart (read, never verified)."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: str
+    signature: str
+
+    def with_claims(self, **changes: Any) -> str:
+        """The same header and signature over changed claims (None removes a claim)."""
+        claims = {k: v for k, v in {**self.claims, **changes}.items() if v is not None}
+        header = self.signing_input.split(".", 1)[0]  # as issued, byte for byte
+        return f"{header}.{encode_segment(claims)}.{self.signature}"
+
+    def unsigned(self, alg: str) -> str:
+        """The same claims under header ``alg`` with no signature."""
+        header = {**self.header, "alg": alg}
+        return f"{encode_segment(header)}.{self.signing_input.split('.', 1)[1]}."
+
+    def bad_signature(self) -> str:
+        """The same header and claims with one signature character changed."""
+        return f"{self.signing_input}.{altered(self.signature)}"
+
+
+def _jwt(token: str) -> Jwt:
+    """Take a bearer token apart, or skip: an opaque token offers nothing to tamper with."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise Skip("the target's bearer tokens are opaque, not JWTs: nothing to tamper with")
+    try:
+        header = decode_segment(parts[0])
+        claims = decode_segment(parts[1])
+    except (ValueError, binascii.Error):
+        raise Skip("the target's bearer tokens are not JSON Web Tokens") from None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise Skip("the target's bearer tokens are not JSON Web Tokens")
+    return Jwt(header, claims, f"{parts[0]}.{parts[1]}", parts[2])
+
+
+def _all_refused(ctx: Context, forged: dict[str, str]) -> None:
+    """Fail unless every forged token in ``forged`` (by description) is refused with 401."""
+    accepted = []
+    for what, token in forged.items():
+        response = _bearer(ctx, token)
+        ctx.note(f"{what}: {status_text(response)}")
+        if response.status_code != 401:
+            accepted.append(f"{what} ({response.status_code})")
+    expect(not accepted, "forged tokens were not refused with 401: " + ", ".join(accepted))
+
+
+def _attempts_until_locked(attempts: int, attempt: Callable[[], httpx.Response]) -> int | None:
+    """Make up to ``attempts`` failing logins; the number of the one locked out (429), if any.
+
+    Each answer before the lock-out must be a plain 401 in the envelope, and the lock-out itself
+    429 ``too_many_attempts``.
+    """
+    for n in range(1, attempts + 1):
+        response = attempt()
+        if response.status_code == 429:
+            expect_error(response, 429, "too_many_attempts")
+            return n
+        expect_error(response, 401)
+    return None
+
+
+def _expect_right_login_refused(ctx: Context, account: Account, message: str) -> None:
+    """Fail with ``message`` unless the right password and a valid code are refused as locked."""
+    right = ctx.attempt_login(account.username, account.password, ctx.target.otp(account))
+    expect(right.status_code != 200, message)
+    expect_error(right, 429, "too_many_attempts")
+
+
+# -- lock-outs and one-time codes ----------------------------------------------------------------
+
+
+@scenario(
+    "auth.brute-force-lockout",
+    owasp=["API2:2023"],
+    asvs=["6.3.1"],
+    severity=Severity.HIGH,
+    guards=["login_lockout"],
+)
+def brute_force_lockout(ctx: Context) -> None:
+    """Repeated wrong passwords lock the account, and then even the right password is refused."""
+    account = ctx.new_account(PRACTITIONER)
+    wrong = _wrong_code(account)
+    locked_at = _attempts_until_locked(
+        ACCOUNT_ATTEMPTS,
+        lambda: ctx.attempt_login(account.username, "not-" + account.password, wrong),
+    )
+    expect(
+        locked_at is not None,
+        f"{ACCOUNT_ATTEMPTS} wrong passwords in a row for one account and no lock-out (429)",
+    )
+    ctx.note(f"locked out at attempt {locked_at}")
+    _expect_right_login_refused(
+        ctx, account, "the locked account logged in with its right password and a valid code"
+    )
+
+
+@scenario(
+    "auth.otp-single-use",
+    owasp=["API2:2023"],
+    asvs=["6.5.1"],
+    severity=Severity.HIGH,
+    guards=["otp_single_use"],
+)
+def otp_single_use(ctx: Context) -> None:
+    """A one-time code that logged in once is refused when replayed within its time step."""
+    account = ctx.new_account(PRACTITIONER)
+    code = ctx.target.otp(account)
+    first = ctx.attempt_login(account.username, account.password, code)
+    expect(first.status_code == 200, f"the first login answered {first.status_code}")
+    # Replayed at once: the code is still inside its 30 s step and the drift window.
+    replay = ctx.attempt_login(account.username, account.password, code)
+    expect(replay.status_code != 200, "a replayed one-time code logged in a second time")
+    expect_error(replay, 401)
+
+
+@scenario(
+    "auth.failures-indistinguishable",
+    owasp=["API2:2023"],
+    asvs=["6.3.8"],
+    severity=Severity.MEDIUM,
+    gap="unknown users cost the same dummy password hash by design; no switch changes the answer",
+)
+def failures_indistinguishable(ctx: Context) -> None:
+    """A wrong password and an unknown username get the same answer in about the same time."""
+    account = ctx.new_account(PRACTITIONER)
+    wrong = _wrong_code(account)
+    timings: dict[str, list[float]] = {"wrong password": [], "unknown user": []}
+    answers: dict[str, set[tuple[int, str | None, str | None]]] = {k: set() for k in timings}
+    # Interleaved, so a slow moment of the server falls on both kinds alike.
+    for _ in range(TIMING_SAMPLES):
+        for kind in timings:
+            username = account.username if kind == "wrong password" else _unknown_username()
+            began = time.perf_counter()
+            response = ctx.attempt_login(username, "not-" + account.password, wrong)
+            timings[kind].append(time.perf_counter() - began)
+            expect_error(response, 401)
+            error = response.json()["error"]
+            answers[kind].add((response.status_code, error.get("code"), error.get("message")))
+    expect(
+        answers["wrong password"] == answers["unknown user"],
+        f"the answers differ: wrong password {sorted(answers['wrong password'], key=str)}, "
+        f"unknown user {sorted(answers['unknown user'], key=str)}",
+    )
+    known = statistics.median(timings["wrong password"])
+    unknown = statistics.median(timings["unknown user"])
+    allowed = max(TIMING_FLOOR, TIMING_RATIO * max(known, unknown))
+    ctx.note(
+        f"median over {TIMING_SAMPLES} each: wrong password {known * 1000:.1f} ms, unknown user "
+        f"{unknown * 1000:.1f} ms; allowed difference {allowed * 1000:.1f} ms"
+    )
+    expect(
+        abs(known - unknown) <= allowed,
+        f"timing tells an existing account apart: median {known * 1000:.1f} ms for a wrong "
+        f"password against {unknown * 1000:.1f} ms for an unknown user "
+        f"(more than {allowed * 1000:.1f} ms apart)",
+    )
+
+
+@scenario(
+    "auth.credential-stuffing",
+    owasp=["API2:2023", "API4:2023"],
+    asvs=["6.3.1"],
+    severity=Severity.HIGH,
+    guards=["login_lockout"],
+    order=90,
+)
+def credential_stuffing(ctx: Context) -> None:
+    """Failed logins for many usernames from one source lock that source out, for every account."""
+    # Made before the source is locked out: the account must exist to try its right password.
+    account = ctx.new_account(PRACTITIONER)
+    wrong = _wrong_code()
+    locked_at = _attempts_until_locked(
+        SOURCE_ATTEMPTS,
+        # A new name each time: only a lock-out of the source can stop these.
+        lambda: ctx.attempt_login(_unknown_username(), secrets.token_urlsafe(12), wrong),
+    )
+    expect(
+        locked_at is not None,
+        f"{SOURCE_ATTEMPTS} failed logins for {SOURCE_ATTEMPTS} usernames from one source and "
+        "no lock-out (429)",
+    )
+    ctx.note(f"source locked out at attempt {locked_at} of this scenario")
+    _expect_right_login_refused(
+        ctx, account, "an account logged in with its right password from the locked-out source"
+    )
+
+
+# -- tokens --------------------------------------------------------------------------------------
+
+
+@scenario(
+    "auth.token-claims",
+    owasp=["API2:2023"],
+    asvs=["9.1.2", "9.2.1", "9.2.3", "7.3.2"],
+    severity=Severity.MEDIUM,
+    gap="what an issued token says is fixed at issue; no switch changes it",
+)
+def token_claims(ctx: Context) -> None:
+    """Issued tokens name a signing algorithm, audience and issuer, and live an hour at most."""
+    account = ctx.new_account(PRACTITIONER)
+    response = ctx.attempt_login(account.username, account.password, ctx.target.otp(account))
+    expect(response.status_code == 200, f"login answered {response.status_code}")
+    body = response.json()
+    token = _jwt(str(body["access_token"]))
+    alg = token.header.get("alg")
+    expect(alg in SIGNED_ALGORITHMS, f"the token names algorithm {alg!r}, not a signing one")
+    missing = [c for c in ("exp", "iat", "aud", "iss", "sub") if c not in token.claims]
+    expect(not missing, f"the token lacks claims: {', '.join(missing)}")
+    lifetime = int(token.claims["exp"]) - int(token.claims["iat"])
+    ctx.note(f"alg {alg}, lifetime {lifetime} s, expires_in {body.get('expires_in')}")
+    expect(
+        0 < lifetime <= MAX_TOKEN_SECONDS,
+        f"the token lives {lifetime} s (exp - iat), more than {MAX_TOKEN_SECONDS} s",
+    )
+    left = int(token.claims["exp"]) - time.time()
+    expect(
+        left <= MAX_TOKEN_SECONDS + 60,
+        f"the token expires in {left:.0f} s by this machine's clock",
+    )
+    expires_in = body.get("expires_in")
+    expect(
+        isinstance(expires_in, int) and abs(expires_in - lifetime) <= 5,
+        f"expires_in {expires_in} does not match the token's own lifetime of {lifetime} s",
+    )
+
+
+@scenario(
+    "auth.token-tampered",
+    owasp=["API2:2023"],
+    asvs=["9.1.1", "9.2.1"],
+    severity=Severity.CRITICAL,
+    guards=["token_checks"],
+)
+def token_tampered(ctx: Context) -> None:
+    """A token with a changed claim or a broken signature is refused."""
+    me = ctx.fresh(PRACTITIONER)
+    _still_works(ctx, me)
+    token = _jwt(me.token)
+    exp = int(token.claims.get("exp", time.time()))
+    # A black box cannot sign, so it cannot make a genuinely expired token; moving exp with the
+    # signature kept shows the claims are verified, and auth.token-claims bounds the lifetime.
+    _all_refused(
+        ctx,
+        {
+            "exp moved ten years on, signature kept": token.with_claims(exp=exp + TEN_YEARS),
+            "exp moved into the past, signature kept": token.with_claims(exp=exp - TEN_YEARS),
+            "jti changed, signature kept": token.with_claims(jti=secrets.token_hex(8)),
+            "signature altered": token.bad_signature(),
+            "signature removed": f"{token.signing_input}.",
+        },
+    )
+
+
+@scenario(
+    "auth.token-alg-none",
+    owasp=["API2:2023"],
+    asvs=["9.1.2"],
+    severity=Severity.CRITICAL,
+    guards=["token_checks"],
+)
+def token_alg_none(ctx: Context) -> None:
+    """An unsigned token (algorithm "none", in any spelling) is refused."""
+    me = ctx.fresh(PRACTITIONER)
+    _still_works(ctx, me)
+    token = _jwt(me.token)
+    _all_refused(
+        ctx, {f'alg "{alg}", no signature': token.unsigned(alg) for alg in ("none", "None", "NONE")}
+    )
+
+
+@scenario(
+    "auth.token-wrong-audience",
+    owasp=["API2:2023"],
+    asvs=["9.2.3"],
+    severity=Severity.HIGH,
+    guards=["token_checks"],
+)
+def token_wrong_audience(ctx: Context) -> None:
+    """A token meant for another audience or from another issuer is refused."""
+    me = ctx.fresh(PRACTITIONER)
+    _still_works(ctx, me)
+    token = _jwt(me.token)
+    # Only the issuer can sign for another audience: these keep the original signature, so a
+    # registry that checks signatures refuses them either way, and one that checks neither
+    # signature nor audience is caught.
+    _all_refused(
+        ctx,
+        {
+            "aud of another service": token.with_claims(aud="https://attacker.example/api"),
+            "aud as a list naming another service": token.with_claims(aud=["another-service"]),
+            "aud removed": token.with_claims(aud=None),
+            "iss of another issuer": token.with_claims(iss="https://attacker.example"),
+        },
+    )
+
+
+# -- revocation ----------------------------------------------------------------------------------
+
+
+def _refused_at_once(ctx: Context, token: str, after: str) -> None:
+    """Fail unless ``token`` is refused on its very next use."""
+    response = _bearer(ctx, token)
+    expect(
+        response.status_code in (401, 403),
+        f"the token still works after {after}: {response.status_code}",
+    )
+    expect_error(response, (401, 403))
+    ctx.note(f"after {after}: {status_text(response)}")
+
+
+@scenario(
+    "auth.revoked-at-logout",
+    owasp=["API2:2023"],
+    asvs=["7.4.1"],
+    severity=Severity.HIGH,
+    guards=["session_revocation"],
+)
+def revoked_at_logout(ctx: Context) -> None:
+    """A token stops working the moment its session logs out."""
+    me = ctx.fresh(PRACTITIONER)
+    _still_works(ctx, me)
+    out = me.logout()
+    expect(out.status_code in (200, 204), f"logout answered {out.status_code}")
+    _refused_at_once(ctx, me.token, "logout")
+
+
+@scenario(
+    "auth.revoked-at-suspension",
+    owasp=["API2:2023", "API5:2023"],
+    asvs=["7.4.2", "8.3.2"],
+    severity=Severity.CRITICAL,
+    guards=["session_revocation"],
+)
+def revoked_at_suspension(ctx: Context) -> None:
+    """A suspended account's token stops working at once."""
+    me = ctx.fresh(PRACTITIONER)
+    _still_works(ctx, me)
+    change = ctx.caller(SYSADMIN).patch(f"/users/{me.account.id}", json={"status": "suspended"})
+    expect(change.status_code == 200, f"suspending the account answered {change.status_code}")
+    _refused_at_once(ctx, me.token, "suspension")
+
+
+@scenario(
+    "auth.revoked-at-role-change",
+    owasp=["API2:2023", "API5:2023"],
+    asvs=["8.3.2"],
+    severity=Severity.HIGH,
+    guards=["session_revocation"],
+)
+def revoked_at_role_change(ctx: Context) -> None:
+    """A token issued before a role change stops working at once."""
+    me = ctx.fresh(PRACTITIONER)
+    _still_works(ctx, me)
+    change = ctx.caller(SYSADMIN).patch(
+        f"/users/{me.account.id}", json={"role": "education_practitioner"}
+    )
+    expect(change.status_code == 200, f"changing the role answered {change.status_code}")
+    role = change.json().get("role")
+    expect(role == "education_practitioner", f"the role change did not take: {role!r}")
+    _refused_at_once(ctx, me.token, "a role change")

@@ -1,0 +1,199 @@
+"""Insider abuse: browsing relatives, celebrities and canaries is alerted; suspension is instant.
+
+The registry scores each record view (a relative's surname 50 points, a shielded child 40, no
+involvement 10, out of hours more) and alerts the management team of the child's LA at 60 points
+a day, suspending at 150; a canary (honeytoken) child alerts on any view, inside the request.
+Each scenario measures how soon the alert reaches the team (`--alert-within`, 30 s by default),
+and the team's suspension must end the insider's session on their very next request.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import partial
+from typing import Any
+
+from security_tests.context import Caller, Context, expect_error, fictional_family_name, refusal
+from security_tests.engine import Severity, Skip, expect, scenario
+from security_tests.scenarios._common import session_state
+
+CELEBRITY_VIEWS = 3  # shielded and uninvolved: 50 points a view in hours, 150 suspends
+
+
+def _insider(ctx: Context, dm: Caller, *, far: bool = False) -> tuple[Caller, str]:
+    """A throwaway practitioner whose display name ends in a fresh fictional family name.
+
+    In the data manager's LA, or in another one when ``far``; returns it and the family name.
+    """
+    family = fictional_family_name()
+    name = f"Ada {family}"
+    if far:
+        return ctx.outsider("education_practitioner", dm, display_name=name), family
+    return ctx.colleague("education_practitioner", dm, display_name=name), family
+
+
+def _relative_view(ctx: Context, insider: Caller, family: str, dm: Caller) -> tuple[str, float]:
+    """Register a child of ``family`` in the LA; the insider views it, uninvolved."""
+    child = ctx.new_child(dm, family_name=family)
+    response = insider.view(child.child_id)
+    since = time.monotonic()
+    expect(response.status_code == 200, f"the insider's view answered {response.status_code}")
+    return child.child_id, since
+
+
+def _suspended(caller: Caller) -> bool | None:
+    """True once the caller's session is refused as suspended (None until then)."""
+    return True if session_state(caller) == (403, "account_suspended") else None
+
+
+@scenario(
+    "insider.relative-browsing",
+    owasp=["API1:2023", "API6:2023"],
+    asvs=["16.3.2", "8.2.2"],
+    severity=Severity.HIGH,
+    guards=["snooping_detection", "audit_trail"],
+)
+def relative_browsing(ctx: Context) -> None:
+    """A practitioner viewing a child who shares their family name is alerted to the LA's team."""
+    dm = ctx.manager()
+    insider, family = _insider(ctx, dm)
+    child_id, since = _relative_view(ctx, insider, family, dm)
+    alert = ctx.expect_alert(
+        dm, "snooping", subject=insider, since=since, child_id=child_id, what="relative"
+    )
+    rules = (alert.get("details") or {}).get("rules") or {}
+    ctx.note(f"rules fired: {', '.join(sorted(rules)) or 'none named'}")
+
+
+@scenario(
+    "insider.celebrity-record",
+    owasp=["API1:2023", "API6:2023"],
+    asvs=["16.3.2", "8.3.2"],
+    severity=Severity.HIGH,
+    guards=["snooping_detection", "auto_suspend", "audit_trail"],
+)
+def celebrity_record(ctx: Context) -> None:
+    """Repeated uninvolved views of a shielded record alert the LA and suspend the viewer."""
+    dm = ctx.manager()
+    celebrity = ctx.new_child(dm, shielded=True)
+    for role in ("education_practitioner", "health_practitioner"):
+        onlooker = ctx.colleague(role, dm)
+        opened = 0
+        for _ in range(CELEBRITY_VIEWS):
+            response = onlooker.view(celebrity.child_id)
+            if refusal(response) == (403, "account_suspended"):
+                break  # out of hours the second view already reaches the threshold
+            expect(response.status_code == 200, f"{role}: a view answered {response.status_code}")
+            opened += 1
+        since = time.monotonic()
+        ctx.expect_alert(
+            dm,
+            "snooping",
+            subject=onlooker,
+            since=since,
+            child_id=celebrity.child_id,
+            what=f"{role}, {opened} views of a shielded record",
+        )
+        suspended = ctx.wait_for(partial(_suspended, onlooker), ctx.target.alert_within, 0.25)
+        expect(
+            suspended,
+            f"{role}: {opened} uninvolved views of a shielded record did not suspend the account "
+            f"within {ctx.target.alert_within:.0f} s",
+        )
+        ctx.note(f"{role}: suspended {time.monotonic() - since:.2f} s after view {opened}")
+
+
+@scenario(
+    "insider.canary-view",
+    owasp=["API1:2023", "API6:2023"],
+    asvs=["16.3.2"],
+    severity=Severity.CRITICAL,
+    guards=["canary_alerts"],
+    needs=["canaries"],
+)
+def canary_view(ctx: Context) -> None:
+    """Any view of a canary (honeytoken) child alerts its LA's team at once."""
+    dm = ctx.manager()
+    own = [c for c in ctx.target.canaries if c.get("local_authority") == dm.account.local_authority]
+    # Prefer a canary the shared data manager reviews; otherwise a national auditor sees all.
+    canary = (own or ctx.target.canaries)[0]
+    reviewer = dm if own else ctx.caller("national_auditor")
+    insider = ctx.colleague("health_practitioner", dm)
+    response = insider.view(canary["child_id"])
+    since = time.monotonic()
+    expect(response.status_code == 200, f"the canary view answered {response.status_code}")
+    first_look = [
+        a
+        for a in reviewer.alerts("canary_access")
+        if a.get("subject_user_id") == insider.account.id
+        and a.get("child_id") == canary["child_id"]
+    ]
+    ctx.note(f"canary alert present on the first look after the view: {bool(first_look)}")
+    alert = ctx.expect_alert(
+        reviewer,
+        "canary_access",
+        subject=insider,
+        since=since,
+        child_id=canary["child_id"],
+        what="canary view",
+    )
+    expect(alert.get("severity") == "critical", f"a canary alert is only {alert.get('severity')}")
+
+
+@scenario(
+    "insider.alert-to-child-la",
+    owasp=["API1:2023", "API6:2023"],
+    asvs=["16.3.2", "16.2.1"],
+    severity=Severity.HIGH,
+    guards=["snooping_detection", "audit_trail"],
+)
+def alert_to_child_la(ctx: Context) -> None:
+    """Browsing across LAs alerts the child's LA in time, with references and no personal data."""
+    dm = ctx.manager()
+    insider, family = _insider(ctx, dm, far=True)
+    child_id, since = _relative_view(ctx, insider, family, dm)
+    alert = ctx.expect_alert(
+        dm, "snooping", subject=insider, since=since, child_id=child_id, what="another LA"
+    )
+    expect(alert.get("audit_event_id"), "the alert does not point at the audit event")
+    text = json.dumps(alert).lower()
+    expect(family.lower() not in text, "the alert carries the child's family name")
+    # Alerts go to the child's LA only: the management team of a third LA does not see it.
+    try:
+        third = ctx.caller("la_data_manager", other_than=dm.account.local_authority)
+    except Skip:  # the personas file may hold one data manager only
+        ctx.note("no second data manager persona: the alert's reach to other LAs is not checked")
+        return
+    if third.account.local_authority == insider.account.local_authority:
+        ctx.note("the second data manager persona is the insider's own LA's: not checked")
+        return
+    seen = [a for a in third.alerts("snooping") if a.get("child_id") == child_id]
+    expect(not seen, "another LA's management team sees the alert about this child")
+
+
+@scenario(
+    "insider.suspension-immediate",
+    owasp=["API2:2023", "API5:2023"],
+    asvs=["8.3.2"],
+    severity=Severity.HIGH,
+    guards=["snooping_detection", "session_revocation", "audit_trail"],
+)
+def suspension_immediate(ctx: Context) -> None:
+    """The management team's suspension refuses the insider's very next request."""
+    dm = ctx.manager()
+    insider, family = _insider(ctx, dm)
+    child_id, since = _relative_view(ctx, insider, family, dm)
+    alert = ctx.expect_alert(
+        dm, "snooping", subject=insider, since=since, child_id=child_id, what="relative"
+    )
+    suspend = dm.post(f"/alerts/{alert['id']}/suspend-subject", json={"note": "harness check"})
+    done = time.monotonic()
+    expect(suspend.status_code == 200, f"suspend-subject answered {suspend.status_code}")
+    subject: dict[str, Any] = suspend.json().get("subject") or {}
+    expect(subject.get("status") == "suspended", f"the subject is {subject.get('status')!r}")
+    next_view = insider.view(child_id)
+    ctx.note(f"next request {time.monotonic() - done:.3f} s after the suspension")
+    expect_error(next_view, (401, 403))
+    status, code = session_state(insider)
+    expect(status in (401, 403), f"the suspended insider's session still answers {status} {code}")

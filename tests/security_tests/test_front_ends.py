@@ -1,0 +1,111 @@
+"""The two front ends over one engine: `contactpoint attack` and `pytest security_tests`.
+
+Both run against a real registry served over HTTP; the weakened build (security headers off)
+gives a medium-severity failure, so the exit codes and reports have something to say.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from reference_app.cli import main
+from security_tests import local
+
+ROOT = Path(__file__).parents[2]
+
+
+def junit_cases(path: Path) -> list[ET.Element]:
+    """The testcase elements of a JUnit file this project wrote."""
+    return list(ET.parse(path).getroot().iter("testcase"))  # noqa: S314 (our own report)
+
+
+def attack(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["attack", *args])
+    return result.exit_code, result.output
+
+
+def test_the_cli_gives_a_verdict_reports_and_exit_codes(
+    attack_template: Path, tmp_path: Path
+) -> None:
+    with local.serve(attack_template, tmp_path / "weak", disabled=["security_headers"]) as reg:
+        base = ["--target", reg.url, "--personas", str(reg.personas), "--only", "transport"]
+        code, out = attack(
+            *base, "--json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml")
+        )
+        assert code == 1, out
+        assert "FAIL transport.security-headers [medium]" in out
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["verdict"] == "fail"
+    by_id = {s["id"]: s for s in doc["scenarios"]}
+    failed = by_id["transport.security-headers"]
+    assert failed["status"] == "fail"
+    assert failed["owasp_api_2023"] == ["API8:2023"]
+    assert failed["asvs_5_0"]
+    assert by_id["transport.tls-and-hsts"]["status"] == "skipped"
+    # The evidence is the exchanges, with the bearer token redacted.
+    requests = [e["request"] for e in failed["evidence"] if "request" in e]
+    assert requests
+    assert all(
+        r["headers"].get("authorization", "Bearer <redacted>") == "Bearer <redacted>"
+        for r in requests
+    )
+    cases = {case.get("name"): case for case in junit_cases(tmp_path / "r.xml")}
+    assert cases["transport.security-headers"].find("failure") is not None
+    assert cases["transport.tls-and-hsts"].find("skipped") is not None
+    assert cases["transport.cors-closed"].find("failure") is None
+
+
+def test_the_cli_refuses_bad_usage() -> None:
+    assert attack()[0] == 2
+    assert attack("--reference", "--only", "nosuchgroup")[0] == 2
+
+
+def test_pytest_runs_the_same_scenarios(attack_template: Path, tmp_path: Path) -> None:
+    with local.serve(attack_template, tmp_path / "weak", disabled=["security_headers"]) as reg:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "security_tests",
+                "-p",
+                "no:cacheprovider",
+                "-q",
+                "--target",
+                reg.url,
+                "--personas",
+                str(reg.personas),
+                "--only",
+                "transport",
+                "--fail-on",
+                "high",
+                "--junitxml",
+                str(tmp_path / "p.xml"),
+                "--security-json",
+                str(tmp_path / "p.json"),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    # The medium failure is under --fail-on high: reported as an expected failure, exit 0.
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 xfailed" in proc.stdout
+    assert "skipped" in proc.stdout
+    doc = json.loads((tmp_path / "p.json").read_text())
+    assert {s["id"]: s["status"] for s in doc["scenarios"]}["transport.security-headers"] == "fail"
+    props = {
+        p.get("name"): p.get("value")
+        for case in junit_cases(tmp_path / "p.xml")
+        if "security-headers" in (case.get("name") or "")
+        for p in case.iter("property")
+    }
+    assert props["severity"] == "medium"
+    assert props["owasp_api_2023"] == "API8:2023"
