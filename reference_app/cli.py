@@ -379,6 +379,7 @@ def detect(database: str | None, seal: bool, as_json: bool) -> None:
 def _register_parts() -> None:
     # The other parts' commands hang off the one CLI; imported here so `contactpoint --help`
     # stays fast (heavy imports happen inside the commands).
+    from loadtests.cli import load, load_accounts
     from reference_app.backup.cli import backup, backup_keypair, restore
     from reference_app.exports.cli import export
     from reference_app.retention.cli import retention
@@ -386,6 +387,8 @@ def _register_parts() -> None:
     from synthetic_data.cli import bench, generate
 
     main.add_command(attack)
+    main.add_command(load)
+    main.add_command(load_accounts)
     main.add_command(export)
     main.add_command(generate)
     main.add_command(bench)

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     snooping_alert_score: int = Field(default=60, ge=1)
     snooping_suspend_score: int = Field(default=150, ge=1)
     working_hours_timezone: str = "Europe/London"
+    # Working days from Monday (5: Monday to Friday); views outside them score as out of hours.
+    working_days: int = Field(default=5, ge=1, le=7)
 
     # Bulk exports: rows in one export's scope, how long a request or an approval lives, and how
     # long a download link works.

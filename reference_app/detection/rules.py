@@ -16,8 +16,9 @@ signs (a look without involvement, an evening view) alert only when they pile up
 | no_involvement | 10 | the viewer is not involved with the child |
 | peer_volume | 60 | views today far above the viewer's peers (same role and LA), once a day |
 
-Working hours are 07:00-19:00 local time, Monday to Friday, except for roles that work around
-the clock (police, children's social care).
+Working hours are 07:00-19:00 local time, Monday to Friday (`CONTACTPOINT_WORKING_DAYS`, 5 by
+default, counts working days from Monday), except for roles that work around the clock (police,
+children's social care).
 """
 
 from __future__ import annotations
@@ -72,12 +73,16 @@ class ViewFacts:
     shielded: bool
     same_surname: bool
     same_address: bool
+    # Monday to Friday by default; a deployment whose services work weekends says 6 or 7.
+    working_days: int = 5
 
 
-def out_of_hours(role: Role, local_time: datetime) -> bool:
+def out_of_hours(role: Role, local_time: datetime, working_days: int = 5) -> bool:
     if role in ROUND_THE_CLOCK:
         return False
-    return local_time.weekday() >= 5 or not WORKDAY_START <= local_time.hour < WORKDAY_END
+    return local_time.weekday() >= working_days or not (
+        WORKDAY_START <= local_time.hour < WORKDAY_END
+    )
 
 
 def score_view(facts: ViewFacts) -> list[SnoopRule]:
@@ -100,7 +105,7 @@ def score_view(facts: ViewFacts) -> list[SnoopRule]:
             fired.append(SnoopRule.SAME_ADDRESS)
         elif facts.same_surname:
             fired.append(SnoopRule.SAME_SURNAME)
-    if out_of_hours(facts.role, facts.local_time):
+    if out_of_hours(facts.role, facts.local_time, facts.working_days):
         fired.append(SnoopRule.OUT_OF_HOURS if legitimate else SnoopRule.OUT_OF_HOURS_UNINVOLVED)
     return fired
 

@@ -115,6 +115,7 @@ def _scan_batch(ctx: AppContext, db: Session, batch: int) -> ScanReport | None:
                 shielded=bool(child.shielded),
                 same_surname=_same(user.family_name_bidx, child.family_name_bidx),
                 same_address=_same(user.home_postcode_bidx, child.postcode_bidx),
+                working_days=ctx.settings.working_days,
             )
         )
         before = row.score

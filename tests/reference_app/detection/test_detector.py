@@ -207,3 +207,13 @@ def test_peer_volume_needs_a_peer_group_and_a_wide_margin() -> None:
     assert not peer_outlier(60, [5, 6, 7, 8])  # too few peers to compare
     assert not peer_outlier(30, [5, 6, 7, 8, 9])  # below the floor
     assert not peer_outlier(60, [15, 16, 17, 18, 19])  # busy peers: not four times the median
+
+
+def test_a_seven_day_service_works_weekends_but_not_nights() -> None:
+    import datetime as dt
+
+    saturday_noon = dt.datetime(2026, 11, 28, 12, tzinfo=LONDON)
+    saturday_night = dt.datetime(2026, 11, 28, 23, tzinfo=LONDON)
+    assert score_view(facts(local_time=saturday_noon)) == [SnoopRule.OUT_OF_HOURS]
+    assert score_view(facts(local_time=saturday_noon, working_days=7)) == []
+    assert score_view(facts(local_time=saturday_night, working_days=7)) == [SnoopRule.OUT_OF_HOURS]

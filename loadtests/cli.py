@@ -1,0 +1,369 @@
+"""`contactpoint load`: the national-rollout load test under Locust, with an SLO verdict.
+
+The run itself is Locust (`locust -f loadtests/locustfile.py`), started as its own process: Locust
+patches the whole interpreter for gevent when imported, which this CLI's process must not be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import httpx
+
+EXIT_PASS, EXIT_BREACH, EXIT_USAGE, EXIT_INVALID, EXIT_CANNOT_RUN = 0, 1, 2, 3, 4
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+# The reference registry under load keeps production quotas and harvesting thresholds; the
+# per-address limits are raised because the whole crowd comes from one generator address.
+REFERENCE_LOAD_SETTINGS = {
+    "CONTACTPOINT_LIMIT_SOURCE_PER_MINUTE": "1000000",
+    "CONTACTPOINT_LOGIN_MAX_FAILURES_SOURCE": "1000",
+    # The load simulates a working Monday; a run on a weekend must not score every view as out of
+    # hours.
+    "CONTACTPOINT_WORKING_DAYS": "7",
+}
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smh]?)", value.strip())
+    if not match:
+        raise click.BadParameter("give seconds, or a number with s, m or h (e.g. 90s, 10m)")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+@click.command("load")
+@click.option("--target", "url", metavar="URL", help="Base URL of the registry under load.")
+@click.option(
+    "--reference",
+    is_flag=True,
+    help="Generate (once, in --reference-dir) and serve a small local reference registry.",
+)
+@click.option(
+    "--reference-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".contactpoint-load"),
+    show_default=True,
+)
+@click.option(
+    "--personas",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Accounts to load with (generator personas.json or `contactpoint load-accounts`); "
+    "children_sample.jsonl and canaries.jsonl are read from beside it.",
+)
+@click.option(
+    "--profile",
+    type=click.Choice(["national-rollout", "steady", "ramp"]),
+    default="national-rollout",
+    show_default=True,
+)
+@click.option("--duration", callback=_duration, help="Run length: seconds, or 90s, 10m, 1h.")
+@click.option(
+    "--rate", type=click.FloatRange(min=0, min_open=True), help="Enquiries a second (steady, ramp)."
+)
+@click.option(
+    "--intensity",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Multiple of the modelled load.",
+)
+@click.option(
+    "--slo",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="SLO YAML [default: the bundled national-rollout objectives].",
+)
+@click.option(
+    "--abort-on-breach", is_flag=True, help="Stop the run as soon as a judged objective breaches."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("load-report"),
+    show_default=True,
+    help="Reports: summary.json, report.html, charts, junit.xml, Locust CSV and HTML.",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also copy the summary JSON here.",
+)
+@click.option(
+    "--junit",
+    "junit_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also copy the JUnit XML here.",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Generator processes on this host (a Locust master and N workers when N > 1).",
+)
+@click.option(
+    "--expect-workers",
+    type=click.IntRange(0, 1024),
+    default=0,
+    help="Run as master for this many workers started elsewhere (see README).",
+)
+@click.option(
+    "--adversaries",
+    type=click.IntRange(0, 1000),
+    default=0,
+    show_default=True,
+    help="Accounts that harvest or snoop, hidden in the crowd.",
+)
+@click.option("--think-scale", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option(
+    "--max-sessions", type=click.IntRange(min=0), default=0, help="Cap on concurrent sessions."
+)
+@click.option(
+    "--max-generator-cpu",
+    type=click.FloatRange(min=0, min_open=True),
+    default=90.0,
+    show_default=True,
+    help="A generator process busier than this (% of a core) makes the run invalid.",
+)
+@click.option(
+    "--max-lag-ms",
+    type=click.FloatRange(min=0, min_open=True),
+    default=50.0,
+    show_default=True,
+    help="Scheduler wake-up lag (p99) beyond this makes the run invalid.",
+)
+@click.option("--seed", type=int, default=2009, show_default=True)
+def load(
+    url: str | None,
+    reference: bool,
+    reference_dir: Path,
+    personas: Path | None,
+    profile: str,
+    duration: float | None,
+    rate: float | None,
+    intensity: float,
+    slo: Path | None,
+    abort_on_breach: bool,
+    out_dir: Path,
+    json_out: Path | None,
+    junit_out: Path | None,
+    processes: int,
+    expect_workers: int,
+    adversaries: int,
+    think_scale: float,
+    max_sessions: int,
+    max_generator_cpu: float,
+    max_lag_ms: float,
+    seed: int,
+) -> None:
+    """Load a registry with the national-rollout workload and judge it against SLOs.
+
+    Arrivals follow the profile's planned rate (an open model): latency is measured from each
+    request's intended start as well as from its send. Exit codes: 0 SLOs met; 1 an SLO breached
+    or the run aborted on a breach; 2 bad usage; 3 invalid run (the load generator saturated, or
+    too few samples to judge); 4 the run could not go ahead (target unreachable, no login).
+    """
+    from loadtests import model
+    from loadtests import slo as slo_module
+    from loadtests.workload import WorkloadError, load_workload
+
+    if reference == bool(url):
+        raise click.UsageError("give --target URL, or --reference for a local reference registry")
+    if url and personas is None:
+        raise click.UsageError("--personas FILE is required with --target")
+    try:
+        model.profile_from_name(profile, duration_s=duration, rate=rate, intensity=intensity)
+        slo_module.load_slo(slo or slo_module.DEFAULT_SLO_PATH)
+        if personas is not None:
+            load_workload(personas)
+    except (ValueError, WorkloadError, slo_module.SloError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    with _target(url, reference, reference_dir, personas) as (target, personas_file):
+        if not _reachable(target):
+            click.echo(f"error: the target {target} does not answer /readyz", err=True)
+            sys.exit(EXIT_CANNOT_RUN)
+        code = run_locust(
+            target,
+            personas_file,
+            out_dir,
+            profile=profile,
+            duration=duration,
+            rate=rate,
+            intensity=intensity,
+            slo=slo,
+            abort_on_breach=abort_on_breach,
+            processes=processes,
+            expect_workers=expect_workers,
+            adversaries=adversaries,
+            think_scale=think_scale,
+            max_sessions=max_sessions,
+            seed=seed,
+            extra=[
+                "--max-generator-cpu",
+                str(max_generator_cpu),
+                "--max-lag-ms",
+                str(max_lag_ms),
+            ],
+        )
+    summary = out_dir / "summary.json"
+    if not summary.exists():
+        click.echo("error: the run ended without a summary (see the log above)", err=True)
+        sys.exit(EXIT_CANNOT_RUN)
+    for source, copy in ((summary, json_out), (out_dir / "junit.xml", junit_out)):
+        if copy is not None:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, copy)
+    data = json.loads(summary.read_text())
+    if data["rate"]["started"] == 0 and data["run"]["valid"]:
+        code = EXIT_CANNOT_RUN
+    sys.exit(code)
+
+
+def run_locust(
+    target: str,
+    personas: Path,
+    out_dir: Path,
+    *,
+    profile: str = "national-rollout",
+    duration: float | None = None,
+    rate: float | None = None,
+    intensity: float = 1.0,
+    slo: Path | None = None,
+    abort_on_breach: bool = False,
+    processes: int = 1,
+    expect_workers: int = 0,
+    adversaries: int = 0,
+    think_scale: float = 1.0,
+    max_sessions: int = 0,
+    seed: int = 2009,
+    extra: list[str] | None = None,
+) -> int:
+    """Run Locust headless with the load harness's options; return its exit code (the verdict)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        (out_dir / "summary.json").unlink()
+    args = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", target,
+        "--csv", str(out_dir / "locust"), "--html", str(out_dir / "locust.html"),
+        "--only-summary", "--stop-timeout", "2",
+        "--personas", str(personas), "--load-profile", profile, "--out", str(out_dir),
+        "--intensity", str(intensity), "--adversaries", str(adversaries),
+        "--think-scale", str(think_scale), "--seed", str(seed), "--target-label", target,
+    ]  # fmt: skip
+    if duration:
+        args += ["--duration", str(duration)]
+    if rate:
+        args += ["--rate", str(rate)]
+    if slo is not None:
+        args += ["--slo", str(slo)]
+    if abort_on_breach:
+        args += ["--abort-on-breach"]
+    if max_sessions:
+        args += ["--max-sessions", str(max_sessions)]
+    if expect_workers:
+        args += ["--master", "--expect-workers", str(expect_workers)]
+    elif processes > 1:
+        args += ["--processes", str(processes)]
+    args += extra or []
+    return subprocess.run(args, check=False).returncode  # noqa: S603 (this project's locustfile)
+
+
+@contextlib.contextmanager
+def _target(
+    url: str | None, reference: bool, reference_dir: Path, personas: Path | None
+) -> Iterator[tuple[str, Path]]:
+    if url:
+        assert personas is not None
+        yield url, personas
+        return
+    from security_tests.local import prepare, serve
+
+    click.echo(f"preparing the reference registry in {reference_dir} ...", err=True)
+    template = prepare(reference_dir / "template", children=3000, personas_per_role=4)
+    with (
+        tempfile.TemporaryDirectory(prefix="contactpoint-load-") as work,
+        serve(template, Path(work), settings=REFERENCE_LOAD_SETTINGS) as registry,
+    ):
+        click.echo(f"serving it at {registry.url}", err=True)
+        yield registry.url, personas or registry.personas
+
+
+def _reachable(url: str) -> bool:
+    try:
+        return httpx.get(url.rstrip("/") + "/readyz", timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@click.command("load-accounts")
+@click.option("--database", required=True, metavar="URL", help="The registry's database.")
+@click.option(
+    "--keys",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The registry's keys file [default: CONTACTPOINT_KEYS_FILE].",
+)
+@click.option(
+    "--per-role",
+    type=click.IntRange(1, 10000),
+    default=10,
+    show_default=True,
+    help="Accounts per role and LA.",
+)
+@click.option(
+    "--las",
+    type=click.IntRange(1, 152),
+    default=20,
+    show_default=True,
+    help="How many LAs (the largest by staff).",
+)
+@click.option(
+    "--caseload",
+    type=click.IntRange(0, 500),
+    default=20,
+    show_default=True,
+    help="Children per account's service.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The personas file to write (mode 0600).",
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
+def load_accounts(
+    database: str,
+    keys: Path | None,
+    per_role: int,
+    las: int,
+    caseload: int,
+    out: Path,
+    workers: int,
+) -> None:
+    """Give generated practitioners credentials and caseloads, for a load test of the registry."""
+    from loadtests.accounts import provision
+    from reference_app.config import Settings
+
+    env = dict(os.environ)
+    if keys is not None:
+        env["CONTACTPOINT_KEYS_FILE"] = str(keys)
+    settings = Settings(
+        database_url=database,
+        keys_file=Path(env["CONTACTPOINT_KEYS_FILE"]) if "CONTACTPOINT_KEYS_FILE" in env else None,
+    )
+    report = provision(
+        settings, out, per_role=per_role, las=las, caseload=caseload, workers=workers
+    )
+    click.echo(json.dumps(report, indent=2))

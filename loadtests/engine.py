@@ -1,0 +1,671 @@
+"""The open arrival model under Locust: schedule by rate, stamp intended starts, merge histograms.
+
+Locust's own users loop: each waits for its answer, then thinks, then asks again, so a slow server
+slows the load and hides itself (a closed model). Here arrivals are scheduled by the profile's rate,
+whatever the server does:
+
+- one scheduler per generator process draws enquiry arrivals (a Poisson process at its share of
+  the planned rate) and hands each to an idle session of the persona the mix asks for;
+- every request of the enquiry carries its **intended start** (arrival plus reading times); a
+  session that is late sends at once, and the latency is measured from the intended start too
+  (corrected for coordinated omission) as well as from the send (service time);
+- an enquiry that waits longer than `--max-queue` for a free session is **dropped** and counted;
+  requests sent more than `--late-after` after their intended start are **late**;
+- the scheduler's own wake-up lag and the process's CPU are sampled: a saturated generator makes
+  the run **invalid** instead of flattering the server.
+
+Processes: one (local), or a master and workers (`--processes N` on one host, `--worker
+--master-host` on others). Workers send histogram deltas with Locust's periodic reports and a final
+delta when the master ends the run; the master merges them, judges the SLOs and writes the reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gevent
+import psutil
+from locust import LoadTestShape, events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from loadtests import slo as slo_module
+from loadtests.histograms import SUMMARY_SCHEMA, Aggregate, Recorder
+from loadtests.model import Profile, profile_from_name
+from loadtests.workload import Account, Step, Workload, draw_task, interleave, load_workload
+
+if TYPE_CHECKING:
+    from loadtests.scenarios.practitioners import Practitioner
+
+log = logging.getLogger("contactpoint.load")
+
+# Generator health: beyond these the run is invalid (the generator, not the server, set the pace).
+MAX_LAG_P99_MS = 50.0
+MAX_CPU_PERCENT = 90.0
+CPU_SAMPLE_S = 1.0
+# A moment over the CPU limit (start-up, a burst of log-ins) is not saturation; a tenth of a run is.
+SATURATED_SHARE = 0.1
+ABORT_CHECK_S = 5.0
+IN_FLIGHT_WAIT_S = 15.0
+FINAL_WAIT_S = 30.0
+
+
+@dataclass
+class Job:
+    """One enquiry: its persona, its steps and when it should have arrived."""
+
+    kind: str
+    arrival: float
+    steps: list[Step]
+
+    def intended(self) -> list[float]:
+        at, out = self.arrival, []
+        for step in self.steps:
+            at += step.think_s
+            out.append(at)
+        return out
+
+
+@dataclass
+class Plan:
+    """The run as every process sees it: options, workload and profile."""
+
+    options: Any
+    workload: Workload
+    profile: Profile
+    adversaries: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.profile.duration_s)
+
+    @property
+    def kinds(self) -> set[str]:
+        """Persona kinds the crowd has accounts for: the mix is drawn among these."""
+        return {a.kind for a in self.workload.accounts if a.adversary is None}
+
+
+class Scheduler:
+    """This process's arrivals: the open model's clock and the pool of idle sessions."""
+
+    def __init__(self, plan: Plan, recorder: Recorder, share: float, seed: int) -> None:
+        self.plan = plan
+        self.recorder = recorder
+        self.share = share
+        self.rng = random.Random(seed)  # noqa: S311 (load scheduling, not secrets)
+        self.idle: dict[str, deque[Practitioner]] = {}
+        self.waiting: dict[str, deque[Job]] = {}
+        self.sessions = 0
+        self.kinds: dict[str, int] = {}
+        self.running = False
+        self.greenlets: list[gevent.Greenlet] = []
+        opts = plan.options
+        self.max_queue_s = float(opts.cp_max_queue)
+        self.late_after_s = float(opts.cp_late_after)
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def join(self, user: Practitioner) -> None:
+        """A session logged in and waiting for work."""
+        self.sessions += 1
+        self.kinds[user.account.kind] = self.kinds.get(user.account.kind, 0) + 1
+        self.release(user)
+
+    def leave(self, user: Practitioner) -> None:
+        self.sessions -= 1
+        self.kinds[user.account.kind] -= 1
+        with contextlib.suppress(ValueError):
+            self.idle.get(user.account.kind, deque()).remove(user)
+
+    def release(self, user: Practitioner) -> None:
+        """A session is free: give it the oldest waiting enquiry of its kind, or park it."""
+        queue = self.waiting.get(user.account.kind)
+        while queue:
+            job = queue.popleft()
+            if time.time() - job.arrival > self.max_queue_s:
+                self.recorder.dropped(job.arrival, len(job.steps))
+                continue
+            user.inbox.put(job)
+            return
+        self.idle.setdefault(user.account.kind, deque()).append(user)
+
+    def busy(self) -> int:
+        """Sessions carrying out an enquiry now."""
+        return self.sessions - sum(len(q) for q in self.idle.values())
+
+    # -- the clock -------------------------------------------------------------------------
+
+    def start(self, start: float) -> None:
+        self.running = True
+        self.greenlets = [
+            gevent.spawn(self._arrivals, start),
+            gevent.spawn(self._expire),
+            gevent.spawn(self._sample_cpu),
+        ]
+
+    def stop(self) -> None:
+        self.running = False
+        gevent.killall(self.greenlets, block=True, timeout=2)
+        # Whatever still waits never ran: dropped, not silently forgotten.
+        for queue in self.waiting.values():
+            while queue:
+                job = queue.popleft()
+                self.recorder.dropped(job.arrival, len(job.steps))
+
+    def _arrivals(self, start: float) -> None:
+        profile = self.plan.profile
+        end = start + self.plan.duration_s
+        crowd = self.plan.kinds
+        at = max(start, time.time())
+        while self.running:
+            rate = profile.rate_at(max(0.0, at - start)) * self.share
+            if rate <= 0:
+                at += 0.1
+            else:
+                at += self.rng.expovariate(rate)
+            if at >= end:
+                return
+            wait = at - time.time()
+            if wait > 0:
+                gevent.sleep(wait)
+            self.recorder.lag(time.time() - at)
+            mix = profile.mix_at(at - start)
+            kinds = [k for k in mix if mix[k] > 0 and k in crowd]
+            if rate <= 0 or not kinds:
+                continue
+            kind = self.rng.choices(kinds, weights=[mix[k] for k in kinds])[0]
+            job = Job(kind, at, draw_task(kind, self.rng, self.plan.options.cp_think_scale))
+            for intended in job.intended():
+                self.recorder.planned(intended)
+            idle = self.idle.get(kind)
+            if idle:
+                idle.popleft().inbox.put(job)
+            elif not self.kinds.get(kind):
+                # No session of this persona in this process at all: the arrival cannot be served.
+                self.recorder.dropped(job.arrival, len(job.steps))
+            else:
+                self.waiting.setdefault(kind, deque()).append(job)
+
+    def _expire(self) -> None:
+        while self.running:
+            gevent.sleep(0.5)
+            now = time.time()
+            for queue in self.waiting.values():
+                while queue and now - queue[0].arrival > self.max_queue_s:
+                    job = queue.popleft()
+                    self.recorder.dropped(job.arrival, len(job.steps))
+            self.recorder.users(now, self.sessions)
+
+    def _sample_cpu(self) -> None:
+        process = psutil.Process(os.getpid())
+        last = process.cpu_times()
+        while self.running:
+            gevent.sleep(CPU_SAMPLE_S)
+            now = process.cpu_times()
+            busy = (now.user - last.user) + (now.system - last.system)
+            last = now
+            self.recorder.cpu(100.0 * busy / CPU_SAMPLE_S, busy)
+
+
+class Node:
+    """This process's part of the run: the scheduler on a generator, the aggregate on the master."""
+
+    def __init__(self) -> None:
+        self.plan: Plan | None = None
+        self.recorder: Recorder | None = None
+        self.scheduler: Scheduler | None = None
+        self.aggregate: Aggregate | None = None
+        self.start: float | None = None
+        self.finals: set[str] = set()
+        self.stop_sent_at: float | None = None
+        self.env: Environment | None = None
+        self.abort_reason: str | None = None
+        self.detection: dict[str, Any] = {}
+        self.finishers: list[Callable[[Node], dict[str, Any]]] = []
+        self.accounts: deque[Account] = deque()
+        self.ended: float | None = None
+
+    def next_account(self) -> Account | None:
+        """An account no other session of the run holds, or None when all are in use."""
+        return self.accounts.popleft() if self.accounts else None
+
+    def give_back(self, account: Account) -> None:
+        self.accounts.append(account)
+
+    @property
+    def generator(self) -> bool:
+        return self.env is not None and not isinstance(self.env.runner, MasterRunner)
+
+    def begin(self, start: float, workers: int, index: int) -> None:
+        """Start scheduling this process's share of the arrivals."""
+        assert self.plan is not None
+        interval = float(self.plan.options.cp_interval)
+        self.start = start
+        self.recorder = Recorder(start, interval)
+        self.scheduler = Scheduler(
+            self.plan, self.recorder, 1.0 / max(workers, 1), int(self.plan.options.cp_seed) + index
+        )
+        self.accounts = deque(assigned_accounts(self.plan, workers, index))
+        self.scheduler.start(start)
+
+    def drain(self) -> dict[str, Any] | None:
+        return self.recorder.drain() if self.recorder is not None else None
+
+    def end(self) -> dict[str, Any] | None:
+        """Stop arrivals, let enquiries in flight finish (a while), return the last delta."""
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            deadline = time.time() + IN_FLIGHT_WAIT_S
+            while self.scheduler.busy() and time.time() < deadline:
+                gevent.sleep(0.1)
+        return self.drain()
+
+
+NODE = Node()
+
+
+def assigned_accounts(plan: Plan, workers: int, index: int) -> list[Account]:
+    """This process's accounts: every `workers`-th of the interleaved list, so none is shared."""
+    ordered = interleave(plan.workload.accounts, plan.profile.mix_at(0.0))
+    return ordered[index::workers] if workers > 1 else ordered
+
+
+# -- Locust wiring ------------------------------------------------------------------------------
+
+
+def _options(parser: Any) -> None:
+    group = parser.add_argument_group("ContactPoint load")
+    group.add_argument(
+        "--personas",
+        dest="cp_personas",
+        env_var="CONTACTPOINT_LOAD_PERSONAS",
+        default="",
+        help="personas file with the accounts to load with",
+    )
+    group.add_argument(
+        "--sample",
+        dest="cp_sample",
+        env_var="CONTACTPOINT_LOAD_SAMPLE",
+        default="",
+        help="children sample JSONL (default: beside the personas)",
+    )
+    group.add_argument(
+        "--load-profile",
+        dest="cp_profile",
+        env_var="CONTACTPOINT_LOAD_PROFILE",
+        default="national-rollout",
+        help="national-rollout, steady or ramp",
+    )
+    group.add_argument(
+        "--duration",
+        dest="cp_duration",
+        env_var="CONTACTPOINT_LOAD_DURATION",
+        type=float,
+        default=0.0,
+        help="run seconds (default: the profile's)",
+    )
+    group.add_argument(
+        "--rate",
+        dest="cp_rate",
+        env_var="CONTACTPOINT_LOAD_RATE",
+        type=float,
+        default=0.0,
+        help="enquiries a second for the steady and ramp profiles",
+    )
+    group.add_argument(
+        "--intensity",
+        dest="cp_intensity",
+        env_var="CONTACTPOINT_LOAD_INTENSITY",
+        type=float,
+        default=1.0,
+        help="multiple of the modelled load",
+    )
+    group.add_argument(
+        "--slo",
+        dest="cp_slo",
+        env_var="CONTACTPOINT_LOAD_SLO",
+        default="",
+        help="SLO YAML (default: the bundled national-rollout objectives)",
+    )
+    group.add_argument(
+        "--out",
+        dest="cp_out",
+        env_var="CONTACTPOINT_LOAD_OUT",
+        default="load-report",
+        help="directory for summary.json, charts, JUnit",
+    )
+    group.add_argument(
+        "--interval",
+        dest="cp_interval",
+        env_var="CONTACTPOINT_LOAD_INTERVAL",
+        type=float,
+        default=5.0,
+        help="seconds per point of the time series",
+    )
+    group.add_argument(
+        "--max-queue",
+        dest="cp_max_queue",
+        type=float,
+        default=10.0,
+        env_var="CONTACTPOINT_LOAD_MAX_QUEUE",
+        help="seconds an enquiry may wait for a free session before it is dropped",
+    )
+    group.add_argument(
+        "--late-after",
+        dest="cp_late_after",
+        type=float,
+        default=0.1,
+        env_var="CONTACTPOINT_LOAD_LATE_AFTER",
+        help="seconds after its intended start a request counts as late",
+    )
+    group.add_argument(
+        "--think-scale",
+        dest="cp_think_scale",
+        type=float,
+        default=1.0,
+        env_var="CONTACTPOINT_LOAD_THINK_SCALE",
+        help="multiply every reading time (0 for back-to-back requests)",
+    )
+    group.add_argument(
+        "--adversaries",
+        dest="cp_adversaries",
+        type=int,
+        default=0,
+        env_var="CONTACTPOINT_LOAD_ADVERSARIES",
+        help="accounts that harvest or snoop, hidden in the crowd",
+    )
+    group.add_argument(
+        "--max-sessions",
+        dest="cp_max_sessions",
+        type=int,
+        default=0,
+        env_var="CONTACTPOINT_LOAD_MAX_SESSIONS",
+        help="cap on concurrent sessions (default: the profile's, up to the accounts)",
+    )
+    group.add_argument(
+        "--abort-on-breach",
+        dest="cp_abort",
+        action="store_true",
+        default=False,
+        help="stop the run as soon as a judged objective breaches",
+    )
+    group.add_argument(
+        "--max-generator-cpu",
+        dest="cp_max_cpu",
+        type=float,
+        default=MAX_CPU_PERCENT,
+        env_var="CONTACTPOINT_LOAD_MAX_GENERATOR_CPU",
+        help="a generator process busier than this (%% of a core) invalidates the run",
+    )
+    group.add_argument(
+        "--max-lag-ms",
+        dest="cp_max_lag",
+        type=float,
+        default=MAX_LAG_P99_MS,
+        env_var="CONTACTPOINT_LOAD_MAX_LAG_MS",
+        help="scheduler wake-up lag p99 beyond this invalidates the run",
+    )
+    group.add_argument(
+        "--seed", dest="cp_seed", type=int, default=2009, env_var="CONTACTPOINT_LOAD_SEED"
+    )
+    group.add_argument(
+        "--target-label",
+        dest="cp_target",
+        default="",
+        env_var="CONTACTPOINT_LOAD_TARGET",
+        help="the target's name in reports",
+    )
+
+
+def plan_from(options: Any) -> Plan:
+    """Read the personas and build the profile from Locust's parsed options."""
+    if not options.cp_personas:
+        raise SystemExit("--personas FILE is required (the accounts to load with)")
+    workload = load_workload(
+        Path(options.cp_personas), Path(options.cp_sample) if options.cp_sample else None
+    )
+    profile = profile_from_name(
+        options.cp_profile,
+        duration_s=options.cp_duration or None,
+        rate=options.cp_rate or None,
+        intensity=options.cp_intensity,
+    )
+    adversaries: dict[str, str] = {}
+    if options.cp_adversaries:
+        rng = random.Random(options.cp_seed)  # noqa: S311 (which accounts misbehave)
+        chosen = rng.sample(workload.accounts, min(options.cp_adversaries, len(workload.accounts)))
+        for i, account in enumerate(chosen):
+            account.adversary = "harvester" if i % 2 == 0 else "snooper"
+            adversaries[account.username] = account.adversary
+    return Plan(options, workload, profile, adversaries)
+
+
+def _init(environment: Environment, **_: Any) -> None:
+    NODE.env = environment
+    options = environment.parsed_options
+    if options is None:
+        return
+    NODE.plan = plan_from(options)
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        runner.register_message("cp_start", _on_start)
+        runner.register_message("cp_stop", _on_stop)
+    elif isinstance(runner, MasterRunner):
+        runner.register_message("cp_final", _on_final)
+    if not isinstance(runner, WorkerRunner):
+        NODE.aggregate = Aggregate(float(options.cp_interval))
+
+
+def _on_start(environment: Environment, msg: Any, **_: Any) -> None:
+    runner = environment.runner
+    assert isinstance(runner, WorkerRunner)
+    NODE.begin(float(msg.data["start"]), int(msg.data["workers"]), runner.worker_index)
+
+
+def _on_stop(environment: Environment, msg: Any, **_: Any) -> None:
+    data = NODE.end()
+    assert environment.runner is not None
+    environment.runner.send_message("cp_final", {"delta": data, "detection": NODE.detection})
+
+
+def _on_final(environment: Environment, msg: Any, **_: Any) -> None:
+    assert NODE.aggregate is not None
+    if msg.data["delta"] is not None:
+        NODE.aggregate.merge(msg.data["delta"], source=msg.node_id)
+    for key, value in (msg.data.get("detection") or {}).items():
+        NODE.detection.setdefault(key, []).extend(value)
+    NODE.finals.add(msg.node_id)
+
+
+def _report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    delta = NODE.drain()
+    if delta is not None:
+        data["cp_load"] = delta
+
+
+def _worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    if NODE.aggregate is not None and "cp_load" in data:
+        NODE.aggregate.merge(data["cp_load"], source=client_id)
+
+
+events.init_command_line_parser.add_listener(_options)  # type: ignore[no-untyped-call]
+events.init.add_listener(_init)  # type: ignore[no-untyped-call]
+events.report_to_master.add_listener(_report)  # type: ignore[no-untyped-call]
+events.worker_report.add_listener(_worker_report)  # type: ignore[no-untyped-call]
+
+
+class RolloutShape(LoadTestShape):
+    """Sessions by Little's law over the profile; at the end, collect every process's last data."""
+
+    _checked = 0.0
+
+    def tick(self) -> tuple[int, float] | None:
+        plan, env = NODE.plan, NODE.env
+        assert plan is not None
+        assert env is not None
+        assert self.runner is not None
+        runner = self.runner
+        now = time.time()
+        if NODE.start is None:
+            start = now + 2.0  # time for the first sessions to log in
+            workers = len(runner.clients) if isinstance(runner, MasterRunner) else 1
+            if isinstance(runner, MasterRunner):
+                NODE.start = start
+                runner.send_message("cp_start", {"start": start, "workers": workers})
+            else:
+                NODE.begin(start, 1, 0)
+        assert NODE.start is not None
+        t = now - NODE.start
+        if t < plan.duration_s and NODE.abort_reason is None:
+            self._check_abort()
+            return self._sessions(max(t, 0.0))
+        return self._finish(runner)
+
+    def _sessions(self, t: float) -> tuple[int, float]:
+        plan = NODE.plan
+        assert plan is not None
+        cap = plan.options.cp_max_sessions or len(plan.workload.accounts)
+        users = min(cap, len(plan.workload.accounts), max(1, int(plan.profile.users_at(t))))
+        return users, max(10.0, users / 5.0)
+
+    def _check_abort(self) -> None:
+        options = NODE.plan.options if NODE.plan else None
+        if options is None or NODE.aggregate is None or NODE.start is None:
+            return
+        slo = _slo(options)
+        if slo is None or not (slo.abort_on_breach or options.cp_abort):
+            return
+        now = time.time()
+        if now - self._checked < ABORT_CHECK_S:
+            return
+        self._checked = now
+        if NODE.generator:
+            delta = NODE.drain()
+            if delta is not None:
+                NODE.aggregate.merge(delta)
+        breaches = slo_module.breaches(summary(time.time() - NODE.start), slo)
+        if breaches:
+            NODE.abort_reason = "; ".join(f"{c.name}: {c.detail}" for c in breaches)
+            log.warning("aborting the run on an SLO breach: %s", NODE.abort_reason)
+
+    def _finish(self, runner: Any) -> tuple[int, float] | None:
+        now = time.time()
+        if NODE.ended is None:
+            NODE.ended = now
+        if isinstance(runner, MasterRunner):
+            if NODE.stop_sent_at is None:
+                NODE.stop_sent_at = now
+                runner.send_message("cp_stop", {})
+            expected = {c.id for c in runner.clients.all}
+            if not expected <= NODE.finals and now - NODE.stop_sent_at < FINAL_WAIT_S:
+                return runner.user_count, 100.0
+        else:
+            delta = NODE.end()
+            if delta is not None and NODE.aggregate is not None:
+                NODE.aggregate.merge(delta)
+        for finisher in NODE.finishers:
+            NODE.detection.update(finisher(NODE))
+        write_reports()
+        return None
+
+
+def _slo(options: Any) -> slo_module.Slo | None:
+    return _load_slo(options.cp_slo or str(slo_module.DEFAULT_SLO_PATH))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_slo(path: str) -> slo_module.Slo:
+    return slo_module.load_slo(Path(path))
+
+
+def summary(elapsed: float | None = None) -> dict[str, Any]:
+    """The run summary from the merged data (see `loadtests/histograms.py`)."""
+    plan, aggregate, env = NODE.plan, NODE.aggregate, NODE.env
+    assert plan is not None
+    assert aggregate is not None
+    if elapsed is None and NODE.ended is not None and NODE.start is not None:
+        elapsed = NODE.ended - NODE.start  # an aborted run is judged on the time it ran
+    duration = plan.duration_s if elapsed is None else max(min(elapsed, plan.duration_s), 1e-9)
+    runner = env.runner if env is not None else None
+    workers = len(runner.clients) if isinstance(runner, MasterRunner) else 1
+    generator = aggregate.generator(duration, psutil.cpu_count() or 1)
+    options = plan.options
+    max_lag, max_cpu = float(options.cp_max_lag), float(options.cp_max_cpu)
+    reasons = []
+    if generator["lag_ms_p99"] > max_lag:
+        reasons.append(
+            f"the load generator fell behind its own schedule (wake-up lag p99 "
+            f"{generator['lag_ms_p99']:.1f} ms > {max_lag:g} ms): add generator processes"
+        )
+    samples = [x for values in aggregate.cpu.values() for x in values]
+    over = sum(1 for x in samples if x > max_cpu) / len(samples) if samples else 0.0
+    generator["cpu_share_over_limit"] = over
+    if over > SATURATED_SHARE:
+        reasons.append(
+            f"a load generator process was saturated: CPU above {max_cpu:g} % of a core in "
+            f"{over:.0%} of the one-second samples (peak {generator['cpu_percent_max']:.0f} %): "
+            "add generator processes"
+        )
+    rate = aggregate.rate(duration)
+    if rate["planned"] == 0:
+        reasons.append("nothing was scheduled")
+    return {
+        "schema": SUMMARY_SCHEMA,
+        "run": {
+            "target": options.cp_target or (env.host if env is not None else "") or "",
+            "profile": plan.profile.name,
+            "started_at": time.strftime(
+                "%Y-%m-%dT%H:%M:%SZ", time.gmtime(NODE.start or time.time())
+            ),
+            "duration_s": duration,
+            "interval_s": aggregate.interval_s,
+            "workers": workers,
+            "valid": not reasons,
+            "invalid_reasons": reasons,
+            "aborted": NODE.abort_reason is not None,
+            "abort_reason": NODE.abort_reason,
+            "model": plan.profile.describe(),
+            "accounts": len(plan.workload.accounts),
+            "adversaries": len(plan.adversaries),
+        },
+        "rate": rate,
+        "latency": aggregate.latency_rows(),
+        "series": aggregate.series(),
+        "generator": generator,
+        "detection": dict(NODE.detection),
+    }
+
+
+def write_reports() -> None:
+    """Judge the run, write the reports, and make the verdict the process's exit code."""
+    from loadtests import report
+
+    plan, env = NODE.plan, NODE.env
+    assert plan is not None
+    assert env is not None
+    data = summary()
+    try:
+        slo = _slo(plan.options)
+        assert slo is not None
+        verdict = slo_module.evaluate(data, slo)
+    except slo_module.SloError as exc:
+        log.error("%s", exc)
+        env.process_exit_code = 2
+        return
+    out = Path(plan.options.cp_out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = report.write_reports(data, verdict, out)
+    print(report.render_terminal(data, verdict), flush=True)
+    print(json.dumps({k: str(v) for k, v in paths.items()}), flush=True)
+    env.process_exit_code = verdict.exit_code

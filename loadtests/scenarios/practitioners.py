@@ -1,0 +1,198 @@
+"""A practitioner's session: log in once, then carry out the enquiries the scheduler hands over.
+
+The user does not loop on its own: it waits for an enquiry (its persona's task, drawn by the
+scheduler at a planned arrival time), sends each step at its intended start or at once when late,
+records both latencies, and offers itself for the next one. Request names are bounded
+(`GET /api/v1/children/{id}`), so Locust's statistics stay one row per endpoint.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import zlib
+from typing import Any
+
+import gevent
+import pyotp
+from gevent.queue import Queue
+from locust import HttpUser, constant, task
+from locust.exception import StopUser
+
+from loadtests.engine import NODE, Job
+from loadtests.workload import API, Account, Child, pick_child, reason, search_body
+
+TOTP_STEP = 30
+# Refresh the token this long before it expires, between enquiries.
+TOKEN_MARGIN_S = 60.0
+
+
+class Session:
+    """Log-in and token upkeep for one account over Locust's HTTP client."""
+
+    def __init__(self, user: HttpUser, account: Account) -> None:
+        self.user = user
+        self.account = account
+        self.token: str | None = None
+        self.expires = 0.0
+        self.last_step = -1
+
+    def login(self) -> bool:
+        """Password plus a one-time code; a code already used this step waits for the next."""
+        for _ in range(3):
+            step = int(time.time()) // TOTP_STEP
+            if step <= self.last_step:
+                gevent.sleep((self.last_step + 1) * TOTP_STEP - time.time() + 0.2)
+                step = self.last_step + 1
+            self.last_step = step
+            otp = pyotp.TOTP(self.account.totp_secret, interval=TOTP_STEP).at(step * TOTP_STEP)
+            with self.user.client.post(
+                f"{API}/auth/login",
+                json={
+                    "username": self.account.username,
+                    "password": self.account.password,
+                    "otp": otp,
+                },
+                name=f"POST {API}/auth/login",
+                catch_response=True,
+            ) as response:
+                if response.status_code == 200:
+                    body = response.json()
+                    self.token = str(body["access_token"])
+                    self.expires = time.time() + float(body.get("expires_in", 900))
+                    return True
+                # A replayed code (another run of this account within 30 s) looks like any other
+                # refusal: try the next step once before giving up on the account.
+                response.failure(f"login refused: {response.status_code}")
+                if response.status_code != 401:
+                    return False
+        return False
+
+    def fresh(self) -> bool:
+        if self.token is None or time.time() > self.expires - TOKEN_MARGIN_S:
+            return self.login()
+        return True
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", **extra}
+
+
+class Practitioner(HttpUser):
+    """One logged-in practitioner account of the crowd."""
+
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        while NODE.scheduler is None:
+            gevent.sleep(0.05)
+        account = NODE.next_account()
+        if account is None:
+            raise StopUser()
+        self.account = account
+        seed = zlib.crc32(account.username.encode()) + int(NODE.plan.options.cp_seed)  # type: ignore[union-attr]
+        self.rng = random.Random(seed)  # noqa: S311 (a practitioner's choices, not secrets)
+        self.session = Session(self, account)
+        self.inbox: Queue[Job] = Queue()
+        if not self.session.login():
+            NODE.recorder.count("login_failed") if NODE.recorder else None
+            raise StopUser()
+        if account.adversary is not None:
+            from loadtests.scenarios.adversaries import run_adversary
+
+            run_adversary(self)
+            raise StopUser()
+        NODE.scheduler.join(self)
+
+    def on_stop(self) -> None:
+        if NODE.scheduler is not None and hasattr(self, "inbox"):
+            NODE.scheduler.leave(self)
+        if hasattr(self, "account"):
+            NODE.give_back(self.account)
+
+    @task
+    def work(self) -> None:
+        job = self.inbox.get()
+        try:
+            if not self.session.fresh():
+                if NODE.recorder is not None:
+                    NODE.recorder.dropped(job.arrival, len(job.steps))
+                return
+            self.carry_out(job)
+        finally:
+            if NODE.scheduler is not None:
+                NODE.scheduler.release(self)
+
+    def carry_out(self, job: Job) -> None:
+        """Send each step at its intended start (at once if already late), record both times."""
+        recorder = NODE.recorder
+        assert recorder is not None
+        child = pick_child(self.account, NODE.plan.workload, self.rng)  # type: ignore[union-attr]
+        late_after = NODE.plan.options.cp_late_after  # type: ignore[union-attr]
+        for step, intended in zip(job.steps, job.intended(), strict=True):
+            wait = intended - time.time()
+            if wait > 0:
+                gevent.sleep(wait)
+            started = time.time()
+            name, ok = self.send(step.action, child)
+            ended = time.time()
+            recorder.request(
+                name,
+                job.kind,
+                intended=intended,
+                started=started,
+                ended=ended,
+                ok=ok,
+                late=started - intended > late_after,
+            )
+
+    def send(self, action: str, child: Child) -> tuple[str, bool]:
+        """One request of a task; returns its bounded name and whether it succeeded."""
+        session, kind = self.session, self.account.kind
+        if action == "search":
+            name = f"POST {API}/children/search"
+            response = self.client.post(
+                f"{API}/children/search",
+                json=search_body(child, self.rng),
+                headers=session.headers(),
+                name=name,
+            )
+        elif action == "view":
+            name = f"GET {API}/children/{{id}}"
+            response = self.client.get(
+                f"{API}/children/{child.child_id}",
+                headers=session.headers(**{"X-Access-Reason": reason(kind, self.rng)}),
+                name=name,
+            )
+        elif action == "audit":
+            name = f"GET {API}/audit/events"
+            response = self.client.get(
+                f"{API}/audit/events",
+                params={"child_id": child.child_id, "limit": 20},
+                headers=session.headers(),
+                name=name,
+            )
+        elif action == "alerts":
+            name = f"GET {API}/alerts"
+            response = self.client.get(
+                f"{API}/alerts", params={"limit": 20}, headers=session.headers(), name=name
+            )
+        else:
+            raise ValueError(f"unknown action {action!r}")
+        if response.status_code in (401, 403):
+            self.note_refusal(response)
+        return name, response.ok
+
+    def note_refusal(self, response: Any) -> None:
+        """An ordinary account refused for abuse is a false positive of the controls."""
+        code = _code(response)
+        if NODE.recorder is not None and code:
+            NODE.recorder.count(f"refused:{code}")
+        if response.status_code == 401:
+            self.session.token = None
+
+
+def _code(response: Any) -> str:
+    try:
+        return str(response.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return ""

@@ -1,0 +1,164 @@
+"""Real runs: Locust processes against real HTTP servers, judged by the SLOs, exit codes checked.
+
+These start `contactpoint load` as a user would (a subprocess; Locust patches its interpreter
+for gevent, so it never runs inside the test process).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from loadtests.cli import REFERENCE_LOAD_SETTINGS
+from loadtests.slo import evaluate, parse_slo
+from security_tests import local
+from tests.fixtures.slow_registry import slow_registry, write_personas
+
+
+def load(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reference_app.cli", "load", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _summary(out: Path) -> dict[str, Any]:
+    return json.loads((out / "summary.json").read_text())
+
+
+def _row(summary: dict[str, Any], endpoint: str = "*", persona: str = "*") -> dict[str, Any]:
+    return next(
+        r for r in summary["latency"] if r["endpoint"] == endpoint and r["persona"] == persona
+    )
+
+
+def _slo(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "slo.yaml"
+    path.write_text(text)
+    return path
+
+
+LENIENT = """
+min_samples: 20
+objectives:
+  - endpoint: "*"
+    p99_ms: 20000
+    error_rate: 0.05
+rate:
+  achieved_ratio_min: 0.5
+"""
+
+
+def test_a_slow_server_cannot_hide_behind_service_time(tmp_path: Path) -> None:
+    # Two sessions against a server that answers one request at a time in 40 ms (25 a second),
+    # offered about 38 requests a second: the enquiries queue for a free session.
+    write_personas(tmp_path, accounts=1)
+    personas = json.loads((tmp_path / "personas.json").read_text())
+    personas.append({**personas[0], "username": "slow-x"})
+    (tmp_path / "personas.json").write_text(json.dumps(personas))
+    objective = 'min_samples: 50\nobjectives:\n  - endpoint: "*"\n    p99_ms: 1000\n'
+    out = tmp_path / "out"
+    with slow_registry(0.04) as url:
+        result = load(
+            "--target", url, "--personas", str(tmp_path / "personas.json"),
+            "--profile", "steady", "--rate", "20", "--duration", "12", "--think-scale", "0",
+            "--slo", str(_slo(tmp_path, "latency: corrected\n" + objective)), "--out", str(out),
+        )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = _summary(out)
+    total = _row(summary)
+    assert total["count"] >= 50
+    # The requests themselves were quick; the waiting for them was not.
+    assert total["corrected_ms"]["p99"] > 5 * total["service_ms"]["p99"]
+    assert summary["rate"]["late"] > 0
+    # The same run judged on service time alone, as a closed-model tool would, passes.
+    service = evaluate(summary, parse_slo(yaml.safe_load("latency: service\n" + objective)))
+    assert service.status == "pass"
+    assert summary["verdict"]["status"] == "fail"
+
+
+def test_a_saturated_generator_makes_the_run_invalid(tmp_path: Path) -> None:
+    write_personas(tmp_path)
+    with slow_registry(0.001) as url:
+        out = tmp_path / "out"
+        result = load(
+            "--target", url, "--personas", str(tmp_path / "personas.json"),
+            "--profile", "steady", "--rate", "3", "--duration", "6",
+            "--slo", str(_slo(tmp_path, LENIENT)), "--out", str(out),
+            "--max-generator-cpu", "0.001",
+        )  # fmt: skip
+    assert result.returncode == 3, result.stdout + result.stderr
+    summary = _summary(out)
+    assert not summary["run"]["valid"]
+    assert "saturated" in summary["run"]["invalid_reasons"][0]
+    assert summary["verdict"]["status"] == "invalid"
+
+
+def test_bad_usage_and_an_unreachable_target_have_their_own_exit_codes(tmp_path: Path) -> None:
+    personas = write_personas(tmp_path)
+    bad = _slo(tmp_path, "objectives:\n  - endpoint: '*'\n    p99: 5\n")
+    result = load("--target", "http://127.0.0.1:9", "--personas", str(personas), "--slo", str(bad))
+    assert result.returncode == 2
+    assert "p99" in result.stderr
+    result = load("--target", "http://127.0.0.1:9", "--personas", str(personas))
+    assert result.returncode == 4
+    assert "does not answer" in result.stderr
+    result = load("--target", "http://127.0.0.1:9", "--personas", str(personas), "--rate", "5")
+    assert result.returncode == 2  # a rate with the national-rollout profile
+
+
+def test_a_master_and_two_workers_load_the_reference_registry(
+    attack_template: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with local.serve(
+        attack_template, tmp_path / "registry", settings=REFERENCE_LOAD_SETTINGS
+    ) as registry:
+        result = load(
+            "--target", registry.url, "--personas", str(registry.personas),
+            "--profile", "steady", "--rate", "1", "--duration", "25", "--processes", "2",
+            "--think-scale", "0.2",
+            "--adversaries", "2", "--slo", str(_slo(tmp_path, LENIENT)), "--out", str(out),
+            "--json", str(tmp_path / "copy.json"), "--junit", str(tmp_path / "copy.xml"),
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = _summary(out)
+    assert summary["run"]["workers"] == 2
+    assert summary["generator"]["processes"] == 2  # both workers' histograms were merged
+    view = _row(summary, "GET /api/v1/children/{id}")
+    assert view["count"] > 0
+    assert view["errors"] == 0
+    assert summary["rate"]["planned"] > 50
+    assert any(point["achieved"] for point in summary["series"])
+    detection = summary["detection"]
+    assert detection["adversaries"] == 2
+    assert {a["kind"] for a in detection["adversary_runs"]} == {"harvester", "snooper"}
+    for name in ("report.html", "rate.svg", "latency.svg", "junit.xml", "locust.html"):
+        assert (out / name).exists(), name
+    assert (out / "locust_stats.csv").read_text().count("/api/v1/children/{id}") >= 1
+    assert json.loads((tmp_path / "copy.json").read_text())["verdict"]["status"] == "pass"
+    assert "<testsuite" in (tmp_path / "copy.xml").read_text()
+
+
+def test_abort_on_breach_stops_the_run_early(tmp_path: Path) -> None:
+    write_personas(tmp_path)
+    strict = _slo(tmp_path, 'min_samples: 10\nobjectives:\n  - endpoint: "*"\n    p50_ms: 1\n')
+    with slow_registry(0.02) as url:
+        out = tmp_path / "out"
+        result = load(
+            "--target", url, "--personas", str(tmp_path / "personas.json"),
+            "--profile", "steady", "--rate", "4", "--duration", "60", "--think-scale", "0",
+            "--slo", str(strict), "--out", str(out), "--abort-on-breach",
+        )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = _summary(out)
+    assert summary["run"]["aborted"]
+    assert summary["run"]["duration_s"] < 60
