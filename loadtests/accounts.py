@@ -26,7 +26,7 @@ from loadtests.model import KIND_ROLES
 from reference_app.config import Settings
 from reference_app.kit.crypto import Crypto
 from reference_app.kit.db import make_engine
-from reference_app.kit.keys import load_keyring
+from reference_app.kit.keys import Keyring, load_keyring
 from synthetic_data.runner import Argon2Settings, _hash
 
 ROLES = sorted(set(KIND_ROLES.values()))
@@ -40,10 +40,11 @@ def provision(
     las: int,
     caseload: int = 20,
     workers: int = 2,
+    keyring: Keyring | None = None,
 ) -> dict[str, Any]:
     """Give `per_role` accounts of each role in the `las` largest LAs credentials; write `out`."""
     engine = make_engine(settings.database_url)
-    crypto = Crypto(load_keyring(settings))
+    crypto = Crypto(keyring or load_keyring(settings))
     with engine.connect() as conn:
         la_rows = conn.execute(
             text(

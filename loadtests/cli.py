@@ -144,6 +144,13 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     show_default=True,
     help="Scheduler wake-up lag (p99) beyond this makes the run invalid.",
 )
+@click.option(
+    "--warmup",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Seconds for sessions to log in before the first arrival.",
+)
 @click.option("--seed", type=int, default=2009, show_default=True)
 def load(
     url: str | None,
@@ -166,6 +173,7 @@ def load(
     max_sessions: int,
     max_generator_cpu: float,
     max_lag_ms: float,
+    warmup: float,
     seed: int,
 ) -> None:
     """Load a registry with the national-rollout workload and judge it against SLOs.

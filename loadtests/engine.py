@@ -58,6 +58,7 @@ CPU_SAMPLE_S = 1.0
 SATURATED_SHARE = 0.1
 ABORT_CHECK_S = 5.0
 IN_FLIGHT_WAIT_S = 15.0
+MAX_SPAWN_RATE = 100.0
 FINAL_WAIT_S = 30.0
 
 
@@ -417,6 +418,14 @@ def _options(parser: Any) -> None:
         help="scheduler wake-up lag p99 beyond this invalidates the run",
     )
     group.add_argument(
+        "--warmup",
+        dest="cp_warmup",
+        type=float,
+        default=5.0,
+        env_var="CONTACTPOINT_LOAD_WARMUP",
+        help="seconds for sessions to log in before the first arrival",
+    )
+    group.add_argument(
         "--seed", dest="cp_seed", type=int, default=2009, env_var="CONTACTPOINT_LOAD_SEED"
     )
     group.add_argument(
@@ -518,7 +527,7 @@ class RolloutShape(LoadTestShape):
         runner = self.runner
         now = time.time()
         if NODE.start is None:
-            start = now + 2.0  # time for the first sessions to log in
+            start = now + float(plan.options.cp_warmup)  # sessions log in before arrivals
             workers = len(runner.clients) if isinstance(runner, MasterRunner) else 1
             if isinstance(runner, MasterRunner):
                 NODE.start = start
@@ -537,7 +546,9 @@ class RolloutShape(LoadTestShape):
         assert plan is not None
         cap = plan.options.cp_max_sessions or len(plan.workload.accounts)
         users = min(cap, len(plan.workload.accounts), max(1, int(plan.profile.users_at(t))))
-        return users, max(10.0, users / 5.0)
+        # Log-ins are the dearest requests (a password hash each): spread them over the warm-up.
+        warmup = max(float(plan.options.cp_warmup), 1.0)
+        return users, min(MAX_SPAWN_RATE, max(5.0, users / (0.8 * warmup)))
 
     def _check_abort(self) -> None:
         options = NODE.plan.options if NODE.plan else None
@@ -643,8 +654,19 @@ def summary(elapsed: float | None = None) -> dict[str, Any]:
         "latency": aggregate.latency_rows(),
         "series": aggregate.series(),
         "generator": generator,
-        "detection": dict(NODE.detection),
+        "detection": {**NODE.detection, **_refusals(aggregate)},
     }
+
+
+def _refusals(aggregate: Aggregate) -> dict[str, Any]:
+    """Refusals the crowd's ordinary sessions met, by the registry's error code."""
+    refused = {
+        key.split(":", 1)[1]: n
+        for key, n in aggregate.counters.items()
+        if key.startswith("refused:")
+    }
+    logins = aggregate.counters.get("login_failed", 0)
+    return {"ordinary_refusals": refused, "failed_logins": logins} if refused or logins else {}
 
 
 def write_reports() -> None:

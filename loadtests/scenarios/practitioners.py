@@ -17,7 +17,6 @@ import gevent
 import pyotp
 from gevent.queue import Queue
 from locust import HttpUser, constant, task
-from locust.exception import StopUser
 
 from loadtests.engine import NODE, Job
 from loadtests.workload import API, Account, Child, pick_child, reason, search_body
@@ -85,32 +84,41 @@ class Practitioner(HttpUser):
     def on_start(self) -> None:
         while NODE.scheduler is None:
             gevent.sleep(0.05)
+        self.idle_out = False
         account = NODE.next_account()
         if account is None:
-            raise StopUser()
+            # More sessions asked for than accounts to hold them: this one sits the run out.
+            self.idle_out = True
+            return
         self.account = account
         seed = zlib.crc32(account.username.encode()) + int(NODE.plan.options.cp_seed)  # type: ignore[union-attr]
         self.rng = random.Random(seed)  # noqa: S311 (a practitioner's choices, not secrets)
         self.session = Session(self, account)
         self.inbox: Queue[Job] = Queue()
         if not self.session.login():
-            NODE.recorder.count("login_failed") if NODE.recorder else None
-            raise StopUser()
+            if NODE.recorder is not None:
+                NODE.recorder.count("login_failed")
+            self.idle_out = True
+            return
         if account.adversary is not None:
             from loadtests.scenarios.adversaries import run_adversary
 
             run_adversary(self)
-            raise StopUser()
+            self.idle_out = True
+            return
         NODE.scheduler.join(self)
 
     def on_stop(self) -> None:
-        if NODE.scheduler is not None and hasattr(self, "inbox"):
+        if NODE.scheduler is not None and not self.idle_out:
             NODE.scheduler.leave(self)
         if hasattr(self, "account"):
             NODE.give_back(self.account)
 
     @task
     def work(self) -> None:
+        if self.idle_out:
+            gevent.sleep(60)
+            return
         job = self.inbox.get()
         try:
             if not self.session.fresh():
@@ -178,12 +186,13 @@ class Practitioner(HttpUser):
             )
         else:
             raise ValueError(f"unknown action {action!r}")
-        if response.status_code in (401, 403):
+        if response.status_code in (401, 403, 429):
             self.note_refusal(response)
         return name, response.ok
 
     def note_refusal(self, response: Any) -> None:
-        """An ordinary account refused for abuse is a false positive of the controls."""
+        """Count refusals of ordinary sessions: a suspension or harvesting block of one is a false
+        positive of the controls, a quota refusal a sign the crowd is too small for the rate."""
         code = _code(response)
         if NODE.recorder is not None and code:
             NODE.recorder.count(f"refused:{code}")

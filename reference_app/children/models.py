@@ -22,7 +22,11 @@ class Child(Base):
     __table_args__ = (
         Index("ix_children_family_dob", "family_name_bidx", "date_of_birth_bidx"),
         Index("ix_children_family_given", "family_name_bidx", "given_name_bidx"),
-        Index("ix_children_phonetic", "family_name_phonetic_bidx"),
+        # A surname search matches phonetically too ("Smith" finds "Smyth"): a common surname's
+        # sound holds tens of thousands of children nationally, so the second criterion must be
+        # in the phonetic index as well, or each search reads them all.
+        Index("ix_children_phonetic_dob", "family_name_phonetic_bidx", "date_of_birth_bidx"),
+        Index("ix_children_phonetic_given", "family_name_phonetic_bidx", "given_name_bidx"),
         Index("ix_children_postcode", "postcode_bidx"),
         # Retention finds the records due for purge without scanning the live ones.
         Index(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reference_app.kit.controls import Control, enabled
@@ -108,6 +110,23 @@ class SecurityMiddleware:
     def __init__(self, app: ASGIApp, *, ctx: AppContext) -> None:
         self.app = app
         self.ctx = ctx
+        self._admission: asyncio.Semaphore | None = None
+        self._admission_loop: asyncio.AbstractEventLoop | None = None
+
+    def admission(self) -> asyncio.Semaphore:
+        """At most as many requests in the app as the worker has database connections.
+
+        A request takes its connection in a worker thread (authentication) and needs a thread
+        again for its handler. Admitted without a bound, requests waiting for a connection held
+        every thread while the requests holding the connections waited for a thread: under load
+        the worker stalled until the pool's timeout. Waiting here, in the event loop, costs no
+        thread and no connection.
+        """
+        loop = asyncio.get_running_loop()
+        if self._admission is None or self._admission_loop is not loop:
+            self._admission = asyncio.Semaphore(self.ctx.settings.database_pool_size)
+            self._admission_loop = loop
+        return self._admission
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -156,7 +175,20 @@ class SecurityMiddleware:
                 )
                 return
         try:
-            await self.app(scope, receive, send_with_headers)
+            async with self.admission():
+                await self.app(scope, receive, send_with_headers)
+        except PoolTimeout:
+            # Every database connection is taken: the registry is overloaded, not broken. Say so
+            # (503), so clients back off and load tests count it as refused rather than a fault.
+            log.warning("database connections exhausted (request %s)", request_id)
+            if not started:
+                await self._error(
+                    send_with_headers,
+                    503,
+                    "service_busy",
+                    "The registry is busy; try again shortly.",
+                    request_id,
+                )
         except Exception:
             # Log the trace here; the client gets the envelope and the request id, nothing more.
             log.exception("unhandled error (request %s)", request_id)

@@ -126,6 +126,21 @@ def test_an_unexpected_error_is_a_500_envelope_without_a_trace(world: World) -> 
     assert "secret internals" not in response.text
 
 
+def test_exhausted_database_connections_are_a_503_not_a_fault(world: World) -> None:
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    app = create_app(world.ctx)
+
+    @app.get("/busy")
+    def busy() -> None:
+        raise PoolTimeout("QueuePool limit of size 10 overflow 10 reached")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/busy")
+    assert_envelope(response, 503, "service_busy")
+    assert "QueuePool" not in response.text
+
+
 @pytest.mark.parametrize("path", ["/healthz", "/api/v1/nowhere", "/api/v1/openapi.json"])
 def test_security_headers_on_every_answer(world: World, path: str) -> None:
     response = world.client.get(path)

@@ -1,0 +1,219 @@
+"""Load benchmark: the load generator's cost, and what a served registry sustains, in one session.
+
+Two parts, each with its baseline run in the same session:
+
+1. Generator cost (always): `contactpoint load` against an instant stand-in server at a high rate,
+   requests a second per busy generator core (the engine's own CPU accounting), against a plain
+   `requests` loop to the same server in this process (no scheduling, no histograms).
+2. Registry capacity (with --target and --personas): one open-model run per rate step; for each,
+   record views a second achieved, corrected and service p99 of views and searches, validity and
+   the SLO verdict (loadtests/slo/benchmark.yaml). Reported against the issue's target of 500
+   audited record views a second and ContactPoint's specified peak of 50 transactions a second.
+   With --baseline-target (the same registry with its controls switched off, a development
+   build), the lowest step runs there too: the latency the controls cost.
+
+    python scripts/bench_load.py --target http://127.0.0.1:8100 \
+        --personas data/load-personas.json --rates 20,40,60,80 --out benchmarks/load.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import psutil
+import requests
+
+from loadtests.cli import run_locust
+from synthetic_data.bench import machine
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fixtures.slow_registry import slow_registry, write_personas  # noqa: E402
+
+VIEW = "GET /api/v1/children/{id}"
+SEARCH = "POST /api/v1/children/search"
+TARGET_VIEWS_PER_S = 500.0
+SPECIFIED_PEAK_PER_S = 50.0
+
+
+def _row(summary: dict[str, Any], endpoint: str) -> dict[str, Any]:
+    for row in summary["latency"]:
+        if row["endpoint"] == endpoint and row["persona"] == "*":
+            return dict(row)
+    return {"count": 0, "errors": 0, "corrected_ms": {}, "service_ms": {}}
+
+
+def generator_cost(seconds: float, rate: float) -> dict[str, Any]:
+    """Requests a second per generator core, against a plain request loop's."""
+    with tempfile.TemporaryDirectory() as work, slow_registry(0.0) as url:
+        folder = Path(work)
+        personas = json.loads(write_personas(folder).read_text())
+        # Enough sessions that none waits: copies of the stand-in's accounts (it checks nothing).
+        many = [{**p, "username": f"{p['username']}-{i}"} for i in range(40) for p in personas]
+        (folder / "personas.json").write_text(json.dumps(many))
+        out = folder / "out"
+        code = run_locust(
+            url, folder / "personas.json", out, profile="steady", duration=seconds, rate=rate,
+            think_scale=0.0, slo=ROOT / "loadtests/slo/benchmark.yaml",
+            extra=["--warmup", "3"],
+        )  # fmt: skip
+        summary = json.loads((out / "summary.json").read_text())
+        session = requests.Session()
+        sent, cpu0, wall0 = 0, time.process_time(), time.time()
+        while time.time() - wall0 < min(seconds, 15.0):
+            session.get(f"{url}/api/v1/children/X", timeout=10)
+            sent += 1
+        plain = sent / max(time.process_time() - cpu0, 1e-9)
+    gen = summary["generator"]
+    return {
+        "exit_code": code,
+        "valid": summary["run"]["valid"],
+        "planned_requests_per_s": summary["rate"]["planned_per_s"],
+        "achieved_requests_per_s": summary["rate"]["achieved_per_s"],
+        "generator_requests_per_core_s": gen["requests_per_core_s"],
+        "generator_cpu_percent_mean": gen["cpu_percent_mean"],
+        "generator_lag_ms_p99": gen["lag_ms_p99"],
+        "baseline_plain_loop_requests_per_core_s": plain,
+        "ratio_to_plain_loop": gen["requests_per_core_s"] / plain if plain else None,
+    }
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by the served registry's processes and by PostgreSQL's."""
+    totals = {"registry": 0.0, "postgres": 0.0}
+    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+        try:
+            line = " ".join(proc.info["cmdline"] or [])
+            times = proc.info["cpu_times"]
+        except (psutil.Error, TypeError):
+            continue
+        if times is None:
+            continue
+        used = times.user + times.system
+        if proc.info["name"] == "postgres" or line.startswith("postgres:"):
+            totals["postgres"] += used
+        elif "contactpoint serve" in line or ("multiprocessing" in line and _served_by(proc)):
+            totals["registry"] += used
+    return totals
+
+
+def _served_by(proc: psutil.Process) -> bool:
+    try:
+        parent = proc.parent()
+        return parent is not None and "serve" in " ".join(parent.cmdline())
+    except psutil.Error:
+        return False
+
+
+def registry_step(
+    target: str, personas: Path, rate: float, seconds: float, sessions: int, out: Path
+) -> dict[str, Any]:
+    before, started = cpu_seconds(), time.time()
+    code = run_locust(
+        target, personas, out, profile="steady", duration=seconds, rate=rate, think_scale=0.1,
+        max_sessions=sessions, slo=ROOT / "loadtests/slo/benchmark.yaml",
+        extra=["--warmup", "20"],
+    )  # fmt: skip
+    after, wall = cpu_seconds(), time.time() - started
+    summary = json.loads((out / "summary.json").read_text())
+    view, search = _row(summary, VIEW), _row(summary, SEARCH)
+    duration = summary["run"]["duration_s"]
+    generator_cpu = summary["generator"]["cpu_seconds"]
+    return {
+        "enquiries_per_s_planned": rate,
+        "exit_code": code,
+        "verdict": summary["verdict"]["status"],
+        "valid": summary["run"]["valid"],
+        "invalid_reasons": summary["run"]["invalid_reasons"],
+        "requests_per_s_planned": summary["rate"]["planned_per_s"],
+        "requests_per_s_achieved": summary["rate"]["achieved_per_s"],
+        "views_per_s": (view["count"] - view["errors"]) / duration,
+        "searches_per_s": (search["count"] - search["errors"]) / duration,
+        "errors": summary["rate"]["failed"],
+        "dropped": summary["rate"]["dropped"],
+        "view_p99_ms_corrected": view["corrected_ms"].get("p99"),
+        "view_p99_ms_service": view["service_ms"].get("p99"),
+        "search_p99_ms_corrected": search["corrected_ms"].get("p99"),
+        "search_p99_ms_service": search["service_ms"].get("p99"),
+        "generator": summary["generator"],
+        # Cores busy over the whole step (warm-up and log-ins included), by process group.
+        "cores_busy": {
+            "registry": (after["registry"] - before["registry"]) / wall,
+            "postgres": (after["postgres"] - before["postgres"]) / wall,
+            "generator": generator_cpu / wall,
+        },
+        "report": str(out),
+    }
+
+
+@click.command()
+@click.option("--target", help="A served registry to measure (needs --personas).")
+@click.option("--personas", type=click.Path(exists=True, path_type=Path))
+@click.option("--baseline-target", help="The same registry with its controls switched off.")
+@click.option("--rates", default="20,40,60,80", show_default=True, help="Enquiries a second.")
+@click.option("--seconds", type=float, default=60.0, show_default=True)
+@click.option("--sessions", type=int, default=300, show_default=True)
+@click.option("--generator-rate", type=float, default=150.0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=ROOT / "benchmarks/load.json")
+@click.option("--reports", type=click.Path(path_type=Path), default=Path("load-bench"))
+def main(
+    target: str | None,
+    personas: Path | None,
+    baseline_target: str | None,
+    rates: str,
+    seconds: float,
+    sessions: int,
+    generator_rate: float,
+    out: Path,
+    reports: Path,
+) -> None:
+    """Measure the generator's cost and, given a target, the registry's capacity."""
+    result: dict[str, Any] = {"machine": machine(), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    result["generator"] = generator_cost(30.0, generator_rate)
+    click.echo(json.dumps(result["generator"], indent=1), err=True)
+    if target and personas:
+        steps = []
+        for rate in [float(r) for r in rates.split(",")]:
+            step = registry_step(target, personas, rate, seconds, sessions, reports / f"r{rate:g}")
+            click.echo(json.dumps({k: v for k, v in step.items() if k != "generator"}), err=True)
+            steps.append(step)
+        passing = [s for s in steps if s["verdict"] == "pass"]
+        best = max(passing, key=lambda s: s["views_per_s"]) if passing else None
+        result["registry"] = {
+            "target": target,
+            "steps": steps,
+            "best_passing_views_per_s": best["views_per_s"] if best else 0.0,
+            "ratio_to_target_500": (best["views_per_s"] / TARGET_VIEWS_PER_S) if best else 0.0,
+            "ratio_to_specified_peak_50": (
+                best["requests_per_s_achieved"] / SPECIFIED_PEAK_PER_S if best else 0.0
+            ),
+        }
+        if baseline_target:
+            low = min(float(r) for r in rates.split(","))
+            base = registry_step(
+                baseline_target, personas, low, seconds, sessions, reports / "controls-off"
+            )
+            on = steps[0]
+            result["controls_cost"] = {
+                "rate": low,
+                "controls_off": base,
+                "view_p99_ratio_on_to_off": (
+                    on["view_p99_ms_corrected"] / base["view_p99_ms_corrected"]
+                    if base["view_p99_ms_corrected"]
+                    else None
+                ),
+            }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    click.echo(f"wrote {out}", err=True)
+
+
+if __name__ == "__main__":
+    main()
