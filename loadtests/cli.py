@@ -297,16 +297,31 @@ def _target(
         assert personas is not None
         yield url, personas
         return
-    from security_tests.local import prepare, serve
+    from security_tests.local import FAST_ARGON2, prepare, serve
 
     click.echo(f"preparing the reference registry in {reference_dir} ...", err=True)
     template = prepare(reference_dir / "template", children=3000, personas_per_role=4)
+    crowd = template / "load-personas.json"
+    if not crowd.exists():
+        # A crowd with caseloads (its services' children), as `contactpoint load-accounts` gives.
+        from loadtests.accounts import provision
+        from reference_app.config import Environment, Settings
+
+        settings = Settings(
+            environment=Environment.DEVELOPMENT,
+            database_url=f"sqlite:///{template / 'registry.db'}",
+            keys_file=template / "keys.json",
+            argon2_time_cost=int(FAST_ARGON2["CONTACTPOINT_ARGON2_TIME_COST"]),
+            argon2_memory_kib=int(FAST_ARGON2["CONTACTPOINT_ARGON2_MEMORY_KIB"]),
+            argon2_parallelism=int(FAST_ARGON2["CONTACTPOINT_ARGON2_PARALLELISM"]),
+        )
+        provision(settings, crowd, per_role=3, las=4, caseload=20, workers=1)
     with (
         tempfile.TemporaryDirectory(prefix="contactpoint-load-") as work,
         serve(template, Path(work), settings=REFERENCE_LOAD_SETTINGS) as registry,
     ):
         click.echo(f"serving it at {registry.url}", err=True)
-        yield registry.url, personas or registry.personas
+        yield registry.url, personas or crowd
 
 
 def _reachable(url: str) -> bool:
