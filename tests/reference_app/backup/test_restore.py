@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, inspect, select, text
 
+import reference_app
 from reference_app.audit.service import RequestInfo, record
 from reference_app.audit.tags import EventTag
 from reference_app.audit.verify import verify_log
@@ -45,6 +46,12 @@ from tests.fixtures.database import Database, make_context
 
 OTHER = {"sqlite": "postgresql", "postgresql": "sqlite"}
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+# The schema's newest migration, as the backup manifest records it.
+HEAD = max(
+    p.name.split("_", 1)[0]
+    for p in (Path(reference_app.__file__).parent / "migrations" / "versions").glob("0*.py")
+)
 
 
 def target_state(url: str) -> tuple[set[str], set[str], dict[str, tuple[int, str]]] | None:
@@ -81,7 +88,7 @@ def rows_of(url: str, table_name: str) -> list[tuple[Any, ...]]:
 def test_the_source_holds_every_kind_of_row(backup_source: BackupSource) -> None:
     manifest = backup_source.result.manifest
     assert [name for name, s in manifest.tables.items() if s.rows == 0] == []
-    assert manifest.alembic_revision == "0006"
+    assert manifest.alembic_revision == HEAD
     assert manifest.dialect == backup_source.backend
 
 
@@ -274,7 +281,9 @@ def test_a_backup_of_an_unknown_schema_is_refused(
 ) -> None:
     # Anyone with the recipient key can seal a file: the envelope proves integrity, not origin.
     plain = open_sealed(backup_source.backup.read_bytes(), backup_source.identity)
-    forged = plain.replace(b'"alembic_revision":"0006"', b'"alembic_revision":"0099"')
+    stamped = f'"alembic_revision":"{HEAD}"'.encode()
+    assert stamped in plain
+    forged = plain.replace(stamped, b'"alembic_revision":"0099"')
     recipient = load_recipient(backup_source.recipient_file.read_bytes())
     path = tmp_path / "forged.cpb"
     path.write_bytes(seal(forged, recipient, LABEL))
