@@ -13,13 +13,11 @@ by (decrypted with the instance's keys). White-box: it needs the database and th
 from __future__ import annotations
 
 import json
-import secrets
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pyotp
 from sqlalchemy import bindparam, text
 
 from loadtests.model import KIND_ROLES
@@ -27,7 +25,7 @@ from reference_app.config import Settings
 from reference_app.kit.crypto import Crypto
 from reference_app.kit.db import make_engine
 from reference_app.kit.keys import Keyring, load_keyring
-from synthetic_data.runner import Argon2Settings, _hash
+from synthetic_data.runner import Argon2Settings, _hash, new_credentials, store_credentials
 
 ROLES = sorted(set(KIND_ROLES.values()))
 
@@ -89,25 +87,12 @@ def provision(
             cases[int(org)].append(str(child))
         children = _children(conn, crypto, sorted({c for ids in cases.values() for c in ids}))
     accounts = [*picked, *auditors]
-    credentials = [(secrets.token_urlsafe(18), pyotp.random_base32()) for _ in accounts]
+    credentials = new_credentials(len(accounts))
     cost = Argon2Settings.of(settings)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         hashes = list(pool.map(_hash, [(cost, pw) for pw, _ in credentials], chunksize=16))
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "UPDATE practitioners SET password_hash = :h, totp_secret_enc = :t, "
-                "totp_last_step = NULL WHERE id = :i"
-            ),
-            [
-                {
-                    "h": hashed,
-                    "t": crypto.cipher.encrypt(totp, "practitioners.totp_secret"),
-                    "i": row.id,
-                }
-                for row, (_, totp), hashed in zip(accounts, credentials, hashes, strict=True)
-            ],
-        )
+        store_credentials(conn, crypto, [int(r.id) for r in accounts], credentials, hashes)
     personas = [
         {
             "username": row.username,

@@ -135,11 +135,15 @@ class Scheduler:
         while queue:
             job = queue.popleft()
             if time.time() - job.arrival > self.max_queue_s:
-                self.recorder.dropped(job.arrival, len(job.steps))
+                self.drop(job)
                 continue
             user.inbox.put(job)
             return
         self.idle.setdefault(user.account.kind, deque()).append(user)
+
+    def drop(self, job: Job) -> None:
+        """An enquiry never sent: each of its requests counts as dropped."""
+        self.recorder.dropped(job.arrival, len(job.steps))
 
     def busy(self) -> int:
         """Sessions carrying out an enquiry now."""
@@ -162,7 +166,7 @@ class Scheduler:
         for queue in self.waiting.values():
             while queue:
                 job = queue.popleft()
-                self.recorder.dropped(job.arrival, len(job.steps))
+                self.drop(job)
 
     def _arrivals(self, start: float) -> None:
         profile = self.plan.profile
@@ -194,7 +198,7 @@ class Scheduler:
                 idle.popleft().inbox.put(job)
             elif not self.kinds.get(kind):
                 # No session of this persona in this process at all: the arrival cannot be served.
-                self.recorder.dropped(job.arrival, len(job.steps))
+                self.drop(job)
             else:
                 self.waiting.setdefault(kind, deque()).append(job)
 
@@ -205,7 +209,7 @@ class Scheduler:
             for queue in self.waiting.values():
                 while queue and now - queue[0].arrival > self.max_queue_s:
                     job = queue.popleft()
-                    self.recorder.dropped(job.arrival, len(job.steps))
+                    self.drop(job)
             self.recorder.users(now, self.sessions)
 
     def _sample_cpu(self) -> None:

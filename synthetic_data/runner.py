@@ -442,6 +442,31 @@ def _options_dict(options: Options) -> dict[str, Any]:
     return data
 
 
+def new_credentials(count: int) -> list[tuple[str, str]]:
+    """Fresh (password, TOTP secret) pairs for accounts the tests and load tests log in as."""
+    return [(secrets.token_urlsafe(18), pyotp.random_base32()) for _ in range(count)]
+
+
+def store_credentials(
+    conn: Connection,
+    crypto: Crypto,
+    practitioner_ids: list[int],
+    credentials: list[tuple[str, str]],
+    hashes: list[str],
+) -> None:
+    """Give practitioners their password hashes and encrypted TOTP secrets, no code yet used."""
+    conn.execute(
+        text(
+            "UPDATE practitioners SET password_hash = :h, totp_secret_enc = :t, "
+            "totp_last_step = NULL WHERE id = :i"
+        ),
+        [
+            {"h": hashed, "t": crypto.cipher.encrypt(totp, "practitioners.totp_secret"), "i": pid}
+            for pid, (_, totp), hashed in zip(practitioner_ids, credentials, hashes, strict=True)
+        ],
+    )
+
+
 def _personas(
     config: RunConfig,
     plan: Plan,
@@ -468,23 +493,17 @@ def _personas(
                 "organisation": orgs[row["organisation_id"]],
                 "local_authority": row["local_authority"],
             }
-    credentials = [(secrets.token_urlsafe(18), pyotp.random_base32()) for _ in mine]
+    credentials = new_credentials(len(mine))
     if engine is not None and config.keyring is not None:
         hashes = list(hash_map(_hash, [(config.argon2, pw) for pw, _ in credentials]))
-        cipher = Crypto(config.keyring).cipher
         with engine.begin() as conn:
-            for persona, (_, totp), hashed in zip(mine, credentials, hashes, strict=True):
-                conn.execute(
-                    text(
-                        "UPDATE practitioners SET password_hash = :h, totp_secret_enc = :t, "
-                        "totp_last_step = NULL WHERE id = :i"
-                    ),
-                    {
-                        "h": hashed,
-                        "t": cipher.encrypt(totp, "practitioners.totp_secret"),
-                        "i": persona.practitioner_id,
-                    },
-                )
+            store_credentials(
+                conn,
+                Crypto(config.keyring),
+                [p.practitioner_id for p in mine],
+                credentials,
+                hashes,
+            )
     out = []
     for persona, (password, totp) in zip(mine, credentials, strict=True):
         info = described[persona.practitioner_id]

@@ -23,6 +23,7 @@ import gevent
 import requests
 
 from loadtests.engine import NODE, Node
+from loadtests.scenarios import error_code
 from loadtests.workload import API
 
 if TYPE_CHECKING:
@@ -77,18 +78,11 @@ def run_adversary(user: Practitioner) -> None:
             pause = user.rng.uniform(4.0, 12.0)
         seen["requests"] += 1
         seen["seconds"] = round(time.time() - started, 1)
-        code = _code(response)
+        code = error_code(response)
         if response.status_code in (401, 403, 429) and code in STOPPED_CODES:
             seen["stopped_after"], seen["stopped_by"] = seen["requests"], code
             break
         gevent.sleep(pause)
-
-
-def _code(response: Any) -> str:
-    try:
-        return str(response.json()["error"]["code"])
-    except (ValueError, KeyError, TypeError):
-        return ""
 
 
 def alerts_finisher(node: Node) -> dict[str, Any]:

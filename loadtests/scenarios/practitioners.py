@@ -19,6 +19,7 @@ from gevent.queue import Queue
 from locust import HttpUser, constant, task
 
 from loadtests.engine import NODE, Job
+from loadtests.scenarios import error_code
 from loadtests.workload import API, Account, Child, pick_child, reason, search_body
 
 TOTP_STEP = 30
@@ -122,8 +123,8 @@ class Practitioner(HttpUser):
         job = self.inbox.get()
         try:
             if not self.session.fresh():
-                if NODE.recorder is not None:
-                    NODE.recorder.dropped(job.arrival, len(job.steps))
+                if NODE.scheduler is not None:
+                    NODE.scheduler.drop(job)
                 return
             self.carry_out(job)
         finally:
@@ -193,15 +194,8 @@ class Practitioner(HttpUser):
     def note_refusal(self, response: Any) -> None:
         """Count refusals of ordinary sessions: a suspension or harvesting block of one is a false
         positive of the controls, a quota refusal a sign the crowd is too small for the rate."""
-        code = _code(response)
+        code = error_code(response)
         if NODE.recorder is not None and code:
             NODE.recorder.count(f"refused:{code}")
         if response.status_code == 401:
             self.session.token = None
-
-
-def _code(response: Any) -> str:
-    try:
-        return str(response.json()["error"]["code"])
-    except (ValueError, KeyError, TypeError):
-        return ""
