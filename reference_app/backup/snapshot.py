@@ -14,7 +14,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +42,7 @@ from reference_app.backup.format import (
     table_line,
 )
 from reference_app.kit.db import is_sqlite, make_engine
+from reference_app.kit.db import snapshot as db_snapshot
 from reference_app.kit.envelope import EnvelopeWriter, fingerprint
 from reference_app.kit.migrate import alembic_config, target_metadata
 
@@ -69,19 +70,9 @@ def snapshot_engine(url: str) -> Engine:
     return make_engine(url, pool_size=1, read_only=True)
 
 
-@contextmanager
-def snapshot(engine: Engine) -> Iterator[Connection]:
+def snapshot(engine: Engine) -> AbstractContextManager[Connection]:
     """One read-only transaction that sees the database as of its first read."""
-    with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            conn = conn.execution_options(
-                isolation_level="REPEATABLE READ", postgresql_readonly=True
-            )
-        with conn.begin() as transaction:
-            try:
-                yield conn
-            finally:
-                transaction.rollback()
+    return db_snapshot(engine, read_only=True)
 
 
 def schema_revision(conn: Connection) -> str | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -94,3 +96,28 @@ def make_engine(
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+
+
+@contextmanager
+def snapshot(engine: Engine, *, read_only: bool = False) -> Iterator[Connection]:
+    """One transaction that reads the database as at one moment, always rolled back.
+
+    PostgreSQL reads each statement afresh under READ COMMITTED, and a plain pysqlite connection
+    runs each SELECT outside any transaction, so a reader of two tables (checkpoints, then the
+    entries they sign) could see a writer's commit land between them. REPEATABLE READ on
+    PostgreSQL, and an explicit BEGIN where pysqlite has not begun one, give one view.
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn = conn.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=read_only
+            )
+        with conn.begin() as transaction:
+            try:
+                if engine.dialect.name == "sqlite":
+                    driver = conn.connection.dbapi_connection
+                    if driver is not None and not driver.in_transaction:
+                        conn.exec_driver_sql("BEGIN")
+                yield conn
+            finally:
+                transaction.rollback()

@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from reference_app.audit.verify import FindingKind, VerifyReport, verify_log
+from reference_app.kit.db import snapshot
 from security_tests.context import (
     DATA_MANAGER,
     Caller,
@@ -420,7 +421,7 @@ def log_verifies(ctx: Context) -> None:
     latest = ctx.caller(DATA_MANAGER).get("/audit/checkpoints/latest")
     expect(latest.status_code == 200, f"no published checkpoint: {latest.status_code}")
     witness = latest.json()
-    with ctx.database.connect() as conn, Session(bind=conn) as db:
+    with snapshot(ctx.database) as conn, Session(bind=conn) as db:
         report = verify_log(db, keys, now=datetime.now(UTC), witness=[witness])
     expect(
         report.ok,
@@ -449,28 +450,25 @@ def _tampered(
     itself refused the change."""
     engine = ctx.database
     postgres = engine.dialect.name == "postgresql"
-    options: dict[str, Any] = {"isolation_level": "REPEATABLE READ"} if postgres else {}
-    with engine.connect().execution_options(**options) as conn:
-        transaction = conn.begin()
-        try:
-            if postgres:
-                # A superuser may switch the append-only triggers off; anyone else meets them.
-                savepoint = conn.begin_nested()
-                try:
-                    conn.execute(text("SET LOCAL session_replication_role = replica"))
-                    savepoint.commit()
-                except DBAPIError:
-                    savepoint.rollback()
+    # One transaction from first read to last, rolled back: the tampering is never committed,
+    # and a seal committed meanwhile cannot split what the verifier reads.
+    with snapshot(engine) as conn:
+        if postgres:
+            # A superuser may switch the append-only triggers off; anyone else meets them.
+            savepoint = conn.begin_nested()
             try:
-                tamper(conn)
-            except DBAPIError as exc:
-                message = str(exc.orig).lower()
-                if any(word in message for word in _REFUSED):
-                    return str(exc.orig).splitlines()[0]
-                raise
-            return _verify(conn, keys)
-        finally:
-            transaction.rollback()
+                conn.execute(text("SET LOCAL session_replication_role = replica"))
+                savepoint.commit()
+            except DBAPIError:
+                savepoint.rollback()
+        try:
+            tamper(conn)
+        except DBAPIError as exc:
+            message = str(exc.orig).lower()
+            if any(word in message for word in _REFUSED):
+                return str(exc.orig).splitlines()[0]
+            raise
+        return _verify(conn, keys)
 
 
 def _run(conn: Connection, *statements: tuple[str, dict[str, Any]]) -> None:
@@ -591,7 +589,7 @@ def tampering_detected(ctx: Context) -> None:
         ctx.note(f"{label}: {sorted(f'{k.value}@{s}' for k, s in named)}")
         if not hit:
             missed.append(f"{label} (expected {kind.value} at {sorted(where or [])})")
-    with ctx.database.connect() as conn:
+    with snapshot(ctx.database) as conn:
         after = _verify(conn, keys)
     expect(not missed, "tampering not named by the verifier: " + "; ".join(missed))
     expect(after.ok, f"the log does not verify after the rollbacks: {after.findings[:3]}")

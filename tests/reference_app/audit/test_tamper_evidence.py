@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from reference_app.audit.service import RequestInfo, checkpoint_document, record, seal_all
 from reference_app.audit.tags import EventTag
 from reference_app.audit.verify import FindingKind, VerifyReport, verify_log
 from reference_app.context import AppContext
-from reference_app.kit.db import make_engine
+from reference_app.kit.db import make_engine, normalise_url, snapshot
 from reference_app.kit.keys import generate_document, parse_document
 from tests.fixtures.database import Database, make_context
 
@@ -275,6 +276,36 @@ def test_concurrent_writers_and_sealer_leave_a_verifiable_log(trail: Trail) -> N
     assert report.ok, report.findings
     assert report.tree_size == 30 + 4 * 40
     assert report.pending == 0
+
+
+@pytest.mark.parametrize("engine_kind", ["registry", "plain"])
+def test_a_verify_reads_the_log_as_at_one_moment(trail: Trail, engine_kind: str) -> None:
+    # The verifier reads checkpoints, then the entries they sign: a seal committed between the
+    # two reads must not be seen by the second alone (it was, once, as a signed-but-missing
+    # position). Both the registry's read-only engine and a plain one, as the harness opens, are checked.
+    url = trail.database.owner_url
+    reader = (
+        make_engine(url, read_only=True)
+        if engine_kind == "registry"
+        else create_engine(normalise_url(url))
+    )
+    count = "SELECT count(*) FROM audit_log_entries"
+    try:
+        with snapshot(reader) as conn:
+            before = conn.execute(text(count)).scalar_one()
+            with trail.ctx.sessions() as db, db.begin():
+                record(db, trail.ctx, EventTag.CHILD_SEARCH_PERFORMED, info=INFO, actor_id=1)
+            assert seal_all(trail.ctx) == 1
+            assert conn.execute(text(count)).scalar_one() == before
+        with snapshot(reader) as conn:
+            assert conn.execute(text(count)).scalar_one() == before + 1
+            with Session(bind=conn) as db:
+                report = verify_log(
+                    db, trail.ctx.keyring.audit_public_keys, now=trail.ctx.clock.now()
+                )
+            assert report.ok, report.findings
+    finally:
+        reader.dispose()
 
 
 def test_app_role_cannot_change_or_delete_the_trail(trail: Trail) -> None:
