@@ -43,7 +43,15 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadtests import slo as slo_module
 from loadtests.histograms import SUMMARY_SCHEMA, Aggregate, Recorder
 from loadtests.model import Profile, profile_from_name
-from loadtests.workload import Account, Step, Workload, draw_task, interleave, load_workload
+from loadtests.workload import (
+    Account,
+    Step,
+    Strategy,
+    Workload,
+    draw_task,
+    interleave,
+    load_workload,
+)
 
 if TYPE_CHECKING:
     from loadtests.scenarios.practitioners import Practitioner
@@ -458,8 +466,9 @@ def plan_from(options: Any) -> Plan:
     if options.cp_adversaries:
         rng = random.Random(options.cp_seed)  # noqa: S311 (which accounts misbehave)
         chosen = rng.sample(workload.accounts, min(options.cp_adversaries, len(workload.accounts)))
+        strategies = list(Strategy)
         for i, account in enumerate(chosen):
-            account.adversary = "harvester" if i % 2 == 0 else "snooper"
+            account.adversary = strategies[i % len(strategies)].value
             adversaries[account.username] = account.adversary
     return Plan(options, workload, profile, adversaries)
 

@@ -95,6 +95,29 @@ def _flatten(value: object, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, json.dumps(value, default=str))]
 
 
+def strategy_rows(detection: Mapping[str, Any]) -> list[list[str]]:
+    """The per-strategy detection table (header row first), or nothing without adversaries."""
+    rows = _map(detection.get("strategies")) if detection else {}
+    if not rows:
+        return []
+    table = [["strategy", "kind", "actors", "acted", "caught", "recall", "reach max", "stopped by"]]
+    for name, row in rows.items():
+        stops = ", ".join(f"{code} x{n}" for code, n in sorted(row["stopped_by"].items()))
+        table.append(
+            [
+                name,
+                str(row["kind"]),
+                str(row["actors"]),
+                str(row["acted"]),
+                str(row["caught"]),
+                f"{row['recall']:.0%}",
+                str(row["reach_max"]),
+                stops or "-",
+            ]
+        )
+    return table
+
+
 # --- terminal --------------------------------------------------------------------------------
 
 
@@ -157,10 +180,16 @@ def render_terminal(summary: Mapping[str, Any], verdict: Verdict) -> str:
 
     detection = _map(summary.get("detection"))
     if detection:
-        pairs = _flatten(detection)
+        pairs = _flatten({k: v for k, v in detection.items() if k != "strategies"})
         width = max(len(k) for k, _ in pairs)
         lines.append("Detection:")
         lines.extend(f"  {key:<{width}}  {value}" for key, value in pairs)
+    strategies = strategy_rows(detection)
+    if strategies:
+        lines.append("Detection by strategy (actors caught; most children one actor reached):")
+        widths = [max(len(str(row[i])) for row in strategies) for i in range(len(strategies[0]))]
+        for row in strategies:
+            lines.append("  " + "  ".join(f"{c!s:<{w}}" for c, w in zip(row, widths, strict=True)))
 
     if verdict.checks:
         lines.append("Checks:")
@@ -541,7 +570,12 @@ def render_html(summary: Mapping[str, Any], verdict: Verdict) -> str:
     detection = _map(summary.get("detection"))
     if detection:
         out.append("<h2>Detection</h2>")
-        out.append(_table(["measure", "value"], _flatten(detection)))
+        rest = {k: v for k, v in detection.items() if k != "strategies"}
+        out.append(_table(["measure", "value"], _flatten(rest)))
+    strategies = strategy_rows(detection)
+    if strategies:
+        out.append("<h2>Detection by strategy</h2>")
+        out.append(_table(list(strategies[0]), [tuple(r) for r in strategies[1:]]))
     model = _map(run.get("model"))
     if model:
         out.append("<h2>Load model</h2>")

@@ -17,6 +17,7 @@ import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,29 @@ from loadtests.model import KIND_ROLES, THINK_TIME_S
 
 API = "/api/v1"
 
-ADVERSARIES = ("harvester", "snooper")
+
+class Strategy(StrEnum):
+    """How an adversary hidden in the crowd misbehaves: the naive kind, and ways round the rules.
+
+    Assigned in this order (`--adversaries 2` gives one naive harvester and one naive snooper;
+    `--adversaries 9` every strategy once).
+    """
+
+    NAIVE_HARVEST = "naive-harvest"  # one surname over many postcodes and dates, a script's pace
+    NAIVE_SNOOP = "naive-snoop"  # canaries and uninvolved children, a person's pace
+    SURNAME_SWEEP = "surname-sweep"  # a different surname (and its date of birth) each search
+    CLAIM_THEN_SNOOP = "claim-then-snoop"  # claims an involvement first, then views
+    GIVEN_NAME_SWEEP = "given-name-sweep"  # one surname, every given name in turn
+    LOW_AND_SLOW = "low-and-slow"  # a few uninvolved views, far apart
+    DOB_SWEEP = "dob-sweep"  # one surname, one date of birth a search
+    POSTCODE_SWEEP = "postcode-sweep"  # one surname, one postcode a search
+    RESULTS_ONLY = "results-only"  # harvests what searches return, never opens a record
+
+    @property
+    def kind(self) -> str:
+        snoopers = (Strategy.NAIVE_SNOOP, Strategy.CLAIM_THEN_SNOOP, Strategy.LOW_AND_SLOW)
+        return "snooper" if self in snoopers else "harvester"
+
 
 # Reasons for access, from the registry's codes (caf_assessment, contact_practitioner,
 # safeguarding, service_delivery; the emergency override is not an everyday reason).

@@ -16,6 +16,7 @@ import yaml
 
 from loadtests.cli import REFERENCE_LOAD_SETTINGS
 from loadtests.slo import evaluate, parse_slo
+from loadtests.workload import Strategy
 from security_tests import local
 from tests.fixtures.slow_registry import slow_registry, write_personas
 
@@ -146,6 +147,37 @@ def test_a_master_and_two_workers_load_the_reference_registry(
     assert (out / "locust_stats.csv").read_text().count("/api/v1/children/{id}") >= 1
     assert json.loads((tmp_path / "copy.json").read_text())["verdict"]["status"] == "pass"
     assert "<testsuite" in (tmp_path / "copy.xml").read_text()
+
+
+def test_every_adversary_strategy_acts_and_is_reported_by_strategy(
+    attack_template: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with local.serve(
+        attack_template, tmp_path / "registry", settings=REFERENCE_LOAD_SETTINGS
+    ) as registry:
+        result = load(
+            "--target", registry.url, "--personas", str(registry.personas),
+            "--profile", "steady", "--rate", "1", "--duration", "20", "--think-scale", "0.2",
+            "--adversaries", str(len(Strategy)), "--slo", str(_slo(tmp_path, LENIENT)),
+            "--out", str(out),
+        )  # fmt: skip
+    # The verdict is not the point here (on a busy machine the run may be invalid, exit 3):
+    # every strategy must have acted and been reported.
+    assert result.returncode in (0, 1, 3), result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Detection by strategy" in result.stdout
+    detection = _summary(out)["detection"]
+    rows = detection["strategies"]
+    assert set(rows) == {s.value for s in Strategy}
+    for name, row in rows.items():
+        assert row["acted"] == row["actors"] == 1, (name, row)
+        assert row["kind"] == Strategy(name).kind
+    runs = {r["strategy"]: r for r in detection["adversary_runs"]}
+    # What a harvester obtains is counted from what reached it: search results at least.
+    assert runs["surname-sweep"]["from_results"] > 0, runs["surname-sweep"]
+    assert runs["results-only"]["from_views"] == 0
+    assert detection["alerts_checked"]
+    assert "Detection by strategy" in (out / "report.html").read_text()
 
 
 def test_abort_on_breach_stops_the_run_early(tmp_path: Path) -> None:

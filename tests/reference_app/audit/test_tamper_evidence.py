@@ -282,7 +282,8 @@ def test_concurrent_writers_and_sealer_leave_a_verifiable_log(trail: Trail) -> N
 def test_a_verify_reads_the_log_as_at_one_moment(trail: Trail, engine_kind: str) -> None:
     # The verifier reads checkpoints, then the entries they sign: a seal committed between the
     # two reads must not be seen by the second alone (it was, once, as a signed-but-missing
-    # position). Both the registry's read-only engine and a plain one, as the harness opens, are checked.
+    # position). Both the registry's read-only engine and a plain one (as the harness opens)
+    # are checked.
     url = trail.database.owner_url
     reader = (
         make_engine(url, read_only=True)
