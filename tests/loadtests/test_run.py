@@ -116,20 +116,29 @@ def test_bad_usage_and_an_unreachable_target_have_their_own_exit_codes(tmp_path:
     assert result.returncode == 2  # a rate with the national-rollout profile
 
 
+def _load_served(
+    attack_template: Path, tmp_path: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Load a served copy of the reference registry at 1 enquiry a second (out: tmp_path/out)."""
+    with local.serve(
+        attack_template, tmp_path / "registry", settings=REFERENCE_LOAD_SETTINGS
+    ) as registry:
+        return load(
+            "--target", registry.url, "--personas", str(registry.personas),
+            "--profile", "steady", "--rate", "1", "--think-scale", "0.2",
+            "--slo", str(_slo(tmp_path, LENIENT)), "--out", str(tmp_path / "out"), *args,
+        )  # fmt: skip
+
+
 def test_a_master_and_two_workers_load_the_reference_registry(
     attack_template: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    with local.serve(
-        attack_template, tmp_path / "registry", settings=REFERENCE_LOAD_SETTINGS
-    ) as registry:
-        result = load(
-            "--target", registry.url, "--personas", str(registry.personas),
-            "--profile", "steady", "--rate", "1", "--duration", "25", "--processes", "2",
-            "--think-scale", "0.2",
-            "--adversaries", "2", "--slo", str(_slo(tmp_path, LENIENT)), "--out", str(out),
-            "--json", str(tmp_path / "copy.json"), "--junit", str(tmp_path / "copy.xml"),
-        )  # fmt: skip
+    result = _load_served(
+        attack_template, tmp_path,
+        "--duration", "25", "--processes", "2", "--adversaries", "2",
+        "--json", str(tmp_path / "copy.json"), "--junit", str(tmp_path / "copy.xml"),
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = _summary(out)
     assert summary["run"]["workers"] == 2
@@ -153,15 +162,9 @@ def test_every_adversary_strategy_acts_and_is_reported_by_strategy(
     attack_template: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    with local.serve(
-        attack_template, tmp_path / "registry", settings=REFERENCE_LOAD_SETTINGS
-    ) as registry:
-        result = load(
-            "--target", registry.url, "--personas", str(registry.personas),
-            "--profile", "steady", "--rate", "1", "--duration", "20", "--think-scale", "0.2",
-            "--adversaries", str(len(Strategy)), "--slo", str(_slo(tmp_path, LENIENT)),
-            "--out", str(out),
-        )  # fmt: skip
+    result = _load_served(
+        attack_template, tmp_path, "--duration", "20", "--adversaries", str(len(Strategy))
+    )
     # The verdict is not the point here (on a busy machine the run may be invalid, exit 3):
     # every strategy must have acted and been reported.
     assert result.returncode in (0, 1, 3), result.stdout[-3000:] + result.stderr[-3000:]
