@@ -83,7 +83,7 @@ def link(
         )
     )
     call.db.flush()
-    children.refresh_households(call, [child])
+    children.refresh_households(call.db, call.ctx.crypto, [child])
     call.audit(
         EventTag.CARER_ADDED,
         principal=principal,

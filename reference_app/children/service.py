@@ -31,6 +31,8 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from reference_app.access.permissions import AccessReason, Permission
 from reference_app.access.principal import Principal
 from reference_app.alerts.models import AlertKind, AlertSeverity
@@ -507,7 +509,7 @@ def create(call: Call, principal: Principal, body: ChildCreate) -> Child:
     )
     call.db.add(child)
     call.db.flush()
-    refresh_households(call, [child])
+    refresh_households(call.db, call.ctx.crypto, [child])
     call.audit(
         EventTag.CHILD_CREATED,
         principal=principal,
@@ -536,7 +538,7 @@ def correct(call: Call, principal: Principal, raw_child_id: str, body: ChildCorr
         "address": child_address(call.ctx.crypto, child),
     }
     # The household at the old address may lose its shielded member, or this child its own.
-    before = household(call, child) if "address" in changes else []
+    before = household(call.db, call.ctx.crypto, child) if "address" in changes else []
     for key in ("given_name", "family_name", "address"):
         if key in changes:
             current[key] = changes[key]
@@ -549,7 +551,7 @@ def correct(call: Call, principal: Principal, raw_child_id: str, body: ChildCorr
     child.updated_at = now
     if "address" in changes:
         call.db.flush()
-        refresh_households(call, [child, *before])
+        refresh_households(call.db, call.ctx.crypto, [child, *before])
     call.audit(
         EventTag.CHILD_CORRECTED,
         principal=principal,
@@ -566,7 +568,7 @@ def set_shield(
     child.shielded = shielded
     child.updated_at = call.ctx.clock.now()
     call.db.flush()
-    refresh_households(call, [child])
+    refresh_households(call.db, call.ctx.crypto, [child])
     details: dict[str, Any] = {}
     if note:
         details["decision_note_enc"] = sealed_text(call.ctx, note, "audit.decision_note")
@@ -593,43 +595,42 @@ def same_address(first: dict[str, Any], second: dict[str, Any]) -> bool:
     return key(first) == key(second)
 
 
-def household(call: Call, child: Child) -> list[Child]:
+def household(db: Session, crypto: Crypto, child: Child) -> list[Child]:
     """The other children sharing ``child``'s address or one of its carers.
 
     Addresses are encrypted with a random nonce, so the postcode's blind index finds the
     candidates and their decrypted addresses are compared here.
     """
-    crypto = call.ctx.crypto
     home = child_address(crypto, child)
     members = {
         other.id: other
-        for other in repository.at_postcode(call.db, child.postcode_bidx, other_than=child.id)
+        for other in repository.at_postcode(db, child.postcode_bidx, other_than=child.id)
         if same_address(home, child_address(crypto, other))
     }
-    for other in repository.sharing_a_carer(call.db, child.id):
+    for other in repository.sharing_a_carer(db, child.id):
         members[other.id] = other
     return [members[key] for key in sorted(members)]
 
 
-def refresh_households(call: Call, changed: Iterable[Child]) -> None:
+def refresh_households(db: Session, crypto: Crypto, changed: Iterable[Child]) -> None:
     """Recompute ``household_shielded`` for the changed children and everyone in their
     households: called when a shield, an address or a carer link changes (flushed first)."""
     members: dict[str, Child] = {}
     for child in changed:
         members[child.id] = child
-        for other in household(call, child):
+        for other in household(db, crypto, child):
             members[other.id] = other
     for member in members.values():
-        member.household_shielded = any(other.shielded for other in household(call, member))
+        member.household_shielded = any(other.shielded for other in household(db, crypto, member))
 
 
-def refresh_all_households(call: Call) -> int:
+def refresh_all_households(db: Session, crypto: Crypto) -> int:
     """Recompute every shielded child's household (after a bulk load or the migration that
     added the flag); returns how many shielded children were visited."""
     seeds = [
         child
-        for child_id in repository.shielded_ids(call.db)
-        if (child := repository.get(call.db, child_id)) is not None
+        for child_id in repository.shielded_ids(db)
+        if (child := repository.get(db, child_id)) is not None
     ]
-    refresh_households(call, seeds)
+    refresh_households(db, crypto, seeds)
     return len(seeds)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from reference_app.access.permissions import Role
 from reference_app.carers.models import ChildCarer
-from reference_app.children.service import same_address
+from reference_app.children.service import refresh_all_households, same_address
 from reference_app.kit.controls import Control
 from tests.fixtures.world import LA_A, LA_B, World, strict_world, unique_name
 
@@ -252,3 +252,18 @@ def test_without_shielding_the_household_and_the_la_are_shown(world: World) -> N
         [result] = response.json()["results"]
         assert result["local_authority"] == "Lancashire"
         assert result["contact"] is None
+
+
+def test_households_loaded_without_the_flag_are_recomputed(world: World) -> None:
+    """Rows written before the flag existed (or by a bulk load) are flagged on demand."""
+    shielded = world.child(LA_A, shielded=True)
+    relative = world.child(LA_A)
+    with world.ctx.sessions() as db, db.begin():
+        carer_id = db.scalar(select(ChildCarer.carer_id).where(ChildCarer.child_id == shielded.id))
+        assert carer_id is not None
+        db.add(ChildCarer(child_id=relative.id, carer_id=carer_id, relationship="father"))
+    practitioner = world.headers(Role.HEALTH_PRACTITIONER)
+    assert view(world, practitioner, relative.id)["access"]["level"] == "full"
+    with world.ctx.sessions() as db, db.begin():
+        assert refresh_all_households(db, world.ctx.crypto) >= 1
+    assert_withheld(view(world, practitioner, relative.id))
