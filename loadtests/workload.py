@@ -78,6 +78,12 @@ class Child:
     postcode: str | None
     local_authority: str | None
     shielded: bool = False
+    # Lives with a shielded child: withheld and unfindable by postcode as a shielded child is.
+    household_shielded: bool = False
+
+    @property
+    def protected(self) -> bool:
+        return self.shielded or self.household_shielded
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Child:
@@ -89,6 +95,7 @@ class Child:
             postcode=row.get("postcode"),
             local_authority=row.get("local_authority"),
             shielded=bool(row.get("shielded", False)),
+            household_shielded=bool(row.get("household_shielded", False)),
         )
 
 
@@ -245,7 +252,7 @@ def pick_child(account: Account, workload: Workload, rng: random.Random) -> Chil
     """A child this practitioner would look for: mostly their caseload, else the LA's sample."""
     if account.caseload and (rng.random() < 0.9 or not workload.sample):
         return rng.choice(account.caseload)
-    candidates = [c for c in workload.children(account.local_authority) if not c.shielded]
+    candidates = [c for c in workload.children(account.local_authority) if not c.protected]
     return rng.choice(candidates or workload.children(None))
 
 

@@ -124,6 +124,7 @@ class Encoder:
                 "id": ("char13", np.asarray(t.children["child_id"].to_pylist(), "S13"), None),
                 "local_authority_id": ("int4", self.la_by_index[data.child_la], None),
                 "shielded": ("bool", data.child_shielded, None),
+                "household_shielded": ("bool", household_shielded(data), None),
                 "given_name_bidx": ("bytes16", self.first_name_bidx[data.child_given], None),
                 "family_name_bidx": ("bytes16", self.surname_bidx[data.child_family], None),
                 "family_name_phonetic_bidx": (
@@ -290,6 +291,15 @@ class Columns:
             record = dict(zip(names, row, strict=True))
             record.update(b.constants)
             yield record
+
+
+def household_shielded(data: ChunkData) -> npt.NDArray[np.bool_]:
+    """Whether each child lives with another shielded child (the registry's
+    ``Child.household_shielded``): a household's carers are its own, so a shared address is
+    also every shared carer."""
+    shielded = np.asarray(data.child_shielded, bool)
+    per_household = np.bincount(data.child_household, weights=shielded)
+    return np.asarray(per_household[data.child_household] - shielded > 0, bool)
 
 
 def _python_values(

@@ -182,6 +182,11 @@ def _run_chunk(index: int) -> ChunkResult:
     tables = chunk_tables(plan, data)
     result = ChunkResult(index=index, children=chunk.count)
     result.sample = _sample_rows(tables.children, data.sample.tolist())
+    # A shielded child's sibling is withheld and unfindable by postcode too: users of the
+    # sample (the load and security harnesses) must know which children those are.
+    household = load.household_shielded(data)
+    for row, position in zip(result.sample, data.sample.tolist(), strict=True):
+        row["household_shielded"] = bool(household[position])
     if chunk.canary:
         result.canaries = _sample_rows(tables.children, list(range(chunk.count)))
     if index in state.done:

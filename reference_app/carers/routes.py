@@ -34,6 +34,12 @@ class CarerCorrect(BaseModel):
     email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
 
 
+class CarerLink(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    relationship: Relationship
+    parental_responsibility: bool = False
+
+
 class CarerRef(BaseModel):
     carer_id: int
 
@@ -46,6 +52,19 @@ def add_carer(
 ) -> CarerRef:
     """Link a new carer to a child of the caller's local authority."""
     carer = service.add(call, principal, child_id, body.model_dump())
+    return CarerRef(carer_id=carer.id)
+
+
+@router.post(
+    "/children/{child_id}/carers/{carer_id}",
+    response_model=CarerRef,
+    status_code=status.HTTP_201_CREATED,
+)
+def link_carer(
+    child_id: str, carer_id: RowId, body: CarerLink, principal: ChildCorrectGuard, call: CallDep
+) -> CarerRef:
+    """Link a carer of another child of the caller's local authority (a sibling's parent)."""
+    carer = service.link(call, principal, child_id, carer_id, body.model_dump())
     return CarerRef(carer_id=carer.id)
 
 

@@ -12,7 +12,7 @@ from reference_app.carers.models import Carer, ChildCarer
 from reference_app.children import service as children
 from reference_app.children.models import Child
 from reference_app.kit.crypto import Crypto
-from reference_app.kit.errors import InvalidInput, NotFound
+from reference_app.kit.errors import Conflict, InvalidInput, NotFound
 from reference_app.kit.http import Call
 
 
@@ -48,8 +48,8 @@ def add(call: Call, principal: Principal, raw_child_id: str, fields: dict[str, A
     return carer
 
 
-def correct(call: Call, principal: Principal, carer_id: int, fields: dict[str, Any]) -> Carer:
-    """Correct a carer linked to a child of the caller's LA; otherwise it is not found."""
+def _in_own_la(call: Call, principal: Principal, carer_id: int) -> tuple[Carer, str]:
+    """A carer linked to a child of the caller's LA (and that child), or not found."""
     child_id = call.db.scalar(
         select(ChildCarer.child_id)
         .join(Child, Child.id == ChildCarer.child_id)
@@ -60,8 +60,42 @@ def correct(call: Call, principal: Principal, carer_id: int, fields: dict[str, A
         .limit(1)
     )
     carer = call.db.get(Carer, carer_id) if child_id else None
-    if carer is None:
+    if carer is None or child_id is None:
         raise NotFound("No such carer in your local authority.", code="carer_not_found")
+    return carer, child_id
+
+
+def link(
+    call: Call, principal: Principal, raw_child_id: str, carer_id: int, fields: dict[str, Any]
+) -> Carer:
+    """Link a carer already known to the caller's LA to another of its children (a sibling's
+    parent): the shared carer puts the children in one household for shielding."""
+    child = children._owned(call, principal, raw_child_id)
+    carer, _ = _in_own_la(call, principal, carer_id)
+    if call.db.get(ChildCarer, (child.id, carer.id)) is not None:
+        raise Conflict("That carer is already linked to the child.", code="carer_already_linked")
+    call.db.add(
+        ChildCarer(
+            child_id=child.id,
+            carer_id=carer.id,
+            relationship=fields["relationship"],
+            parental_responsibility=fields["parental_responsibility"],
+        )
+    )
+    call.db.flush()
+    children.refresh_households(call.db, call.ctx.crypto, [child])
+    call.audit(
+        EventTag.CARER_ADDED,
+        principal=principal,
+        child_id=child.id,
+        details={"carer_id": carer.id, "linked": True},
+    )
+    return carer
+
+
+def correct(call: Call, principal: Principal, carer_id: int, fields: dict[str, Any]) -> Carer:
+    """Correct a carer linked to a child of the caller's LA; otherwise it is not found."""
+    carer, child_id = _in_own_la(call, principal, carer_id)
     if not fields:
         raise InvalidInput("Nothing to correct.", code="nothing_to_correct")
     for column, value in carer_columns(call.ctx.crypto, fields).items():

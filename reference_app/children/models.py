@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, text
+from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reference_app.kit.db import Base, UTCDateTime
@@ -50,11 +50,21 @@ class Child(Base):
     date_of_birth_bidx: Mapped[bytes] = mapped_column(LargeBinary(16))
     postcode_bidx: Mapped[bytes] = mapped_column(LargeBinary(16))
     shielded: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Shares an address or a carer with another shielded child, so shielding protects it too
+    # (the address and carers would lead to the shielded child). Kept by
+    # ``children.service.refresh_households`` whenever a shield, an address or a carer link
+    # changes: addresses are encrypted with a random nonce, so no query can compare them.
+    household_shielded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the LA recorded that the child has died; no date of death is held.
     deceased_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def protected(self) -> bool:
+        """Shielded, or in a shielded child's household: what shielding withholds."""
+        return self.shielded or self.household_shielded
 
     @property
     def closed(self) -> bool:

@@ -34,9 +34,11 @@ def searchable(
     """Rows a search by ``principal`` may return.
 
     Archived and deceased records are for the owning LA's data managers only (need-to-know). A
-    search that uses a field shielding hides (the postcode) never returns a shielded child,
-    unless the caller manages that child's LA, so a search can never confirm that a shielded
-    child lives somewhere. Either rule is dropped only when its control is switched off.
+    search that uses a field shielding hides (the postcode) never returns a shielded child, nor
+    a child of a shielded child's household (same address or carer: finding the sibling finds
+    where the shielded child lives), unless the caller manages that child's LA, so a search can
+    never confirm that a shielded child lives somewhere. Either rule is dropped only when its
+    control is switched off.
     """
     own_la = Child.local_authority_id == principal.local_authority_id
     manages = [own_la] if principal.is_data_manager else []
@@ -44,7 +46,8 @@ def searchable(
     if need_to_know:
         rules.append(or_(open_record(), *manages))
     if uses_hidden_fields and shielding:
-        rules.append(or_(Child.shielded.is_(False), *manages))
+        unprotected = and_(Child.shielded.is_(False), Child.household_shielded.is_(False))
+        rules.append(or_(unprotected, *manages))
     return rules
 
 
@@ -119,6 +122,28 @@ def carers(db: Session, child_id: str) -> Sequence[tuple[ChildCarer, Carer]]:
         .order_by(Carer.id)
     ).all()
     return [(row[0], row[1]) for row in rows]
+
+
+def at_postcode(db: Session, postcode: bytes, *, other_than: str) -> Sequence[Child]:
+    """Children whose address has this postcode blind index: the candidates for a shared
+    address (the caller compares the decrypted addresses)."""
+    return db.scalars(
+        select(Child).where(Child.postcode_bidx == postcode, Child.id != other_than)
+    ).all()
+
+
+def sharing_a_carer(db: Session, child_id: str) -> Sequence[Child]:
+    """Other children linked to any of this child's carers."""
+    mine = select(ChildCarer.carer_id).where(ChildCarer.child_id == child_id)
+    others = select(ChildCarer.child_id).where(
+        ChildCarer.carer_id.in_(mine), ChildCarer.child_id != child_id
+    )
+    return db.scalars(select(Child).where(Child.id.in_(others))).all()
+
+
+def shielded_ids(db: Session) -> Sequence[str]:
+    """Every shielded child: the seeds for recomputing all households."""
+    return db.scalars(select(Child.id).where(Child.shielded.is_(True))).all()
 
 
 def local_authority(db: Session, la_id: int) -> LocalAuthority | None:

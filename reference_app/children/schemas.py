@@ -51,7 +51,10 @@ class SearchResult(BaseModel):
     family_name: str
     gender: str
     age: int
-    local_authority: str
+    # None for a shielded child (or one of its household): which LA it lives in is withheld,
+    # and ``contact`` says how to ask for contact through the LA teams instead.
+    local_authority: str | None = None
+    contact: str | None = None
 
 
 class SearchResponse(BaseModel):

@@ -6,11 +6,16 @@ What a caller sees of a record is decided here once (``decide``) and applied onc
 | --- | --- | --- |
 | practitioner, involved or same LA | not shielded | full (sensitive services only with consent) |
 | practitioner, other LA, not involved | not shielded | limited: name, gender, age, owning LA |
-| practitioner (any) | shielded | limited, "contact the LA management team" |
+| practitioner (any) | shielded, or its household | limited, no LA: "ask your LA team" |
 | override holder, reason emergency_override | any | full, with a warning; alerted |
 | data manager of the child's LA | any, archived or deceased too | full |
 | data manager of another LA | any | limited |
 | national auditor, system administrator | any | no access (permission) |
+
+A shielded child's household is every child sharing its address or a carer: their addresses and
+carers lead to the shielded child, so shielding protects them the same way (``Child.protected``;
+the flag is kept by ``refresh_households``). A search result or limited view of a protected child
+never names its LA: contact is brokered between LA teams through the national registry.
 
 Archived and deceased records are hidden (not found) from everyone else. Need-to-know,
 shielding and the audit of views and searches each have a control switch
@@ -20,10 +25,13 @@ shielding and the audit of views and searches each have a control switch
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from reference_app.access.permissions import AccessReason, Permission
 from reference_app.access.principal import Principal
@@ -55,8 +63,11 @@ OVERRIDE_WARNING = (
     "You have used the emergency override. This access is recorded, your LA management team "
     "has been alerted, and an investigation will follow."
 )
+# Names no LA: where a shielded child now lives is what shielding keeps back.
 SHIELDED_CONTACT = (
-    "This record is shielded. Contact the LA management team of {la} to make contact."
+    "This record is shielded. To make contact, ask your own LA management team: LA teams "
+    "broker contact through the national registry, which does not disclose where the child "
+    "lives."
 )
 OTHER_LA_CONTACT = "Contact the LA management team of {la} for more about this child."
 
@@ -71,7 +82,7 @@ class Decision:
     level: ViewLevel
     relationship: AccessRelationship
     override: bool = False
-    # Shielding withholds the fields (the limited view says to contact the LA's team).
+    # Shielding withholds the fields and the LA (the limited view says how contact is brokered).
     shielded: bool = False
 
 
@@ -201,7 +212,7 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
     if not refine:
         today = call.ctx.clock.now()
         for child in sorted(rows, key=lambda c: (c.family_name_bidx != exact, c.id)):
-            results.append(_search_result(call, child, today))
+            results.append(_search_result(call, principal, child, today, rules))
     if enabled(call.ctx.settings, Control.AUDIT_TRAIL):
         event_id = call.audit(
             EventTag.CHILD_SEARCH_PERFORMED,
@@ -224,17 +235,29 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
     )
 
 
-def _search_result(call: Call, child: Child, today: Any) -> SearchResult:
+def _search_result(
+    call: Call, principal: Principal, child: Child, today: Any, rules: Rules
+) -> SearchResult:
     identity = child_identity(call.ctx.crypto, child)
-    la = repository.local_authority(call.db, child.local_authority_id)
+    # Which LA a shielded child lives in is the very thing shielding keeps back.
+    withheld = withholds_la(principal, child, rules)
+    la = None if withheld else repository.local_authority(call.db, child.local_authority_id)
     return SearchResult(
         child_id=child.id,
         given_name=identity["given_name"],
         family_name=identity["family_name"],
         gender=child.gender,
         age=age_on(identity["date_of_birth"], today),
-        local_authority=la.name if la else "",
+        local_authority=la.name if la else None,
+        contact=SHIELDED_CONTACT if withheld else None,
     )
+
+
+def withholds_la(principal: Principal, child: Child, rules: Rules) -> bool:
+    """Whether a search result or limited view keeps back a protected child's LA: from all
+    but that LA's own management team, which brokers contact."""
+    manages = principal.is_data_manager and child.local_authority_id == principal.local_authority_id
+    return rules.shielding and child.protected and not manages
 
 
 def decide(
@@ -260,7 +283,8 @@ def decide(
     # Only a practitioner has a need to know from the LA alone; a data manager of another LA
     # (or a role that reads no child data at all) has none.
     entitled = involved or (own_la and principal.is_practitioner)
-    shielded = child.shielded and rules.shielding
+    # A shielded child's household too: its address and carers lead to the shielded child.
+    shielded = child.protected and rules.shielding
     if shielded or (rules.need_to_know and not entitled):
         return Decision(ViewLevel.LIMITED, relationship, shielded=shielded)
     return Decision(ViewLevel.FULL, relationship)
@@ -327,6 +351,7 @@ def full_record(call: Call, child: Child) -> dict[str, Any]:
         "age": age_on(identity["date_of_birth"], today),
         "local_authority": {"code": la.ons_code, "name": la.name} if la else None,
         "shielded": child.shielded,
+        "household_shielded": child.household_shielded,
         "archived": child.archived_at is not None,
         "deceased": child.deceased_recorded_at is not None,
         "address": child_address(call.ctx.crypto, child),
@@ -339,8 +364,20 @@ def full_record(call: Call, child: Child) -> dict[str, Any]:
 def redact(full: dict[str, Any], principal: Principal, decision: Decision) -> dict[str, Any]:
     """Cut a full record down to what ``decision`` allows: the one place fields are withheld."""
     la = full["local_authority"] or {"name": "the owning local authority"}
+    if decision.level is ViewLevel.LIMITED and decision.shielded:
+        # No LA, and "shielded" for a shielded child's household too, so the reader cannot
+        # tell the shielded child's sibling from the shielded child (and so learn of one).
+        return {
+            "child_id": full["child_id"],
+            "given_name": full["given_name"],
+            "family_name": full["family_name"],
+            "gender": full["gender"],
+            "age": full["age"],
+            "local_authority": None,
+            "shielded": True,
+            "contact": SHIELDED_CONTACT,
+        }
     if decision.level is ViewLevel.LIMITED:
-        template = SHIELDED_CONTACT if decision.shielded else OTHER_LA_CONTACT
         return {
             "child_id": full["child_id"],
             "given_name": full["given_name"],
@@ -349,7 +386,7 @@ def redact(full: dict[str, Any], principal: Principal, decision: Decision) -> di
             "age": full["age"],
             "local_authority": full["local_authority"],
             "shielded": full["shielded"],
-            "contact": template.format(la=la["name"]),
+            "contact": OTHER_LA_CONTACT.format(la=la["name"]),
         }
     shown = dict(full)
     # Sensitive services are seen by that service, or by others only with recorded consent.
@@ -472,6 +509,7 @@ def create(call: Call, principal: Principal, body: ChildCreate) -> Child:
     )
     call.db.add(child)
     call.db.flush()
+    refresh_households(call.db, call.ctx.crypto, [child])
     call.audit(
         EventTag.CHILD_CREATED,
         principal=principal,
@@ -499,6 +537,8 @@ def correct(call: Call, principal: Principal, raw_child_id: str, body: ChildCorr
         **child_identity(call.ctx.crypto, child),
         "address": child_address(call.ctx.crypto, child),
     }
+    # The household at the old address may lose its shielded member, or this child its own.
+    before = household(call.db, call.ctx.crypto, child) if "address" in changes else []
     for key in ("given_name", "family_name", "address"):
         if key in changes:
             current[key] = changes[key]
@@ -509,6 +549,9 @@ def correct(call: Call, principal: Principal, raw_child_id: str, body: ChildCorr
     if "gender" in changes:
         child.gender = changes["gender"].value
     child.updated_at = now
+    if "address" in changes:
+        call.db.flush()
+        refresh_households(call.db, call.ctx.crypto, [child, *before])
     call.audit(
         EventTag.CHILD_CORRECTED,
         principal=principal,
@@ -524,6 +567,8 @@ def set_shield(
     child = _owned(call, principal, raw_child_id)
     child.shielded = shielded
     child.updated_at = call.ctx.clock.now()
+    call.db.flush()
+    refresh_households(call.db, call.ctx.crypto, [child])
     details: dict[str, Any] = {}
     if note:
         details["decision_note_enc"] = sealed_text(call.ctx, note, "audit.decision_note")
@@ -535,3 +580,57 @@ def set_shield(
         details=details,
     )
     return child
+
+
+def same_address(first: dict[str, Any], second: dict[str, Any]) -> bool:
+    """The same home: lines and postcode compared without case, spacing or punctuation (the
+    town is left out, as the same street is often given under a neighbouring town)."""
+
+    def key(address: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(
+            "".join(ch for ch in str(address.get(part) or "").lower() if ch.isalnum())
+            for part in ("line1", "line2", "postcode")
+        )
+
+    return key(first) == key(second)
+
+
+def household(db: Session, crypto: Crypto, child: Child) -> list[Child]:
+    """The other children sharing ``child``'s address or one of its carers.
+
+    Addresses are encrypted with a random nonce, so the postcode's blind index finds the
+    candidates and their decrypted addresses are compared here.
+    """
+    home = child_address(crypto, child)
+    members = {
+        other.id: other
+        for other in repository.at_postcode(db, child.postcode_bidx, other_than=child.id)
+        if same_address(home, child_address(crypto, other))
+    }
+    for other in repository.sharing_a_carer(db, child.id):
+        members[other.id] = other
+    return [members[key] for key in sorted(members)]
+
+
+def refresh_households(db: Session, crypto: Crypto, changed: Iterable[Child]) -> None:
+    """Recompute ``household_shielded`` for the changed children and everyone in their
+    households: called when a shield, an address or a carer link changes (flushed first)."""
+    members: dict[str, Child] = {}
+    for child in changed:
+        members[child.id] = child
+        for other in household(db, crypto, child):
+            members[other.id] = other
+    for member in members.values():
+        member.household_shielded = any(other.shielded for other in household(db, crypto, member))
+
+
+def refresh_all_households(db: Session, crypto: Crypto) -> int:
+    """Recompute every shielded child's household (after a bulk load or the migration that
+    added the flag); returns how many shielded children were visited."""
+    seeds = [
+        child
+        for child_id in repository.shielded_ids(db)
+        if (child := repository.get(db, child_id)) is not None
+    ]
+    refresh_households(db, crypto, seeds)
+    return len(seeds)

@@ -30,11 +30,12 @@ class Scope:
 
 
 def _in_scope(scope: Scope) -> list[ColumnElement[bool]]:
-    """The scope's rows: never shielded, archived, deceased or a honeytoken (other exports'
-    watermarks)."""
+    """The scope's rows: never shielded (nor a shielded child's household, whose address is
+    the shielded child's), archived, deceased or a honeytoken (other exports' watermarks)."""
     rules: list[ColumnElement[bool]] = [
         Child.local_authority_id == scope.local_authority_id,
         Child.shielded.is_(False),
+        Child.household_shielded.is_(False),
         open_record(),
         ~exists().where(Canary.child_id == Child.id),
     ]

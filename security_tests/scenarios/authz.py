@@ -104,7 +104,9 @@ def other_la_limited_view(ctx: Context) -> None:
     candidates = [
         row
         for row in ctx.target.sample
-        if row.get("local_authority") not in (None, mine) and not row.get("shielded")
+        if row.get("local_authority") not in (None, mine)
+        and not row.get("shielded")
+        and not row.get("household_shielded")
     ]
     if not candidates:
         raise Skip(f"the sample has no unshielded child outside {mine}")

@@ -1,9 +1,11 @@
 """Shielding and sensitive services: a shielded child's address and carers never leave the registry.
 
-A shielded child stays findable by the fields still visible (names, date of birth), but a search
-on a hidden field (the postcode) answers exactly as for a child who does not exist, in content and
-in time; record views, errors and exports carry none of the hidden values; the emergency override
-opens the record and alerts the LA's management team at once. Sensitive services (mental and
+Nor do they through its household (a child at the same address or sharing a carer), and no answer
+names the LA a shielded child lives in. A shielded child stays findable by the fields still
+visible (names, date of birth), but a search on a hidden field (the postcode) answers exactly as
+for a child who does not exist, in content and in time; record views, errors and exports carry
+none of the hidden values; the emergency override opens the record and alerts the LA's
+management team at once. Sensitive services (mental and
 sexual health, substance misuse) are recorded only with consent and never shown to another LA.
 """
 
@@ -26,7 +28,7 @@ from security_tests.scenarios._common import export_rows, pause, recipient, requ
 # Keys a limited view must not carry: the address, the carers and the services.
 WITHHELD_KEYS = frozenset({"address", "carers", "services", "date_of_birth"})
 SEARCH_RESULT_KEYS = frozenset(
-    {"child_id", "given_name", "family_name", "gender", "age", "local_authority"}
+    {"child_id", "given_name", "family_name", "gender", "age", "local_authority", "contact"}
 )
 TIMING_SAMPLES = 7  # per kind of search: 15 searches with the warm-up stay below the timing rule
 TIMING_FLOOR_SECONDS = 0.025  # jitter on a loaded machine; a timing oracle must stand above it
@@ -46,6 +48,13 @@ class ShieldedChild:
 def shielded_child(ctx: Context, dm: Caller) -> ShieldedChild:
     """Register a shielded child with a carer's phone and email in the data manager's LA."""
     child = ctx.new_child(dm, shielded=True)
+    _, hidden = add_carer(dm, child)
+    return ShieldedChild(child, hidden)
+
+
+def add_carer(dm: Caller, child: Child) -> tuple[int, tuple[str, ...]]:
+    """Give ``child`` a carer with a phone and email; return its id and the values a withheld
+    view must not show (address and carer)."""
     # Ofcom keeps 07700 900000-900999 for drama; example.org reaches nobody (RFC 2606).
     phone = f"+44 7700 900{secrets.randbelow(1000):03d}"
     email = f"carer-{secrets.token_hex(4)}@example.org"
@@ -63,9 +72,8 @@ def shielded_child(ctx: Context, dm: Caller) -> ShieldedChild:
     )
     expect(response.status_code == 201, f"cannot add a carer: {response.status_code}")
     compact = child.postcode.replace(" ", "")
-    return ShieldedChild(
-        child, (child.postcode, compact, "1 Harness Row", phone, email, carer_family)
-    )
+    hidden = (child.postcode, compact, "1 Harness Row", phone, email, carer_family)
+    return int(response.json()["carer_id"]), hidden
 
 
 def leaked(response: httpx.Response, hidden: Iterable[str]) -> list[str]:
@@ -126,6 +134,99 @@ def search_never_confirms(ctx: Context) -> None:
         expect(
             other.status_code == 200 and other.json() == nobody.json(),
             "another LA's data manager finds the shielded child by postcode",
+        )
+
+
+@scenario(
+    "shielding.household-leak",
+    owasp=["API3:2023", "API1:2023"],
+    asvs=["8.2.3", "8.2.2"],
+    severity=Severity.CRITICAL,
+    guards=["shielding"],
+)
+def household_leak(ctx: Context) -> None:
+    """A shielded child's sibling (same address, shared carer) is withheld and unfindable too."""
+    dm = ctx.manager()
+    family = fictional_family_name()
+    child = ctx.new_child(dm, family_name=family)
+    sibling = ctx.new_child(dm, family_name=family, postcode=child.postcode)
+    carer_id, hidden = add_carer(dm, child)
+    linked = dm.post(
+        f"/children/{sibling.child_id}/carers/{carer_id}",
+        json={"relationship": "mother", "parental_responsibility": True},
+    )
+    expect(linked.status_code == 201, f"cannot link the carer to the sibling: {linked.status_code}")
+    shield = dm.post(
+        f"/children/{child.child_id}/shield", json={"shielded": True, "decision_note": "harness"}
+    )
+    expect(shield.status_code == 200, f"cannot shield the child: {shield.status_code}")
+    searcher = ctx.colleague("health_practitioner", dm)
+    by_postcode = searcher.search(family_name=family, postcode=child.postcode)
+    nobody = searcher.search(
+        family_name=fictional_family_name(), postcode=f"QZ{secrets.randbelow(90) + 1} 9ZZ"
+    )
+    expect(by_postcode.status_code == nobody.status_code == 200, "a search was refused")
+    found = [r.get("child_id") for r in by_postcode.json().get("results", [])]
+    expect(
+        by_postcode.json() == nobody.json(),
+        f"a search on the household's family name and postcode finds {len(found)} child(ren)"
+        + (": the shielded child's sibling" if sibling.child_id in found else ""),
+    )
+    # The sibling's address and carer are the shielded child's: withheld as the child's are.
+    _check_limited(
+        searcher.view(sibling.child_id),
+        ShieldedChild(sibling, hidden),
+        "a practitioner of the LA viewing the shielded child's sibling",
+    )
+    team = ctx.colleague("la_data_manager", dm)
+    full = team.view(sibling.child_id)
+    expect(full.status_code == 200, f"the LA's data manager cannot view it ({full.status_code})")
+    expect(
+        (full.json().get("address") or {}).get("postcode") == child.postcode
+        and full.json().get("carers"),
+        "the LA's data manager does not see the sibling's address and carers",
+    )
+
+
+@scenario(
+    "shielding.la-disclosure",
+    owasp=["API3:2023"],
+    asvs=["8.2.3"],
+    severity=Severity.HIGH,
+    guards=["shielding"],
+)
+def la_disclosure(ctx: Context) -> None:
+    """A name and date-of-birth search and the limited view of a shielded child name no LA."""
+    dm = ctx.manager()
+    child = ctx.new_child(dm, shielded=True)
+    team = ctx.colleague("la_data_manager", dm)
+    full = team.view(child.child_id)
+    expect(full.status_code == 200, f"the LA's data manager cannot view it ({full.status_code})")
+    la = full.json().get("local_authority") or {}
+    names = [str(value) for value in (la.get("name"), la.get("code")) if value]
+    expect(bool(names), "the LA's data manager is not told the child's LA")
+    searchers = [("a practitioner of the LA", ctx.colleague("education_practitioner", dm))]
+    far = ctx.outsider_if_any("health_practitioner", dm)
+    if far is not None:
+        searchers.append(("a practitioner of another LA", far))
+    for who, searcher in searchers:
+        found = searcher.search(family_name=child.family_name, date_of_birth=child.date_of_birth)
+        expect(found.status_code == 200, f"{who}: the search answered {found.status_code}")
+        results = [
+            r for r in found.json().get("results", []) if r.get("child_id") == child.child_id
+        ]
+        expect(len(results) == 1, f"{who}: the name and date of birth do not find the child")
+        named = [name for name in names if name.lower() in found.text.lower()]
+        expect(not named, f"{who}: the search result names the shielded child's LA")
+        expect(results[0].get("local_authority") is None, f"{who}: the result carries an LA")
+        expect(bool(results[0].get("contact")), f"{who}: the result says nothing of contact")
+        view = searcher.view(child.child_id)
+        expect(view.status_code == 200, f"{who}: the view answered {view.status_code}")
+        named = [name for name in names if name.lower() in view.text.lower()]
+        expect(not named, f"{who}: the limited view names the shielded child's LA")
+        expect(
+            (view.json().get("access") or {}).get("level") == "limited",
+            f"{who}: the view of a shielded child is not limited",
         )
 
 

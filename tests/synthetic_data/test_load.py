@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -15,7 +17,7 @@ from reference_app.context import AppContext
 from reference_app.kit.keys import Keyring
 from synthetic_data import load
 from synthetic_data.plan import Options, build_plan
-from synthetic_data.population import generate_chunk
+from synthetic_data.population import ChunkData, generate_chunk
 from synthetic_data.runner import GenerationError
 from synthetic_data.tables import chunk_tables, organisations_table, practitioners_table
 from tests.fixtures.database import Database, make_context, new_database
@@ -84,7 +86,9 @@ def test_the_registry_finds_sampled_children_by_its_own_search(
     assert len(generated.sample) >= 500
     with TestClient(create_app(ctx)) as client:
         auth = persona_headers(client, generated.persona("social_care_practitioner"))
-        visible = [c for c in generated.sample if not c["shielded"]][:60]
+        visible = [
+            c for c in generated.sample if not c["shielded"] and not c["household_shielded"]
+        ][:60]
         for child in visible:
             body = client.post(
                 "/api/v1/children/search",
@@ -290,3 +294,16 @@ def _check_rebuilt_indexes(fresh_database: Database, keyring: Keyring, tmp_path:
     assert len(before) > 10
     assert after == before
     assert next_carer > top_carer  # the app's own inserts carry on after the loaded ids
+
+
+def test_the_household_flag_marks_the_other_children_of_a_shielded_childs_household() -> None:
+    """As the registry's ``Child.household_shielded``: another shielded child in the household,
+    not the child itself."""
+    data = cast(
+        ChunkData,
+        SimpleNamespace(
+            child_household=np.array([0, 0, 0, 1, 1, 2], np.int32),
+            child_shielded=np.array([True, False, False, True, True, False]),
+        ),
+    )
+    assert load.household_shielded(data).tolist() == [False, True, True, True, True, False]

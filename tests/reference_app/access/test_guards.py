@@ -161,6 +161,11 @@ def _calls(w: World, caller: Account) -> dict[tuple[str, str], Callable[[dict[st
             json={"given_name": "Ann", "family_name": "Bee", "relationship": "grandparent"},
             headers=h,
         ),
+        ("POST", "/api/v1/children/{child_id}/carers/{carer_id}"): lambda h: c.post(
+            f"/api/v1/children/{child.id}/carers/{carer_id}",
+            json={"relationship": "father"},
+            headers=h,
+        ),
         ("PATCH", "/api/v1/carers/{carer_id}"): lambda h: c.patch(
             f"/api/v1/carers/{carer_id}", json={"phone": "07700 900123"}, headers=h
         ),

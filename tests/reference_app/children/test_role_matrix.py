@@ -32,6 +32,7 @@ FULL_ONLY = {
     "archived",
     "deceased",
 }
+LA_NAMES = {LA_A: "Lancashire", LA_B: "Manchester"}
 NO_CHILD_DATA = {Role.NATIONAL_AUDITOR, Role.SYSTEM_ADMINISTRATOR}
 
 CELLS = list(itertools.product(Role, ("own", "other"), (True, False), (True, False)))
@@ -85,6 +86,13 @@ def test_view(world: World, role: Role, la: str, involved: bool, shielded: bool)
     if level == "limited":
         assert set(body) == LIMITED_FIELDS
         assert "management team" in body["contact"]
+        # A shielded record names no LA, in the field or in the contact text.
+        if shielded:
+            assert body["local_authority"] is None
+            assert LA_NAMES[child.la] not in body["contact"]
+        else:
+            assert body["local_authority"]["code"] == child.la
+            assert LA_NAMES[child.la] in body["contact"]
         assert child.postcode not in str(body)
         assert child.carers[0]["phone"] not in str(body)
     else:
@@ -127,7 +135,15 @@ def test_search(world: World, role: Role, la: str, involved: bool, shielded: boo
         "gender",
         "age",
         "local_authority",
+        "contact",
     }
+    # ... without saying which LA a shielded child lives in, except to that LA's own team.
+    if shielded and not (role is Role.LA_DATA_MANAGER and la == "own"):
+        assert result["local_authority"] is None
+        assert "national registry" in result["contact"]
+    else:
+        assert result["local_authority"] == LA_NAMES[child.la]
+        assert result["contact"] is None
     # ... but a search on a hidden field never confirms a shielded child exists, except to the
     # data managers of the child's own LA.
     sees_hidden = not shielded or (role is Role.LA_DATA_MANAGER and la == "own")
