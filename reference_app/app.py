@@ -13,16 +13,19 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reference_app.access.guards import authenticate
 from reference_app.access.principal import Principal
 from reference_app.api import API_PREFIX, api_router
 from reference_app.audit.service import record, seal_all
 from reference_app.audit.tags import EventTag, Outcome
+from reference_app.config import Environment, Settings
 from reference_app.context import AppContext
 from reference_app.detection.service import scan
 from reference_app.health import router as health_router
 from reference_app.kit.background import Periodic
+from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import AppError, error_body
-from reference_app.kit.http import request_info
+from reference_app.kit.http import CallDep, request_info
 from reference_app.kit.middleware import SecurityMiddleware
 
 log = logging.getLogger("contactpoint")
@@ -108,6 +111,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def openapi_public(settings: Settings) -> bool:
+    """Whether the OpenAPI document is served without a login: only a development build may
+    (it maps every route, the administrative ones included)."""
+    if not enabled(settings, Control.SECURITY_HEADERS):
+        return True
+    return settings.openapi_public and settings.environment is Environment.DEVELOPMENT
+
+
 def create_app(ctx: AppContext) -> FastAPI:
     """Build the registry application around one instance context."""
 
@@ -140,7 +151,8 @@ def create_app(ctx: AppContext) -> FastAPI:
     app = FastAPI(
         title="ContactPoint reference registry",
         version="1.0.0",
-        openapi_url=f"{API_PREFIX}/openapi.json",
+        # Served below, behind a login; no interactive pages (/docs, /redoc) at all.
+        openapi_url=None,
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
@@ -148,6 +160,14 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.state.ctx = ctx
     app.include_router(health_router)
     app.include_router(api_router)
+
+    @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
+    def openapi_document(request: Request, call: CallDep) -> JSONResponse:
+        """The API's OpenAPI document, for any logged-in practitioner."""
+        if not openapi_public(call.ctx.settings):
+            authenticate(request, call)
+        return JSONResponse(app.openapi())
+
     handlers: dict[Any, Any] = {
         AppError: _app_error,
         RequestValidationError: _validation_error,

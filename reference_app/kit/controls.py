@@ -37,6 +37,7 @@ class Control(StrEnum):
     SHIELDING = "shielding"  # shielded address and contacts withheld, unfindable by postcode
     SNOOPING_DETECTION = "snooping_detection"  # insider-browsing rules and score
     TOKEN_CHECKS = "token_checks"  # signature, algorithm, audience, issuer, expiry  # noqa: S105
+    TRUSTED_PROXIES = "trusted_proxies"  # forwarded headers believed only from listed proxies
 
 
 def enabled(settings: Settings, control: Control) -> bool:
