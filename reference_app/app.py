@@ -27,6 +27,7 @@ from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import AppError, error_body
 from reference_app.kit.http import CallDep, request_info
 from reference_app.kit.middleware import SecurityMiddleware
+from reference_app.kit.text import CONTROL_CHARACTERS
 
 log = logging.getLogger("contactpoint")
 _STATUS_CODES = {
@@ -91,12 +92,20 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Name the fields and the rule, never echo the input (it may be personal data).
     problems = []
-    for err in exc.errors()[:10]:
+    errors = exc.errors()
+    # Control characters get their own code: a client can tell them from a malformed request.
+    hostile = any(err.get("type") == CONTROL_CHARACTERS for err in errors)
+    for err in errors[:10]:
         where = ".".join(str(part) for part in err.get("loc", ()) if part != "body")
         problems.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
     message = "The request is not valid: " + "; ".join(problems)
     return JSONResponse(
-        error_body("invalid_request", message[:1000], _request_id(request)), status_code=422
+        error_body(
+            CONTROL_CHARACTERS if hostile else "invalid_request",
+            message[:1000],
+            _request_id(request),
+        ),
+        status_code=422,
     )
 
 

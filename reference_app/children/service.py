@@ -48,6 +48,7 @@ from reference_app.kit.controls import Control, enabled
 from reference_app.kit.crypto import Crypto
 from reference_app.kit.errors import BadRequest, Forbidden, InvalidInput, NotFound
 from reference_app.kit.http import Call
+from reference_app.kit.text import CONTROL_CHARACTERS, refused
 from reference_app.limits.service import Limiter, SearchShape
 from reference_app.services.models import OrganisationKind
 
@@ -143,6 +144,11 @@ def parse_reason(header: str | None) -> tuple[AccessReason, str | None]:
         raise BadRequest(
             "State a reason for access in the X-Access-Reason header.",
             code="access_reason_required",
+        )
+    if refused(header):
+        raise BadRequest(
+            "The X-Access-Reason header holds a control or text-direction character.",
+            code=CONTROL_CHARACTERS,
         )
     code, _, text = header.partition(";")
     try:

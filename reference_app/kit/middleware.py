@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import error_body
+from reference_app.kit.text import hygiene
 
 if TYPE_CHECKING:
     from reference_app.context import AppContext
@@ -213,6 +214,7 @@ class SecurityMiddleware:
             scope["client"] = (source, 0)
         if scheme is not None:
             scope["scheme"] = scheme
+        hygiene.set(enabled(settings, Control.TEXT_HYGIENE))
         stamped = enabled(settings, Control.SECURITY_HEADERS)
         hsts = stamped and (settings.hsts_always or scope.get("scheme") == "https")
 
