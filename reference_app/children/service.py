@@ -83,12 +83,14 @@ class Rules:
 
     need_to_know: bool
     shielding: bool
+    consent_withdrawal: bool = True
 
     @classmethod
     def of(cls, settings: Settings) -> Rules:
         return cls(
             need_to_know=enabled(settings, Control.NEED_TO_KNOW),
             shielding=enabled(settings, Control.SHIELDING),
+            consent_withdrawal=enabled(settings, Control.CONSENT_WITHDRAWAL),
         )
 
 
@@ -304,7 +306,10 @@ def full_record(call: Call, child: Child) -> dict[str, Any]:
                 if inv.caf_assessment_on
                 else None,
                 "sensitive": inv.sensitive,
-                "_consent": inv.consent_recorded,
+                # Consent standing now; given at registration; the involvement over.
+                "_consent": inv.consent_recorded and inv.consent_withdrawn_at is None,
+                "_consent_given": inv.consent_recorded,
+                "_ended": inv.ended_on is not None and inv.ended_on <= today.date(),
             }
         )
     carers = []
@@ -342,7 +347,27 @@ def full_record(call: Call, child: Child) -> dict[str, Any]:
     }
 
 
-def redact(full: dict[str, Any], principal: Principal, decision: Decision) -> dict[str, Any]:
+def _service_shown(service: dict[str, Any], principal: Principal, rules: Rules | None) -> bool:
+    """Whether a full view shows ``service`` (one involvement) to ``principal``.
+
+    The service itself always sees it. Anyone else sees a sensitive service only while the young
+    person's consent stands; an ended involvement only the data manager (who manages the
+    record) still sees: who worked with a child in the past is not another service's business.
+    """
+    if service["organisation"]["id"] == principal.organisation_id:
+        return True
+    if rules is not None and not rules.consent_withdrawal:
+        # Switched off (development only): consent never recorded still hides a sensitive
+        # service, but a withdrawal or an end changes nothing.
+        return not service["sensitive"] or service["_consent_given"]
+    if service["sensitive"] and not service["_consent"]:
+        return False
+    return not service["_ended"] or principal.is_data_manager
+
+
+def redact(
+    full: dict[str, Any], principal: Principal, decision: Decision, rules: Rules | None = None
+) -> dict[str, Any]:
     """Cut a full record down to what ``decision`` allows: the one place fields are withheld."""
     la = full["local_authority"] or {"name": "the owning local authority"}
     if decision.level is ViewLevel.LIMITED:
@@ -360,11 +385,9 @@ def redact(full: dict[str, Any], principal: Principal, decision: Decision) -> di
     shown = dict(full)
     # Sensitive services are seen by that service, or by others only with recorded consent.
     shown["services"] = [
-        {k: v for k, v in service.items() if k != "_consent"}
+        {k: v for k, v in service.items() if not k.startswith("_")}
         for service in full["services"]
-        if not service["sensitive"]
-        or service["_consent"]
-        or service["organisation"]["id"] == principal.organisation_id
+        if _service_shown(service, principal, rules)
     ]
     return shown
 
@@ -394,7 +417,7 @@ def view(
         call.db, child.id, principal, today
     )
     decision = decide(principal, child, involved=involved, reason=reason, rules=rules)
-    shown = redact(full_record(call, child), principal, decision)
+    shown = redact(full_record(call, child), principal, decision, rules)
     details: dict[str, Any] = {"level": decision.level.value, "fields": sorted(shown)}
     if "services" in shown:
         details["services_shown"] = [s["involvement_id"] for s in shown["services"]]
