@@ -210,7 +210,7 @@ class SecurityMiddleware:
         # believes any peer's forwarded header (what a server's default proxy handling did).
         trust = self._trust if enabled(settings, Control.TRUSTED_PROXIES) else _anyone
         source, scheme = forwarded_source(scope, trust)
-        if source is not None and client_changed(scope, source):
+        if source is not None and _client_changed(scope, source):
             scope["client"] = (source, 0)
         if scheme is not None:
             scope["scheme"] = scheme
@@ -330,7 +330,7 @@ async def _bounded_body(receive: Receive, max_bytes: int, gauge: DepthGauge) -> 
     return replayed
 
 
-def client_changed(scope: Scope, source: str) -> bool:
+def _client_changed(scope: Scope, source: str) -> bool:
     client = scope.get("client")
     return not client or client[0] != source
 
