@@ -30,6 +30,8 @@ REFERENCE_LOAD_SETTINGS = {
     # The load simulates a working Monday; a run on a weekend must not score every view as out of
     # hours.
     "CONTACTPOINT_WORKING_DAYS": "7",
+    # The generator may vary a request's source with X-Forwarded-For: believed from loopback only.
+    "CONTACTPOINT_TRUSTED_PROXIES": '["127.0.0.1/32"]',
 }
 
 

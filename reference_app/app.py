@@ -13,17 +13,21 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reference_app.access.guards import authenticate
 from reference_app.access.principal import Principal
 from reference_app.api import API_PREFIX, api_router
 from reference_app.audit.service import record, seal_all
 from reference_app.audit.tags import EventTag, Outcome
+from reference_app.config import Environment, Settings
 from reference_app.context import AppContext
 from reference_app.detection.service import scan
 from reference_app.health import router as health_router
 from reference_app.kit.background import Periodic
+from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import AppError, error_body
-from reference_app.kit.http import request_info
+from reference_app.kit.http import CallDep, request_info
 from reference_app.kit.middleware import SecurityMiddleware
+from reference_app.kit.text import CONTROL_CHARACTERS
 
 log = logging.getLogger("contactpoint")
 _STATUS_CODES = {
@@ -88,12 +92,20 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # Name the fields and the rule, never echo the input (it may be personal data).
     problems = []
-    for err in exc.errors()[:10]:
+    errors = exc.errors()
+    # Control characters get their own code: a client can tell them from a malformed request.
+    hostile = any(err.get("type") == CONTROL_CHARACTERS for err in errors)
+    for err in errors[:10]:
         where = ".".join(str(part) for part in err.get("loc", ()) if part != "body")
         problems.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
     message = "The request is not valid: " + "; ".join(problems)
     return JSONResponse(
-        error_body("invalid_request", message[:1000], _request_id(request)), status_code=422
+        error_body(
+            CONTROL_CHARACTERS if hostile else "invalid_request",
+            message[:1000],
+            _request_id(request),
+        ),
+        status_code=422,
     )
 
 
@@ -106,6 +118,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         status_code=exc.status_code,
         headers=getattr(exc, "headers", None),
     )
+
+
+def openapi_public(settings: Settings) -> bool:
+    """Whether the OpenAPI document is served without a login: only a development build may
+    (it maps every route, the administrative ones included)."""
+    if not enabled(settings, Control.SECURITY_HEADERS):
+        return True
+    return settings.openapi_public and settings.environment is Environment.DEVELOPMENT
 
 
 def create_app(ctx: AppContext) -> FastAPI:
@@ -140,7 +160,8 @@ def create_app(ctx: AppContext) -> FastAPI:
     app = FastAPI(
         title="ContactPoint reference registry",
         version="1.0.0",
-        openapi_url=f"{API_PREFIX}/openapi.json",
+        # Served below, behind a login; no interactive pages (/docs, /redoc) at all.
+        openapi_url=None,
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
@@ -148,6 +169,14 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.state.ctx = ctx
     app.include_router(health_router)
     app.include_router(api_router)
+
+    @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
+    def openapi_document(request: Request, call: CallDep) -> JSONResponse:
+        """The API's OpenAPI document, for any logged-in practitioner."""
+        if not openapi_public(call.ctx.settings):
+            authenticate(request, call)
+        return JSONResponse(app.openapi())
+
     handlers: dict[Any, Any] = {
         AppError: _app_error,
         RequestValidationError: _validation_error,

@@ -1,4 +1,9 @@
-"""ASGI entry point for servers: `uvicorn --factory reference_app.asgi:create`."""
+"""ASGI entry point for servers:
+`uvicorn --factory reference_app.asgi:create --no-proxy-headers --no-server-header`.
+
+The registry itself believes X-Forwarded-For only from ``settings.trusted_proxies``; a server
+that rewrites the peer address from forwarded headers first (uvicorn's default) would defeat it.
+"""
 
 from __future__ import annotations
 

@@ -68,6 +68,10 @@ def serve(demo: bool, data_dir: Path, children: int, host: str, port: int, worke
         loop="uvloop",
         access_log=False,
         log_level="info",
+        # The registry decides which forwarded headers to believe (settings.trusted_proxies);
+        # uvicorn's own handling believes any local peer. And no `server: uvicorn` banner.
+        proxy_headers=False,
+        server_header=False,
     )
 
 

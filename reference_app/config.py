@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, IPvAnyNetwork, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reference_app.kit.controls import Control
@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     audit_seal_interval_seconds: float = Field(default=1.0, gt=0)
     audit_seal_batch: int = Field(default=20000, ge=1)
     audit_witness_path: Path | None = None
+
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
+    # networks, e.g. '["10.0.0.5", "10.1.0.0/16"]'). None by default: the source of a request is
+    # its TCP peer, since any client can write a forwarded header.
+    trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
+    # Strict-Transport-Security goes on answers served over https (directly or, from a trusted
+    # proxy, by X-Forwarded-Proto); set this when TLS ends at a proxy that does not say so.
+    hsts_always: bool = False
+    # Serve the OpenAPI document without a login (development builds only; elsewhere ignored).
+    openapi_public: bool = False
 
     # PostgreSQL role the application connects as; `db upgrade` grants it least privilege.
     database_app_role: str | None = None

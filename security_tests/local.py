@@ -34,7 +34,11 @@ FAST_ARGON2 = {
 
 # The test registry holds a few thousand children (tens per local authority), so its export cap
 # is scaled down to match, and its download links live ten seconds so a run can see one expire.
+# Loopback (127.0.0.1 only) is named a trusted proxy explicitly, so the harness may vary a
+# request's source with X-Forwarded-For; a peer at any other address (127.0.0.2 included) is not
+# believed, which transport.forwarded-spoofing checks.
 SMALL_REGISTRY = {
+    "CONTACTPOINT_TRUSTED_PROXIES": '["127.0.0.1/32"]',
     "CONTACTPOINT_EXPORT_MAX_ROWS": "50",
     "CONTACTPOINT_EXPORT_LINK_TTL_SECONDS": "10",
 }

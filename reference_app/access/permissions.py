@@ -20,6 +20,7 @@ class Permission(StrEnum):
     CHILD_SHIELD = "child:shield"
     EXPORT_APPROVE = "export:approve"
     EXPORT_REQUEST = "export:request"
+    INVOLVEMENT_CONSENT_WITHDRAW = "involvement:consent:withdraw"
     INVOLVEMENT_WRITE = "involvement:write"
     REQUEST_DECIDE = "request:decide"
     REQUEST_RAISE = "request:raise"
@@ -55,6 +56,8 @@ _PRACTITIONER = frozenset(
         Permission.CHILD_SEARCH,
         Permission.CHILD_RECORD_READ,
         Permission.INVOLVEMENT_WRITE,
+        # A young person withdraws consent through the service they gave it to.
+        Permission.INVOLVEMENT_CONSENT_WITHDRAW,
         # A practitioner may pass on a family's request to correct or shield; the LA decides.
         Permission.REQUEST_RAISE,
     }
@@ -77,6 +80,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CHILD_SHIELD,
             Permission.EXPORT_APPROVE,
             Permission.EXPORT_REQUEST,
+            # ... or through the child's LA, which manages the record.
+            Permission.INVOLVEMENT_CONSENT_WITHDRAW,
             Permission.REQUEST_DECIDE,
             Permission.REQUEST_RAISE,
             Permission.SUBJECT_ACCESS_PRODUCE,

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reference_app.kit.text import MultiLine
+
 
 class AlertSubject(BaseModel):
     id: int
@@ -35,4 +37,4 @@ class AlertOut(BaseModel):
 class AlertStep(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    note: str | None = Field(default=None, max_length=500)
+    note: MultiLine | None = Field(default=None, max_length=500)

@@ -33,6 +33,7 @@ class EventTag(StrEnum):
     EXPORT_REFUSED = "export:refused"
     EXPORT_REQUESTED = "export:requested"
     EXPORT_VIOLATION = "export:violation"
+    INVOLVEMENT_CONSENT_WITHDRAWN = "involvement:consent:withdrawn"
     INVOLVEMENT_ENDED = "involvement:ended"
     INVOLVEMENT_REGISTERED = "involvement:registered"
     INVOLVEMENT_UPDATED = "involvement:updated"

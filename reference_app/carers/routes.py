@@ -23,7 +23,7 @@ class CarerCreate(BaseModel):
     relationship: Relationship
     parental_responsibility: bool = False
     phone: str | None = Field(default=None, pattern=PHONE)
-    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: OneLine | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
 
 
 class CarerCorrect(BaseModel):
@@ -31,7 +31,7 @@ class CarerCorrect(BaseModel):
     given_name: OneLine | None = Field(default=None, min_length=1, max_length=80)
     family_name: OneLine | None = Field(default=None, min_length=1, max_length=80)
     phone: str | None = Field(default=None, pattern=PHONE)
-    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: OneLine | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
 
 
 class CarerLink(BaseModel):

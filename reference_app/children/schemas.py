@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reference_app.children.models import Gender
-from reference_app.kit.text import OneLine
+from reference_app.kit.text import MultiLine, OneLine
 
 NAME = Field(min_length=1, max_length=80)
 
@@ -84,7 +84,7 @@ class ChildCorrect(Strict):
 
 class ShieldChange(Strict):
     shielded: bool
-    decision_note: str | None = Field(default=None, max_length=500)
+    decision_note: MultiLine | None = Field(default=None, max_length=500)
 
 
 class ChildCreated(BaseModel):

@@ -56,6 +56,7 @@ from reference_app.kit.controls import Control, enabled
 from reference_app.kit.crypto import Crypto
 from reference_app.kit.errors import BadRequest, Forbidden, InvalidInput, NotFound
 from reference_app.kit.http import Call
+from reference_app.kit.text import CONTROL_CHARACTERS, refused
 from reference_app.limits.service import Limiter, SearchShape
 from reference_app.services.models import OrganisationKind
 
@@ -93,12 +94,14 @@ class Rules:
 
     need_to_know: bool
     shielding: bool
+    consent_withdrawal: bool = True
 
     @classmethod
     def of(cls, settings: Settings) -> Rules:
         return cls(
             need_to_know=enabled(settings, Control.NEED_TO_KNOW),
             shielding=enabled(settings, Control.SHIELDING),
+            consent_withdrawal=enabled(settings, Control.CONSENT_WITHDRAWAL),
         )
 
 
@@ -154,6 +157,11 @@ def parse_reason(header: str | None) -> tuple[AccessReason, str | None]:
         raise BadRequest(
             "State a reason for access in the X-Access-Reason header.",
             code="access_reason_required",
+        )
+    if refused(header):
+        raise BadRequest(
+            "The X-Access-Reason header holds a control or text-direction character.",
+            code=CONTROL_CHARACTERS,
         )
     code, _, text = header.partition(";")
     try:
@@ -322,7 +330,10 @@ def full_record(call: Call, child: Child) -> dict[str, Any]:
                 if inv.caf_assessment_on
                 else None,
                 "sensitive": inv.sensitive,
-                "_consent": inv.consent_recorded,
+                # Consent standing now; given at registration; the involvement over.
+                "_consent": inv.consent_recorded and inv.consent_withdrawn_at is None,
+                "_consent_given": inv.consent_recorded,
+                "_ended": inv.ended_on is not None and inv.ended_on <= today.date(),
             }
         )
     carers = []
@@ -361,7 +372,27 @@ def full_record(call: Call, child: Child) -> dict[str, Any]:
     }
 
 
-def redact(full: dict[str, Any], principal: Principal, decision: Decision) -> dict[str, Any]:
+def _service_shown(service: dict[str, Any], principal: Principal, rules: Rules | None) -> bool:
+    """Whether a full view shows ``service`` (one involvement) to ``principal``.
+
+    The service itself always sees it. Anyone else sees a sensitive service only while the young
+    person's consent stands; an ended involvement only the data manager (who manages the
+    record) still sees: who worked with a child in the past is not another service's business.
+    """
+    if service["organisation"]["id"] == principal.organisation_id:
+        return True
+    if rules is not None and not rules.consent_withdrawal:
+        # Switched off (development only): consent never recorded still hides a sensitive
+        # service, but a withdrawal or an end changes nothing.
+        return not service["sensitive"] or service["_consent_given"]
+    if service["sensitive"] and not service["_consent"]:
+        return False
+    return not service["_ended"] or principal.is_data_manager
+
+
+def redact(
+    full: dict[str, Any], principal: Principal, decision: Decision, rules: Rules | None = None
+) -> dict[str, Any]:
     """Cut a full record down to what ``decision`` allows: the one place fields are withheld."""
     la = full["local_authority"] or {"name": "the owning local authority"}
     if decision.level is ViewLevel.LIMITED and decision.shielded:
@@ -391,11 +422,9 @@ def redact(full: dict[str, Any], principal: Principal, decision: Decision) -> di
     shown = dict(full)
     # Sensitive services are seen by that service, or by others only with recorded consent.
     shown["services"] = [
-        {k: v for k, v in service.items() if k != "_consent"}
+        {k: v for k, v in service.items() if not k.startswith("_")}
         for service in full["services"]
-        if not service["sensitive"]
-        or service["_consent"]
-        or service["organisation"]["id"] == principal.organisation_id
+        if _service_shown(service, principal, rules)
     ]
     return shown
 
@@ -425,7 +454,7 @@ def view(
         call.db, child.id, principal, today
     )
     decision = decide(principal, child, involved=involved, reason=reason, rules=rules)
-    shown = redact(full_record(call, child), principal, decision)
+    shown = redact(full_record(call, child), principal, decision, rules)
     details: dict[str, Any] = {"level": decision.level.value, "fields": sorted(shown)}
     if "services" in shown:
         details["services_shown"] = [s["involvement_id"] for s in shown["services"]]

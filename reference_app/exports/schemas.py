@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reference_app.exports.models import ScopeKind
 from reference_app.kit.identifiers import RowId
+from reference_app.kit.text import MultiLine, OneLine
 
 MAX_AGE = 18
 
@@ -37,13 +38,13 @@ class ExportScope(Strict):
 
 class ExportCreate(Strict):
     scope: ExportScope
-    justification: str = Field(min_length=10, max_length=2000)
-    recipient_name: str = Field(min_length=1, max_length=120)
-    recipient_public_key: str = Field(min_length=1, max_length=2000)
+    justification: MultiLine = Field(min_length=10, max_length=2000)
+    recipient_name: OneLine = Field(min_length=1, max_length=120)
+    recipient_public_key: MultiLine = Field(min_length=1, max_length=2000)
 
 
 class ExportRefuse(Strict):
-    note: str | None = Field(default=None, max_length=500)
+    note: MultiLine | None = Field(default=None, max_length=500)
 
 
 class ExportOut(BaseModel):

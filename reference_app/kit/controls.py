@@ -19,6 +19,7 @@ class Control(StrEnum):
     AUDIT_TRAIL = "audit_trail"  # every record view and search goes on the trail
     AUTO_SUSPEND = "auto_suspend"  # a hard threshold suspends the account at once
     CANARY_ALERTS = "canary_alerts"  # any view of a honeytoken child alerts
+    CONSENT_WITHDRAWAL = "consent_withdrawal"  # withdrawn or ended involvements hidden from others
     EXPORT_ENCRYPTION = "export_encryption"  # exports are encrypted to the recipient's key
     EXPORT_LINK_CHECKS = "export_link_checks"  # download link: signature, expiry, requester
     EXPORT_SIZE_CAP = "export_size_cap"  # an export's scope is capped in rows
@@ -36,7 +37,9 @@ class Control(StrEnum):
     SESSION_REVOCATION = "session_revocation"  # logout, suspension, role change end a token
     SHIELDING = "shielding"  # shielded address and contacts withheld, unfindable by postcode
     SNOOPING_DETECTION = "snooping_detection"  # insider-browsing rules and score
+    TEXT_HYGIENE = "text_hygiene"  # no control or bidi characters in free text fields
     TOKEN_CHECKS = "token_checks"  # signature, algorithm, audience, issuer, expiry  # noqa: S105
+    TRUSTED_PROXIES = "trusted_proxies"  # forwarded headers believed only from listed proxies
 
 
 def enabled(settings: Settings, control: Control) -> bool:

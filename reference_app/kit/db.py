@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -54,6 +57,30 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def owner_only_sqlite_file(url: str) -> None:
+    """Create a SQLite database file readable and writable by its owner only (0600), or take
+    group and other access away from an existing one.
+
+    SQLite creates a missing file with the process umask (often 0644: world-readable personal
+    data), and gives its -wal and -shm files the main file's mode, so the main file decides.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(os.stat(database).st_mode)
+        if mode & 0o077:
+            # Another user's file (a read-only reader): leave it; its owner's engine tightens it.
+            with contextlib.suppress(PermissionError):
+                os.chmod(database, mode & 0o700)
+        return
+    except FileNotFoundError:
+        return  # no such directory: SQLite's own error on connect says so
+    os.close(fd)
+
+
 def make_engine(
     url: str, *, pool_size: int = 10, echo: bool = False, read_only: bool = False
 ) -> Engine:
@@ -65,6 +92,7 @@ def make_engine(
     url = normalise_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
     if is_sqlite(url):
+        owner_only_sqlite_file(url)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         engine = create_engine(url, **kwargs)
 

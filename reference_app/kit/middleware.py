@@ -1,11 +1,14 @@
-"""Pure ASGI middleware: request ids, security headers, and a cap on request body size."""
+"""Pure ASGI middleware: the request's true source, request ids, security headers, and a cap on
+request body size."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import secrets
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -13,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import error_body
+from reference_app.kit.text import hygiene
 
 if TYPE_CHECKING:
     from reference_app.context import AppContext
@@ -26,25 +30,90 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cache-control", b"no-store"),
     (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-resource-policy", b"same-origin"),
+    # An API has no use for any powerful browser feature: deny them all to whatever renders it.
+    (
+        b"permissions-policy",
+        b"accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+        b"microphone=(), payment=(), usb=()",
+    ),
 )
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+# Headers that name the software serving the answer: an attacker's shortcut to known flaws.
+_BANNERS = frozenset({b"server", b"x-powered-by"})
 
 
 _CSP = b"content-security-policy"
 _STRICT_CSP = b"default-src 'none';"
 
 
-def _with_security_headers(app_headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The app's headers plus the security headers. A route may send its own content security
-    policy if it starts from ``default-src 'none'`` (the printable subject access page allows
-    its one stylesheet by hash); any other is replaced by the default."""
+def _with_security_headers(
+    app_headers: list[tuple[bytes, bytes]], *, hsts: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """The app's headers plus the security headers, without a server banner. A route may send
+    its own content security policy if it starts from ``default-src 'none'`` (the printable
+    subject access page allows its one stylesheet by hash); any other is replaced by the
+    default."""
     own_csp = any(k.lower() == _CSP and v.startswith(_STRICT_CSP) for k, v in app_headers)
     headers = [
         (k, v)
         for k, v in app_headers
-        if k.lower() != b"cache-control" and (k.lower() != _CSP or v.startswith(_STRICT_CSP))
+        if k.lower() != b"cache-control"
+        and k.lower() not in _BANNERS
+        and (k.lower() != _CSP or v.startswith(_STRICT_CSP))
     ]
     headers.extend((k, v) for k, v in SECURITY_HEADERS if not (own_csp and k == _CSP))
+    if hsts:
+        headers.append(HSTS)
     return headers
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    """Every value of header ``name``, joined by commas (repeated headers form one list)."""
+    values = [v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == name]
+    return ",".join(values)
+
+
+def forwarded_source(scope: Scope, trusted: Callable[[str], bool]) -> tuple[str | None, str | None]:
+    """The request's true source address and scheme: the TCP peer, unless the peer is a trusted
+    proxy, in which case the nearest address in X-Forwarded-For that is not itself a trusted
+    proxy (walking from the right: the left part is whatever the client chose to write). The
+    scheme comes from X-Forwarded-Proto only when the peer is trusted; ``None`` keeps the
+    peer's."""
+    client = scope.get("client")
+    peer: str | None = client[0] if client else None
+    if peer is None or not trusted(peer):
+        return peer, None
+    hops = [h.strip() for h in _header(scope, b"x-forwarded-for").split(",") if h.strip()]
+    source = peer
+    while hops and trusted(source):
+        hop = hops.pop()
+        try:
+            source = str(ipaddress.ip_address(hop))
+        except ValueError:
+            break  # not an address: believe nothing further left of it
+    proto = _header(scope, b"x-forwarded-proto").split(",")[-1].strip().lower()
+    return source, proto if proto in ("http", "https") else None
+
+
+def proxy_trust(networks: Iterable[Network]) -> Callable[[str], bool]:
+    """A predicate: whether an address belongs to one of the trusted proxy ``networks``."""
+    listed = tuple(networks)
+
+    def trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip.version == net.version and ip in net for net in listed)
+
+    return trusted
+
+
+def _anyone(_address: str) -> bool:
+    return True
 
 
 class _BodyTooLarge(Exception):
@@ -111,6 +180,7 @@ class SecurityMiddleware:
         self.app = app
         self.ctx = ctx
         self._admission: asyncio.Semaphore | None = None
+        self._trust = proxy_trust(ctx.settings.trusted_proxies)
         self._admission_loop: asyncio.AbstractEventLoop | None = None
 
     def admission(self) -> asyncio.Semaphore:
@@ -136,7 +206,17 @@ class SecurityMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         started = False
         settings = self.ctx.settings
+        # The source every limit, lockout and audit event uses. Switched off, a development build
+        # believes any peer's forwarded header (what a server's default proxy handling did).
+        trust = self._trust if enabled(settings, Control.TRUSTED_PROXIES) else _anyone
+        source, scheme = forwarded_source(scope, trust)
+        if source is not None and _client_changed(scope, source):
+            scope["client"] = (source, 0)
+        if scheme is not None:
+            scope["scheme"] = scheme
+        hygiene.set(enabled(settings, Control.TEXT_HYGIENE))
         stamped = enabled(settings, Control.SECURITY_HEADERS)
+        hsts = stamped and (settings.hsts_always or scope.get("scheme") == "https")
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
@@ -144,7 +224,7 @@ class SecurityMiddleware:
                 started = True
                 headers = list(message.get("headers", []))
                 if stamped:
-                    headers = _with_security_headers(headers)
+                    headers = _with_security_headers(headers, hsts=hsts)
                 headers.append((b"x-request-id", request_id.encode("ascii")))
                 message["headers"] = headers
             await send(message)
@@ -248,6 +328,11 @@ async def _bounded_body(receive: Receive, max_bytes: int, gauge: DepthGauge) -> 
             return await receive()
 
     return replayed
+
+
+def _client_changed(scope: Scope, source: str) -> bool:
+    client = scope.get("client")
+    return not client or client[0] != source
 
 
 def _content_length(scope: Scope) -> int | None:

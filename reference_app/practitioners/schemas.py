@@ -32,7 +32,7 @@ class AccountCreate(Strict):
     display_name: OneLine = Field(min_length=1, max_length=120)
     role: Role
     organisation_id: RowId
-    email: str | None = Field(default=None, max_length=254)
+    email: OneLine | None = Field(default=None, max_length=254)
 
 
 class AccountCreated(BaseModel):

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reference_app.children.schemas import ChildCorrect
+from reference_app.kit.text import MultiLine
 from reference_app.requests.models import Decision, RequestKind, RequestStatus
 
 TEXT = Field(min_length=1, max_length=2000)
@@ -23,7 +24,7 @@ class RequestCreate(Strict):
     child_id: str = Field(min_length=13, max_length=20)
     kind: RequestKind
     changes: ChildCorrect | None = None
-    justification: str = TEXT
+    justification: MultiLine = TEXT
 
     @model_validator(mode="after")
     def _changes_match_kind(self) -> RequestCreate:
@@ -37,7 +38,7 @@ class RequestCreate(Strict):
 
 class DecisionCreate(Strict):
     decision: Decision
-    note: str | None = Field(default=None, min_length=1, max_length=2000)
+    note: MultiLine | None = Field(default=None, min_length=1, max_length=2000)
 
 
 class Organisation(BaseModel):

@@ -348,7 +348,9 @@ def _data_held(full: dict[str, Any]) -> dict[str, Any]:
     held = dict(full)
     held["services"] = [
         {
-            **{k: v for k, v in service.items() if k not in ("_consent", "practitioner_id")},
+            **{
+                k: v for k, v in service.items() if not k.startswith("_") and k != "practitioner_id"
+            },
             "consent_recorded": service["_consent"],
         }
         for service in full["services"]

@@ -71,4 +71,7 @@ class Involvement(Base):
     caf_assessment_on: Mapped[date | None] = mapped_column(Date)
     sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
     consent_recorded: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The young person withdrew consent (through the service or the child's LA): from then on
+    # no other service sees a sensitive involvement.
+    consent_withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -18,6 +18,7 @@ from reference_app.services.models import Involvement
 
 router = APIRouter(tags=["involvements"])
 InvolvementWrite = Annotated[Principal, Depends(require(Permission.INVOLVEMENT_WRITE))]
+ConsentWithdraw = Annotated[Principal, Depends(require(Permission.INVOLVEMENT_CONSENT_WITHDRAW))]
 
 
 class InvolvementCreate(BaseModel):
@@ -48,6 +49,7 @@ class InvolvementOut(BaseModel):
     lead_professional: bool
     caf_assessment_on: dt.date | None
     sensitive: bool
+    consent_withdrawn_at: dt.datetime | None = None
 
     @classmethod
     def of(cls, inv: Involvement) -> InvolvementOut:
@@ -60,6 +62,7 @@ class InvolvementOut(BaseModel):
             lead_professional=inv.is_lead_professional,
             caf_assessment_on=inv.caf_assessment_on,
             sensitive=inv.sensitive,
+            consent_withdrawn_at=inv.consent_withdrawn_at,
         )
 
 
@@ -107,3 +110,11 @@ def end(
 ) -> InvolvementOut:
     """End an involvement (the owner only)."""
     return InvolvementOut.of(service.end(call, principal, involvement_id, body.ended_on))
+
+
+@router.post("/involvements/{involvement_id}/withdraw-consent", response_model=InvolvementOut)
+def withdraw_consent(
+    involvement_id: RowId, principal: ConsentWithdraw, call: CallDep
+) -> InvolvementOut:
+    """Record the young person's withdrawal of consent (the service itself or the child's LA)."""
+    return InvolvementOut.of(service.withdraw_consent(call, principal, involvement_id))

@@ -1,4 +1,5 @@
-"""Involvements: registered, updated and ended by the practitioner who owns them."""
+"""Involvements: registered, updated and ended by the practitioner who owns them; consent on a
+sensitive one withdrawn through its service or the child's LA."""
 
 from __future__ import annotations
 
@@ -106,6 +107,36 @@ def end(
     involvement.is_lead_professional = False
     call.audit(
         EventTag.INVOLVEMENT_ENDED,
+        principal=principal,
+        child_id=involvement.child_id,
+        details={"involvement_id": involvement.id},
+    )
+    return involvement
+
+
+def withdraw_consent(call: Call, principal: Principal, involvement_id: int) -> Involvement:
+    """Record that the young person withdrew consent: other services stop seeing a sensitive
+    involvement. Recorded by anyone in the service itself or the child's LA data manager."""
+    involvement = call.db.get(Involvement, involvement_id)
+    child = children.get(call.db, involvement.child_id) if involvement is not None else None
+    if involvement is None or child is None:
+        raise NotFound("No such involvement.", code="involvement_not_found")
+    own_service = involvement.organisation_id == principal.organisation_id
+    own_la = principal.is_data_manager and child.local_authority_id == principal.local_authority_id
+    if not (own_service or own_la):
+        raise Forbidden(
+            "Only the service itself or the child's local authority may record a withdrawal.",
+            code="not_involvement_service",
+        )
+    if not involvement.sensitive:
+        raise Conflict(
+            "Consent governs only a sensitive service's involvement.", code="not_sensitive"
+        )
+    if involvement.consent_withdrawn_at is not None:
+        raise Conflict("Consent has already been withdrawn.", code="consent_already_withdrawn")
+    involvement.consent_withdrawn_at = call.ctx.clock.now()
+    call.audit(
+        EventTag.INVOLVEMENT_CONSENT_WITHDRAWN,
         principal=principal,
         child_id=involvement.child_id,
         details={"involvement_id": involvement.id},

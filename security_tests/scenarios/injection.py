@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -431,7 +431,7 @@ def json_shapes(ctx: Context) -> None:
     owasp=["API8:2023"],
     asvs=["2.2.1"],
     severity=Severity.LOW,
-    gap="name validation is not switchable",
+    guards=["text_hygiene"],
 )
 def control_characters(ctx: Context) -> None:
     """Names and addresses with NUL, control or bidirectional-override characters are refused."""
@@ -457,6 +457,72 @@ def control_characters(ctx: Context) -> None:
         if response.status_code < 300:
             accepted.append(f"{what} ({response.status_code} {response.json().get('child_id')})")
     expect(not accepted, "registered children whose name and address hold " + "; ".join(accepted))
+
+
+RLO = "\u202e"  # right-to-left override: "note\u202etxt.exe" reads as "noteexe.txt"
+
+
+@scenario(
+    "injection.bidi-text",
+    owasp=["API8:2023"],
+    asvs=["2.2.1", "16.4.1"],
+    severity=Severity.MEDIUM,
+    guards=["text_hygiene"],
+)
+def bidi_text(ctx: Context) -> None:
+    """Notes, reasons, justifications and recipient names refuse bidi and control characters."""
+    manager = ctx.fresh(DATA_MANAGER)
+    child = ctx.new_child(manager)
+    attempts: dict[str, Callable[[], httpx.Response]] = {
+        "a shielding decision note with a right-to-left override": lambda: manager.post(
+            f"/children/{child.child_id}/shield",
+            json={"shielded": True, "decision_note": f"court order {RLO}21 ref"},
+        ),
+        "a request's justification with a directional isolate": lambda: manager.post(
+            "/requests",
+            json={
+                "child_id": child.child_id,
+                "kind": "rectification",
+                "changes": {"given_name": "Ada"},
+                "justification": "the family asked \u2066for this\u2069 change",
+            },
+        ),
+        "an export's recipient name with a right-to-left override": lambda: manager.post(
+            "/exports",
+            json={
+                "scope": {"kind": "local_authority"},
+                "justification": "quarterly return to the department",
+                "recipient_name": f"Analyst {RLO}tsylanA",
+                "recipient_public_key": "not a key: refused first for its name",
+            },
+        ),
+        "an export's justification with NUL and an escape sequence": lambda: manager.post(
+            "/exports",
+            json={
+                "scope": {"kind": "local_authority"},
+                "justification": "quarterly return\u0000\u001b[2J to the department",
+                "recipient_name": "Analyst",
+                "recipient_public_key": "not a key",
+            },
+        ),
+        # A header is read as latin-1: the UTF-8 bytes of U+202E arrive as C1 controls.
+        "an access reason's free text with a right-to-left override": lambda: manager.get(
+            f"/children/{child.child_id}",
+            headers={"X-Access-Reason": f"safeguarding; note {RLO}".encode()},
+        ),
+    }
+    accepted: list[str] = []
+    for what, attempt in attempts.items():
+        response = clean(attempt(), what)
+        ctx.note(f"{what}: {status_text(response)}")
+        if response.status_code < 400:
+            accepted.append(f"{what} ({response.status_code})")
+        elif response.status_code not in (400, 422):
+            # Refused, but not for the text: the text itself was never judged.
+            accepted.append(f"{what} (refused {status_text(response)}, not for the text)")
+    expect(
+        not accepted, "free text with bidi or control characters was taken: " + "; ".join(accepted)
+    )
 
 
 @scenario(

@@ -18,10 +18,19 @@ import statistics
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
-from security_tests.context import Caller, Child, Context, expect_error, fictional_family_name
+from security_tests.context import (
+    Caller,
+    Child,
+    Context,
+    cannot,
+    expect_error,
+    fictional_family_name,
+    status_text,
+)
 from security_tests.engine import Severity, expect, scenario
 from security_tests.scenarios._common import export_rows, pause, recipient, request_export
 
@@ -425,30 +434,8 @@ def override_opens_and_alerts(ctx: Context) -> None:
 )
 def sensitive_services(ctx: Context) -> None:
     """A sensitive service is recorded only with consent and never shown to another LA."""
-    from sqlalchemy import bindparam, text
-
     dm = ctx.manager()
-    la_id = dm.account.local_authority_id
-    # White-box only to find a sensitive service: the API lists no organisations (read only).
-    with ctx.database.connect() as db:
-        row = db.execute(
-            text(
-                "SELECT id, name FROM organisations WHERE local_authority_id = :la "
-                "AND kind IN :kinds ORDER BY id LIMIT 1"
-            ).bindparams(bindparam("kinds", expanding=True)),
-            {"la": la_id, "kinds": list(SENSITIVE_KINDS)},
-        ).first()
-    expect(row is not None, f"the LA {la_id} has no sensitive service to check")
-    assert row is not None
-    organisation_id, organisation_name = int(row[0]), str(row[1])
-    template = dataclasses.replace(
-        ctx.persona("health_practitioner"),
-        organisation_id=organisation_id,
-        organisation=organisation_name,
-        local_authority_id=la_id,
-        local_authority=dm.account.local_authority,
-    )
-    clinician = ctx.fresh("health_practitioner", like=template)
+    clinician, organisation_name = _sensitive_clinician(ctx, dm)
     child = ctx.new_child(dm, age=15)
     path = f"/children/{child.child_id}/involvements"
     expect_error(clinician.post(path, json={}), 422, "consent_required")
@@ -480,3 +467,96 @@ def sensitive_services(ctx: Context) -> None:
         "without consent nothing is recorded; with consent the registry shows the service to "
         "full views in the child's LA (its rule), and to no other LA"
     )
+
+
+def _sensitive_clinician(ctx: Context, dm: Caller) -> tuple[Caller, str]:
+    """A throwaway practitioner of a sensitive service in ``dm``'s LA, and the service's name."""
+    from sqlalchemy import bindparam, text
+
+    la_id = dm.account.local_authority_id
+    # White-box only to find a sensitive service: the API lists no organisations (read only).
+    with ctx.database.connect() as db:
+        row = db.execute(
+            text(
+                "SELECT id, name FROM organisations WHERE local_authority_id = :la "
+                "AND kind IN :kinds ORDER BY id LIMIT 1"
+            ).bindparams(bindparam("kinds", expanding=True)),
+            {"la": la_id, "kinds": list(SENSITIVE_KINDS)},
+        ).first()
+    expect(row is not None, f"the LA {la_id} has no sensitive service to check")
+    assert row is not None
+    organisation_id, organisation_name = int(row[0]), str(row[1])
+    template = dataclasses.replace(
+        ctx.persona("health_practitioner"),
+        organisation_id=organisation_id,
+        organisation=organisation_name,
+        local_authority_id=la_id,
+        local_authority=dm.account.local_authority,
+    )
+    return ctx.fresh("health_practitioner", like=template), organisation_name
+
+
+def _services(response: httpx.Response) -> list[dict[str, Any]]:
+    body = response.json() if response.status_code == 200 else {}
+    services = body.get("services") if isinstance(body, dict) else None
+    return services if isinstance(services, list) else []
+
+
+def _shows(caller: Caller, child: Child, involvement: int) -> bool:
+    """Whether ``caller``'s view of ``child`` lists ``involvement``."""
+    response = caller.view(child.child_id, reason="service_delivery")
+    expect(response.status_code == 200, f"a colleague's view answered {status_text(response)}")
+    return any(s.get("involvement_id") == involvement for s in _services(response))
+
+
+@scenario(
+    "shielding.consent-withdrawal",
+    owasp=["API3:2023", "API1:2023"],
+    asvs=["8.2.3", "14.2.7"],
+    severity=Severity.HIGH,
+    guards=["consent_withdrawal"],
+    needs=["database"],
+)
+def consent_withdrawal(ctx: Context) -> None:
+    """Other services stop seeing a sensitive service once consent is withdrawn, or when ended."""
+    dm = ctx.manager()
+    clinician, organisation_name = _sensitive_clinician(ctx, dm)
+    child = ctx.new_child(dm, age=15)
+    made = clinician.post(
+        f"/children/{child.child_id}/involvements", json={"consent_recorded": True}
+    )
+    if made.status_code != 201:
+        cannot("record a consented sensitive involvement", made)
+    involvement = int(made.json()["id"])
+    colleague = ctx.colleague("education_practitioner", dm)
+    expect(
+        _shows(colleague, child, involvement),
+        "with consent standing, a colleague in the child's LA does not see the sensitive service: "
+        "the withdrawal could not be told apart",
+    )
+    withdrawn = clinician.post(f"/involvements/{involvement}/withdraw-consent")
+    expect(
+        withdrawn.status_code == 200,
+        f"the service cannot record the withdrawal of consent: {status_text(withdrawn)}",
+    )
+    expect(
+        not _shows(colleague, child, involvement),
+        "after consent was withdrawn, a colleague in another service still sees the sensitive "
+        "service working with the young person",
+    )
+    expect(
+        _shows(clinician, child, involvement),
+        "the sensitive service no longer sees its own involvement",
+    )
+    ctx.note(f"{organisation_name}: shown with consent, hidden from other services once withdrawn")
+    # An ended involvement: the school that worked with the child, seen by a GP colleague.
+    registered = ctx.involve(colleague, child)
+    other = ctx.colleague("health_practitioner", dm)
+    expect(_shows(other, child, registered), "a current involvement is not shown to colleagues")
+    ended = colleague.post(f"/involvements/{registered}/end", json={})
+    expect(ended.status_code == 200, f"ending an involvement answered {status_text(ended)}")
+    expect(
+        not _shows(other, child, registered),
+        "an ended involvement is still shown to another service",
+    )
+    ctx.note("an ended involvement is hidden from other services at once")

@@ -263,19 +263,22 @@ def junit_cases(xml_text: str) -> tuple[int, list[FuzzCase]]:
 )
 def schemathesis(ctx: Context) -> None:
     """Fuzzed requests to every documented operation never get a 5xx or an off-schema answer."""
-    spec = ctx.http.get(f"{API}/openapi.json")
+    require_tool("schemathesis")
+    # A throwaway data manager: fuzzing trips harvesting blocks and raises alerts on it. The
+    # document itself is served only to a logged-in caller.
+    manager = ctx.fresh(DATA_MANAGER)
+    spec = manager.get("/openapi.json")
     if spec.status_code != 200:
         raise Skip(f"the target serves no OpenAPI document at {API}/openapi.json")
-    require_tool("schemathesis")
     paths = spec.json().get("paths", {})
     operations = sum(1 for ops in paths.values() for method in ops if method in METHODS)
     low, high = FUZZ_EXAMPLES
     examples = max(low, min(high, FUZZ_BUDGET // max(1, operations)))
-    # A throwaway data manager: fuzzing trips harvesting blocks and raises alerts on it.
-    manager = ctx.fresh(DATA_MANAGER)
     seed = secrets.randbelow(2**32)
     with tempfile.TemporaryDirectory(prefix="contactpoint-fuzz-") as tmp:
         work = Path(tmp)
+        document = work / "openapi.json"
+        document.write_bytes(spec.content)
         # The token reaches schemathesis through its environment, not the process list.
         config = work / "schemathesis.toml"
         config.write_text('headers = { Authorization = "Bearer ${CONTACTPOINT_FUZZ_TOKEN}" }\n')
@@ -287,7 +290,9 @@ def schemathesis(ctx: Context) -> None:
             "--config-file",
             str(config),
             "run",
-            f"{ctx.target.url}{API}/openapi.json",
+            str(document),
+            "--url",
+            ctx.target.url,
             "--checks",
             FUZZ_CHECKS,
             "--phases",

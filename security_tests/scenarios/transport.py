@@ -1,18 +1,30 @@
-"""Transport and headers: security headers, CORS, no personal data in URLs, TLS and HSTS."""
+"""Transport and headers: security headers, CORS, no personal data in URLs, TLS and HSTS, a
+private API description, and a request's source that a client cannot forge."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
+from typing import Any
 from urllib.parse import urlsplit
 
-from security_tests.context import Context
-from security_tests.engine import Severity, expect, scenario
+import httpx
+
+from security_tests.context import Caller, Context, status_text
+from security_tests.engine import Severity, Skip, expect, scenario
+from security_tests.target import API
 
 PERSONAL_PARAMETERS = frozenset(
     {"given_name", "family_name", "date_of_birth", "postcode", "address", "name", "dob"}
 )
 EVIL_ORIGIN = "https://attacker.example"  # RFC 2606 reserves .example: nobody owns it
+FORGED_SOURCE = "203.0.113.77"  # RFC 5737 TEST-NET-3: no real client has it
+# A second loopback address: a registry that trusts its local proxy at 127.0.0.1 has no reason
+# to trust it, so the harness on the same host can be an untrusted peer.
+UNTRUSTED_LOOPBACK = "127.0.0.2"
+# Pages that would describe the API to anyone: interactive documentation and shadow specs.
+DOC_PAGES = ("/docs", "/redoc", "/openapi.json", f"{API}/docs", f"{API}/redoc")
 
 
 @scenario(
@@ -23,7 +35,7 @@ EVIL_ORIGIN = "https://attacker.example"  # RFC 2606 reserves .example: nobody o
     guards=["security_headers"],
 )
 def security_headers(ctx: Context) -> None:
-    """Answers with personal data carry nosniff, no-store, a strict CSP and no framing."""
+    """Answers carry nosniff, no-store, a strict CSP, no framing, a feature policy, no banner."""
     # A throwaway account: the view must not count against a shared persona's browsing score.
     me = ctx.fresh("health_practitioner")
     child = ctx.new_child()
@@ -41,6 +53,12 @@ def security_headers(ctx: Context) -> None:
         expect(
             h.get("referrer-policy") in ("no-referrer", "same-origin"), f"{where}: leaks referrer"
         )
+        expect(
+            "camera=()" in h.get("permissions-policy", ""),
+            f"{where}: no permissions policy denying browser features",
+        )
+        expect("server" not in h, f"{where}: names its server software ({h.get('server')!r})")
+        expect("x-powered-by" not in h, f"{where}: names its framework")
 
 
 @scenario(
@@ -85,10 +103,9 @@ def cors_closed(ctx: Context) -> None:
 )
 def no_personal_data_in_urls(ctx: Context) -> None:
     """No operation takes a name, date of birth or postcode in its path or query string."""
-    spec = ctx.http.get("/api/v1/openapi.json")
-    expect(spec.status_code == 200, f"no OpenAPI document ({spec.status_code})")
+    spec = _openapi(ctx.caller("health_practitioner"))
     offending = []
-    for path, operations in spec.json().get("paths", {}).items():
+    for path, operations in spec.get("paths", {}).items():
         for method, op in operations.items():
             for param in op.get("parameters", []) if isinstance(op, dict) else []:
                 if param.get("in") in ("path", "query") and param.get("name") in (
@@ -153,11 +170,10 @@ def tls_and_hsts(ctx: Context) -> None:
 )
 def api_inventory(ctx: Context) -> None:
     """Only the documented API version answers: no debug pages, old versions or shadow specs."""
-    spec = ctx.http.get("/api/v1/openapi.json")
-    expect(spec.status_code == 200, f"no OpenAPI document ({spec.status_code})")
+    spec = _openapi(ctx.caller("health_practitioner"))
     undocumented = [
         path
-        for path in spec.json().get("paths", {})
+        for path in spec.get("paths", {})
         if not path.startswith("/api/v1/") and path not in ("/healthz", "/readyz")
     ]
     expect(not undocumented, f"routes outside the versioned API: {undocumented}")
@@ -177,4 +193,126 @@ def api_inventory(ctx: Context) -> None:
         expect(
             response.status_code in (401, 404, 405),
             f"GET {path} answered {response.status_code}: an undocumented surface",
+        )
+
+
+def _openapi(caller: Caller) -> dict[str, Any]:
+    """The target's OpenAPI document, as a logged-in practitioner reads it."""
+    spec = caller.get("/openapi.json")
+    expect(spec.status_code == 200, f"no OpenAPI document for a practitioner ({spec.status_code})")
+    body = spec.json()
+    return body if isinstance(body, dict) else {}
+
+
+@scenario(
+    "transport.openapi-exposure",
+    owasp=["API9:2023", "API8:2023"],
+    asvs=["13.4.5", "14.3.2"],
+    severity=Severity.MEDIUM,
+    guards=["security_headers"],
+)
+def openapi_exposure(ctx: Context) -> None:
+    """The API description (every route, the administrative ones too) is served only after login."""
+    anonymous = ctx.http.get(f"{API}/openapi.json")
+    expect(
+        anonymous.status_code in (401, 403, 404),
+        f"GET {API}/openapi.json without a login answered {anonymous.status_code}: the whole "
+        "API, administrative routes included, is described to anyone",
+    )
+    ctx.note(f"without a login: {status_text(anonymous)}")
+    for path in DOC_PAGES:
+        response = ctx.http.get(path)
+        expect(
+            response.status_code in (401, 403, 404, 405),
+            f"GET {path} without a login answered {response.status_code}",
+        )
+    if anonymous.status_code == 404:
+        ctx.note("no OpenAPI document at the documented address for anyone")
+        return
+    # The refusal is about the login, not a missing document: a practitioner reads it.
+    _openapi(ctx.caller("health_practitioner"))
+    ctx.note("a logged-in practitioner reads the document")
+
+
+def _untrusted_client(ctx: Context) -> tuple[httpx.Client, str | None]:
+    """A client the target has no reason to treat as its proxy.
+
+    Over the network the harness is an ordinary client (a proxy in front appends its address).
+    On the target's own host the harness may be the trusted local proxy, so it comes from a
+    second loopback address instead.
+    """
+    parts = urlsplit(ctx.target.url)
+    host = parts.hostname or ""
+    base = ctx.target.url
+    local: str | None = None
+    if host == "localhost":
+        base = ctx.target.url.replace("//localhost", "//127.0.0.1", 1)
+        host = "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None and address.is_loopback:
+        if address.version != 4:
+            raise Skip("an IPv6 loopback target has no second loopback address to come from")
+        local = UNTRUSTED_LOOPBACK
+    client = httpx.Client(
+        base_url=base,
+        timeout=ctx.target.timeout,
+        transport=httpx.HTTPTransport(local_address=local, verify=ctx.target.verify_tls),
+        event_hooks=ctx.http.event_hooks,
+    )
+    return client, local
+
+
+@scenario(
+    "transport.forwarded-spoofing",
+    owasp=["API8:2023", "API4:2023"],
+    asvs=["16.2.1", "4.1.3"],
+    severity=Severity.HIGH,
+    guards=["trusted_proxies"],
+)
+def forwarded_spoofing(ctx: Context) -> None:
+    """A client's own X-Forwarded-For does not become the source the trail and the limits use."""
+    manager = ctx.manager()
+    client, local = _untrusted_client(ctx)
+    with client:
+        forged = client.get(
+            f"{API}/audit/events",
+            params={"limit": 1},
+            headers={**manager.headers, "X-Forwarded-For": FORGED_SOURCE},
+        )
+    expect(
+        forged.status_code == 200,
+        f"the data manager cannot read the audit trail: {status_text(forged)}",
+    )
+    request_id = forged.headers.get("x-request-id")
+    if not request_id:
+        raise Skip("the target names no request id (x-request-id): its event cannot be found")
+    filters = {"tag": "audit:events:read", "actor_id": manager.account.id, "limit": 100}
+
+    def probe() -> list[dict[str, Any]] | None:
+        response = manager.get("/audit/events", params=filters)
+        expect(response.status_code == 200, f"cannot read the trail: {status_text(response)}")
+        events = list(response.json())
+        return events if any(e.get("request_id") == request_id for e in events) else None
+
+    events = ctx.wait_for(probe, within=ctx.target.alert_within)
+    expect(events is not None, "the forged request's trail event never appeared")
+    assert events is not None
+    event = next(e for e in events if e.get("request_id") == request_id)
+    source = event.get("source")
+    ctx.note(
+        f"sent X-Forwarded-For: {FORGED_SOURCE} from {local or 'this host'}; "
+        f"the trail says source {source}"
+    )
+    expect(
+        source != FORGED_SOURCE,
+        "the audited source is the address the client wrote in X-Forwarded-For: any client can "
+        "forge the trail's source and dodge per-source limits and lockouts",
+    )
+    if local is not None:
+        expect(
+            source == UNTRUSTED_LOOPBACK,
+            f"the audited source is {source!r}, not the peer's address {UNTRUSTED_LOOPBACK}",
         )

@@ -14,7 +14,6 @@ PUBLIC_ROUTES = {
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("POST", "/api/v1/auth/login"),
-    ("GET", "/api/v1/openapi.json"),
 }
 
 
@@ -31,7 +30,7 @@ def _guarded(route: APIRoute) -> bool:
 def test_every_route_is_guarded_except_the_listed_public_ones(world: World) -> None:
     from reference_app.api import route_table
 
-    public = {("GET", "/api/v1/openapi.json")}  # served by the framework, no data
+    public: set[tuple[str, str]] = set()  # the OpenAPI document needs a login (test_middleware)
     table = route_table()
     assert len(table) > 15
     for path, route in table:
@@ -39,7 +38,8 @@ def test_every_route_is_guarded_except_the_listed_public_ones(world: World) -> N
             public |= {(m, path) for m in route.methods}
     assert public == PUBLIC_ROUTES
     # and the app serves exactly these routes
-    spec = world.client.get("/api/v1/openapi.json").json()
+    headers = world.headers(Role.HEALTH_PRACTITIONER)
+    spec = world.client.get("/api/v1/openapi.json", headers=headers).json()
     assert set(spec["paths"]) == {p for p, _ in table}
 
 
@@ -148,6 +148,8 @@ def test_security_headers_on_every_answer(world: World, path: str) -> None:
     assert response.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers["cache-control"] == "no-store"
+    assert "camera=()" in response.headers["permissions-policy"]
+    assert "server" not in response.headers
 
 
 def test_no_cors_is_granted_to_other_origins(world: World) -> None:
@@ -161,7 +163,8 @@ def test_no_cors_is_granted_to_other_origins(world: World) -> None:
 def test_probes_and_openapi(world: World) -> None:
     assert world.client.get("/healthz").json() == {"status": "ok"}
     assert world.client.get("/readyz").json() == {"status": "ready"}
-    spec = world.client.get("/api/v1/openapi.json").json()
+    headers = world.headers(Role.HEALTH_PRACTITIONER)
+    spec = world.client.get("/api/v1/openapi.json", headers=headers).json()
     for path in (
         "/api/v1/auth/login",
         "/api/v1/auth/logout",

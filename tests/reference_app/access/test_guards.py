@@ -178,6 +178,9 @@ def _calls(w: World, caller: Account) -> dict[tuple[str, str], Callable[[dict[st
         ("POST", "/api/v1/involvements/{involvement_id}/end"): lambda h: c.post(
             f"/api/v1/involvements/{involvement}/end", json={}, headers=h
         ),
+        ("POST", "/api/v1/involvements/{involvement_id}/withdraw-consent"): lambda h: c.post(
+            f"/api/v1/involvements/{involvement}/withdraw-consent", headers=h
+        ),
         ("GET", "/api/v1/alerts"): lambda h: c.get("/api/v1/alerts", headers=h),
         ("GET", "/api/v1/alerts/{alert_id}"): lambda h: c.get(
             f"/api/v1/alerts/{alert_id}", headers=h
