@@ -36,7 +36,9 @@ class Control(StrEnum):
     SESSION_REVOCATION = "session_revocation"  # logout, suspension, role change end a token
     SHIELDING = "shielding"  # shielded address and contacts withheld, unfindable by postcode
     SNOOPING_DETECTION = "snooping_detection"  # insider-browsing rules and score
+    SUSPENSION_AUTHORITY = "suspension_authority"  # reinstate: employing LA, open alert, 2 people
     TOKEN_CHECKS = "token_checks"  # signature, algorithm, audience, issuer, expiry  # noqa: S105
+    UNSHIELD_TWO_PERSON = "unshield_two_person"  # a second data manager approves an unshield
 
 
 def enabled(settings: Settings, control: Control) -> bool:
