@@ -39,6 +39,9 @@ NATIONAL_ORGANISATIONS = ("national_audit", "registry_operations")
 # Layout names that are not themselves organisation kinds.
 ORGANISATION_KIND = {"primary_school": "school", "secondary_school": "school"}
 LA_ROLES = tuple(figures.PRACTITIONER_ROLE_SHARES)
+# Every LA has at least two data managers, and an LA with personas gives two of them
+# credentials: unshielding and reinstatement are two people's decisions.
+DATA_MANAGER_PERSONAS = 2
 NATIONAL_ROLES = {
     "national_auditor": (figures.NATIONAL_AUDITORS, "national_audit"),
     "system_administrator": (figures.SYSTEM_ADMINISTRATORS, "registry_operations"),
@@ -185,7 +188,8 @@ def build_plan(options: Options) -> Plan:
         )
         practitioners: dict[str, Block] = {}
         for role, count in zip(LA_ROLES, staff, strict=True):
-            practitioners[role] = Block(next_practitioner, max(1, count))
+            least = DATA_MANAGER_PERSONAS if role == "la_data_manager" else 1
+            practitioners[role] = Block(next_practitioner, max(least, count))
             next_practitioner += practitioners[role].count
         layouts.append(
             LaLayout(index, info.ons_code, info.name, info.region, size, orgs, practitioners)
@@ -224,8 +228,11 @@ def build_plan(options: Options) -> Plan:
         extra = min(options.personas_per_role - 1, len(others)) if options.personas_per_role else 0
         picked = rng.choice(others, size=max(extra, 0), replace=False, p=other_weights)
         chosen = ([pilot] if options.personas_per_role else []) + sorted(int(x) for x in picked)
+        # The LA's first data manager stays its first persona, for lookups by role.
+        take = DATA_MANAGER_PERSONAS if role == "la_data_manager" else 1
         for la in chosen:
-            personas.append(Persona(role, la, layouts[la].practitioners[role].first))
+            for practitioner_id in list(layouts[la].practitioners[role].ids())[:take]:
+                personas.append(Persona(role, la, practitioner_id))
     for role, block in national_staff.items():
         for practitioner_id in list(block.ids())[: options.personas_per_role]:
             personas.append(Persona(role, pilot, practitioner_id))

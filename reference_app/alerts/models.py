@@ -17,6 +17,7 @@ class AlertKind(StrEnum):
     HARVESTING = "harvesting"
     OVERRIDE = "override"
     SNOOPING = "snooping"
+    UNSHIELD_REQUESTED = "unshield_requested"
 
 
 class AlertSeverity(StrEnum):
@@ -52,6 +53,10 @@ class Alert(Base):
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The data manager who last moved the alert on (acknowledged, investigated, closed).
     handled_by: Mapped[int | None] = mapped_column(Integer)
+    # The first of the two data managers a reinstatement of the subject needs, while the second
+    # is awaited; cleared once the subject's status changes.
+    reinstatement_requested_by: Mapped[int | None] = mapped_column(Integer)
+    reinstatement_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Canary(Base):

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from reference_app.access.principal import Principal
 from reference_app.alerts.models import Alert, Canary
+from reference_app.practitioners.models import Practitioner
 
 
 def visible(principal: Principal) -> list[ColumnElement[bool]]:
-    """Alerts a reviewer may see: a data manager their own LA's, an auditor all."""
+    """Alerts a reviewer may see: a data manager their own LA's and those about their LA's
+    staff (the employing LA answers for its people), an auditor all."""
     if principal.is_data_manager:
-        return [Alert.local_authority_id == principal.local_authority_id]
+        staff = select(Practitioner.id).where(
+            Practitioner.local_authority_id == principal.local_authority_id
+        )
+        return [
+            or_(
+                Alert.local_authority_id == principal.local_authority_id,
+                Alert.subject_user_id.in_(staff),
+            )
+        ]
     return []
 
 

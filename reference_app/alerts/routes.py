@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response, status
 
 from reference_app.alerts import service
 from reference_app.alerts.auth import AlertManage, AlertRead
@@ -72,10 +72,17 @@ def suspend_subject(
     return service.to_out(call, alert)
 
 
-@router.post("/{alert_id}/reinstate-subject", response_model=AlertOut)
+@router.post(
+    "/{alert_id}/reinstate-subject",
+    response_model=AlertOut,
+    responses={202: {"model": AlertOut, "description": "Awaits a second data manager"}},
+)
 def reinstate_subject(
-    alert_id: RowId, body: AlertStep, principal: AlertManage, call: CallDep
+    alert_id: RowId, body: AlertStep, principal: AlertManage, call: CallDep, response: Response
 ) -> AlertOut:
-    """Reinstate the alert's subject after review."""
+    """Reinstate the alert's subject after review: a data manager of their own LA asks (202),
+    another confirms (200)."""
     alert = service.set_subject_status(call, principal, alert_id, AccountStatus.ACTIVE, body.note)
+    if service.reinstatement_pending(alert):
+        response.status_code = status.HTTP_202_ACCEPTED
     return service.to_out(call, alert)

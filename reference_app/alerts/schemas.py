@@ -32,6 +32,8 @@ class AlertOut(BaseModel):
     summary: str
     details: dict[str, Any]
     handled_by: int | None
+    # The employing LA's data manager who asked to reinstate the subject, awaiting a second.
+    reinstatement_requested_by: int | None = None
 
 
 class AlertStep(BaseModel):

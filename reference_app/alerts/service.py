@@ -1,7 +1,8 @@
 """Raising alerts for review, and the management team's workflow on them.
 
 An alert moves ``open -> acknowledged -> investigating -> closed`` (steps may be skipped, never
-reversed); the team may suspend or reinstate the alert's subject from it. Every step is audited.
+reversed); the team may suspend the alert's subject from it, and the subject's employing LA
+reinstate them (two of its data managers, through an open alert). Every step is audited.
 The notification that goes out when an alert is raised carries references (alert id, kind,
 severity, LA, child identifier), never a child's personal data.
 """
@@ -19,7 +20,8 @@ from reference_app.alerts.models import Alert, AlertKind, AlertSeverity, AlertSt
 from reference_app.alerts.schemas import AlertOut, AlertSubject
 from reference_app.audit.service import sealed_text
 from reference_app.audit.tags import EventTag
-from reference_app.kit.errors import Conflict, NotFound
+from reference_app.kit.controls import Control, enabled
+from reference_app.kit.errors import Conflict, Forbidden, NotFound
 from reference_app.kit.http import Call
 from reference_app.practitioners import repository as accounts
 from reference_app.practitioners.models import AccountStatus
@@ -122,6 +124,7 @@ def to_out(call: Call, alert: Alert) -> AlertOut:
         summary=alert.summary,
         details=json.loads(alert.details or "{}"),
         handled_by=alert.handled_by,
+        reinstatement_requested_by=alert.reinstatement_requested_by,
     )
 
 
@@ -180,7 +183,13 @@ def step(
 def set_subject_status(
     call: Call, principal: Principal, alert_id: int, status: AccountStatus, note: str | None
 ) -> Alert:
-    """Suspend or reinstate the alert's subject; suspension ends their sessions at once."""
+    """Suspend or reinstate the alert's subject; suspension ends their sessions at once.
+
+    Suspending is one person's call, at once. Reinstating is the subject's employing LA's: two
+    of its data managers (one asks, another confirms) through an alert still open, so neither
+    another LA's team nor one person alone undoes a suspension (``reinstatement_pending`` tells
+    the caller the first step is recorded).
+    """
     from reference_app.practitioners.service import set_status
 
     alert = get_alert(call, principal, alert_id)
@@ -189,7 +198,50 @@ def set_subject_status(
         raise NotFound("The alert's subject no longer exists.", code="practitioner_not_found")
     if user.status == status.value:
         raise Conflict(f"The account is already {status.value}.", code="account_unchanged")
-    set_status(call, user, status, by=principal, details=_note_details(call, alert, note))
+    details = _note_details(call, alert, note)
+    if status is AccountStatus.ACTIVE and enabled(call.ctx.settings, Control.SUSPENSION_AUTHORITY):
+        _check_reinstatement_authority(principal, alert, user.local_authority_id)
+        first = alert.reinstatement_requested_by
+        if first is None:
+            alert.reinstatement_requested_by = principal.user_id
+            alert.reinstatement_requested_at = call.ctx.clock.now()
+            call.audit(
+                EventTag.USER_REINSTATEMENT_REQUESTED,
+                principal=principal,
+                details={"practitioner_id": user.id, **details},
+            )
+            return alert
+        if first == principal.user_id:
+            raise Forbidden(
+                "A reinstatement is confirmed by a data manager other than the one who asked.",
+                code="own_reinstatement_request",
+            )
+        details["requested_by"] = first
+    set_status(call, user, status, by=principal, details=details)
+    # Any half-agreed reinstatement lapses once the subject's status moves.
+    alert.reinstatement_requested_by = None
+    alert.reinstatement_requested_at = None
     alert.updated_at = call.ctx.clock.now()
     alert.handled_by = principal.user_id
     return alert
+
+
+def reinstatement_pending(alert: Alert) -> bool:
+    """Whether a reinstatement through ``alert`` awaits its second data manager."""
+    return alert.reinstatement_requested_by is not None
+
+
+def _check_reinstatement_authority(
+    principal: Principal, alert: Alert, employing_la_id: int
+) -> None:
+    """Only the subject's employing LA reinstates, and only through an alert still open."""
+    if not (principal.is_data_manager and principal.local_authority_id == employing_la_id):
+        raise Forbidden(
+            "Only the data managers of the practitioner's own local authority reinstate them.",
+            code="reinstatement_not_permitted",
+        )
+    if alert.status == AlertStatus.CLOSED.value:
+        raise Conflict(
+            "The alert is closed; reinstate through an open alert about the practitioner.",
+            code="alert_closed",
+        )

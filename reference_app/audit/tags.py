@@ -26,6 +26,9 @@ class EventTag(StrEnum):
     CHILD_RECORD_VIEWED = "child:record:viewed"
     CHILD_SEARCH_PERFORMED = "child:search:performed"
     CHILD_SHIELDED = "child:shielded"
+    CHILD_UNSHIELD_APPROVED = "child:unshield:approved"
+    CHILD_UNSHIELD_REQUESTED = "child:unshield:requested"
+    CHILD_UNSHIELD_WITHDRAWN = "child:unshield:withdrawn"
     CHILD_UNSHIELDED = "child:unshielded"
     EXPORT_APPROVED = "export:approved"
     EXPORT_DOWNLOADED = "export:downloaded"
@@ -46,6 +49,7 @@ class EventTag(StrEnum):
     SUBJECT_ACCESS_PRODUCED = "subject_access:produced"
     USER_CREATED = "user:created"
     USER_REINSTATED = "user:reinstated"
+    USER_REINSTATEMENT_REQUESTED = "user:reinstatement:requested"
     USER_ROLE_CHANGED = "user:role:changed"
     USER_SUSPENDED = "user:suspended"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, false, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reference_app.kit.db import Base, UTCDateTime
@@ -70,3 +70,38 @@ class Child(Base):
     def closed(self) -> bool:
         """Archived or deceased: for the owning LA's data managers only, and never exported."""
         return self.archived_at is not None or self.deceased_recorded_at is not None
+
+
+class UnshieldStatus(StrEnum):
+    APPROVED = "approved"
+    PENDING = "pending"
+    WITHDRAWN = "withdrawn"
+
+
+class UnshieldRequest(Base):
+    """A data manager's request to lift a child's shield, awaiting a second data manager of the
+    LA: until approved the child stays shielded (one person alone never exposes a hidden
+    address)."""
+
+    __tablename__ = "unshield_requests"
+    __table_args__ = (
+        # At most one pending request a child: a second request joins the first.
+        Index(
+            "ux_unshield_requests_pending",
+            "child_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("children.id", ondelete="CASCADE"), index=True)
+    local_authority_id: Mapped[int] = mapped_column(ForeignKey("local_authorities.id"))
+    status: Mapped[str] = mapped_column(String(10), default=UnshieldStatus.PENDING)
+    requested_by: Mapped[int] = mapped_column(ForeignKey("practitioners.id"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The alert raised to the LA's team, so the approver can find the request from it.
+    alert_id: Mapped[int | None] = mapped_column(Integer)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("practitioners.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

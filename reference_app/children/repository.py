@@ -3,20 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from reference_app.access.principal import Principal
 from reference_app.carers.models import Carer, ChildCarer
-from reference_app.children.models import Child
+from reference_app.children.models import Child, UnshieldRequest, UnshieldStatus
 from reference_app.localauthorities.models import LocalAuthority
 from reference_app.services.models import Involvement, Organisation
 
 
 def get(db: Session, child_id: str) -> Child | None:
     return db.get(Child, child_id)
+
+
+def pending_unshield(db: Session, child_id: str) -> UnshieldRequest | None:
+    """The child's unshield request awaiting a second data manager, if any."""
+    return db.scalars(
+        select(UnshieldRequest).where(
+            UnshieldRequest.child_id == child_id,
+            UnshieldRequest.status == UnshieldStatus.PENDING.value,
+        )
+    ).first()
+
+
+def close_unshield(
+    db: Session, request_id: int, *, status: UnshieldStatus, by: int, at: datetime
+) -> bool:
+    """Move a pending unshield request to ``status``; False if someone else decided it first."""
+    result = db.execute(
+        update(UnshieldRequest)
+        .where(
+            UnshieldRequest.id == request_id,
+            UnshieldRequest.status == UnshieldStatus.PENDING.value,
+        )
+        .values(status=status.value, decided_by=by, decided_at=at)
+        .returning(UnshieldRequest.id)
+    )
+    return result.first() is not None
 
 
 def exists_id(db: Session, child_id: str) -> bool:

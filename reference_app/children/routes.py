@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, Header, Response, status
 
 from reference_app.children import service
 from reference_app.children.auth import (
@@ -21,6 +21,8 @@ from reference_app.children.schemas import (
     SearchRequest,
     SearchResponse,
     ShieldChange,
+    ShieldOutcome,
+    UnshieldApproval,
 )
 from reference_app.kit.http import CallDep
 
@@ -58,10 +60,31 @@ def correct(
     return ChildCreated(child_id=service.correct(call, principal, child_id, body).id)
 
 
-@router.post("/{child_id}/shield", response_model=ChildCreated)
+@router.post(
+    "/{child_id}/shield",
+    response_model=ShieldOutcome,
+    responses={202: {"model": ShieldOutcome, "description": "Unshield awaits a second approval"}},
+)
 def shield(
-    child_id: str, body: ShieldChange, principal: ChildShieldGuard, call: CallDep
-) -> ChildCreated:
-    """Shield or unshield a child's record, with the decision noted in the trail."""
+    child_id: str,
+    body: ShieldChange,
+    principal: ChildShieldGuard,
+    call: CallDep,
+    response: Response,
+) -> ShieldOutcome:
+    """Shield a child's record at once, or ask to lift the shield (202: a second data manager of
+    the LA approves it), with the decision noted in the trail."""
     child = service.set_shield(call, principal, child_id, body.shielded, body.decision_note)
-    return ChildCreated(child_id=child.id)
+    outcome = service.shield_outcome(call, child)
+    if not body.shielded and outcome.shielded:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return outcome
+
+
+@router.post("/{child_id}/unshield/approve", response_model=ShieldOutcome)
+def approve_unshield(
+    child_id: str, body: UnshieldApproval, principal: ChildShieldGuard, call: CallDep
+) -> ShieldOutcome:
+    """Approve another data manager's pending unshield: the shield is lifted."""
+    child = service.approve_unshield(call, principal, child_id, body.decision_note)
+    return service.shield_outcome(call, child)

@@ -89,3 +89,24 @@ class ShieldChange(Strict):
 
 class ChildCreated(BaseModel):
     child_id: str
+
+
+class UnshieldApproval(Strict):
+    decision_note: str | None = Field(default=None, max_length=500)
+
+
+class PendingUnshield(BaseModel):
+    """A request to lift the shield, waiting for a second data manager of the LA."""
+
+    id: int
+    requested_by: int
+    requested_at: dt.datetime
+    alert_id: int | None
+
+
+class ShieldOutcome(BaseModel):
+    """Where the shield stands after a change: an unshield may wait for a second person."""
+
+    child_id: str
+    shielded: bool
+    pending_unshield: PendingUnshield | None = None

@@ -17,9 +17,11 @@ carers lead to the shielded child, so shielding protects them the same way (``Ch
 the flag is kept by ``refresh_households``). A search result or limited view of a protected child
 never names its LA: contact is brokered between LA teams through the national registry.
 
-Archived and deceased records are hidden (not found) from everyone else. Need-to-know,
-shielding and the audit of views and searches each have a control switch
-(``reference_app.kit.controls``) a development build may turn off.
+Archived and deceased records are hidden (not found) from everyone else. Shielding is one data
+manager's call, at once; lifting a shield takes two of the LA's data managers (one asks, the LA's
+team is alerted, another approves). Need-to-know, shielding, the two-person unshield and the
+audit of views and searches each have a control switch (``reference_app.kit.controls``) a
+development build may turn off.
 """
 
 from __future__ import annotations
@@ -41,20 +43,22 @@ from reference_app.audit.repository import append_search_hits
 from reference_app.audit.service import sealed_text
 from reference_app.audit.tags import AccessRelationship, EventTag
 from reference_app.children import repository
-from reference_app.children.models import Child
+from reference_app.children.models import Child, UnshieldRequest, UnshieldStatus
 from reference_app.children.schemas import (
     ChildCorrect,
     ChildCreate,
+    PendingUnshield,
     SearchRequest,
     SearchResponse,
     SearchResult,
+    ShieldOutcome,
 )
 from reference_app.config import Settings
 from reference_app.kit import identifiers
 from reference_app.kit.clock import age_on
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.crypto import Crypto
-from reference_app.kit.errors import BadRequest, Forbidden, InvalidInput, NotFound
+from reference_app.kit.errors import BadRequest, Conflict, Forbidden, InvalidInput, NotFound
 from reference_app.kit.http import Call
 from reference_app.kit.text import CONTROL_CHARACTERS, refused
 from reference_app.limits.service import Limiter, SearchShape
@@ -591,9 +595,27 @@ def correct(call: Call, principal: Principal, raw_child_id: str, body: ChildCorr
 
 
 def set_shield(
-    call: Call, principal: Principal, raw_child_id: str, shielded: bool, note: str | None
+    call: Call,
+    principal: Principal,
+    raw_child_id: str,
+    shielded: bool,
+    note: str | None,
+    *,
+    agreed_by: int | None = None,
 ) -> Child:
+    """Shield a child at once, or lift a shield: that exposes a hidden address, so it waits for
+    a second data manager of the LA (``approve_unshield``) unless ``agreed_by`` names the other
+    data manager who already agreed to it (the requester of an approved unshield or change
+    request)."""
     child = _owned(call, principal, raw_child_id)
+    if (
+        not shielded
+        and child.shielded
+        and (agreed_by is None or agreed_by == principal.user_id)
+        and enabled(call.ctx.settings, Control.UNSHIELD_TWO_PERSON)
+    ):
+        _request_unshield(call, principal, child, note)
+        return child
     child.shielded = shielded
     child.updated_at = call.ctx.clock.now()
     call.db.flush()
@@ -601,6 +623,8 @@ def set_shield(
     details: dict[str, Any] = {}
     if note:
         details["decision_note_enc"] = sealed_text(call.ctx, note, "audit.decision_note")
+    if agreed_by is not None and not shielded:
+        details["agreed_by"] = agreed_by
     tag = EventTag.CHILD_SHIELDED if shielded else EventTag.CHILD_UNSHIELDED
     call.audit(
         tag,
@@ -608,6 +632,8 @@ def set_shield(
         child_id=child.id,
         details=details,
     )
+    if shielded:
+        _withdraw_unshield(call, principal, child)
     return child
 
 
@@ -663,3 +689,102 @@ def refresh_all_households(db: Session, crypto: Crypto) -> int:
     ]
     refresh_households(db, crypto, seeds)
     return len(seeds)
+
+
+def _request_unshield(call: Call, principal: Principal, child: Child, note: str | None) -> None:
+    """Record the first data manager's unshield and alert the LA's team; the shield stays.
+
+    A second request while one is pending joins it: the first requester still cannot approve.
+    """
+    if repository.pending_unshield(call.db, child.id) is not None:
+        return
+    now = call.ctx.clock.now()
+    request = UnshieldRequest(
+        child_id=child.id,
+        local_authority_id=child.local_authority_id,
+        status=UnshieldStatus.PENDING.value,
+        requested_by=principal.user_id,
+        requested_at=now,
+    )
+    call.db.add(request)
+    call.db.flush()
+    details: dict[str, Any] = {"unshield_request_id": request.id}
+    if note:
+        details["decision_note_enc"] = sealed_text(call.ctx, note, "audit.decision_note")
+    event_id = call.audit(
+        EventTag.CHILD_UNSHIELD_REQUESTED, principal=principal, child_id=child.id, details=details
+    )
+    alert = raise_alert(
+        call,
+        principal,
+        kind=AlertKind.UNSHIELD_REQUESTED,
+        severity=AlertSeverity.HIGH,
+        local_authority_id=child.local_authority_id,
+        child_id=child.id,
+        audit_event_id=event_id,
+        summary="A data manager asked to lift a shield; another data manager must approve it",
+        details={"unshield_request_id": request.id},
+    )
+    request.alert_id = alert.id
+
+
+def _withdraw_unshield(call: Call, principal: Principal, child: Child) -> None:
+    """Shielding again withdraws any pending unshield: nobody can approve it later by surprise."""
+    pending = repository.pending_unshield(call.db, child.id)
+    if pending is None:
+        return
+    now = call.ctx.clock.now()
+    if repository.close_unshield(
+        call.db, pending.id, status=UnshieldStatus.WITHDRAWN, by=principal.user_id, at=now
+    ):
+        call.audit(
+            EventTag.CHILD_UNSHIELD_WITHDRAWN,
+            principal=principal,
+            child_id=child.id,
+            details={"unshield_request_id": pending.id},
+        )
+
+
+def approve_unshield(
+    call: Call, principal: Principal, raw_child_id: str, note: str | None
+) -> Child:
+    """The second data manager of the LA approves a pending unshield, which lifts the shield;
+    the data manager who asked for it never approves it."""
+    child = _owned(call, principal, raw_child_id)
+    pending = repository.pending_unshield(call.db, child.id)
+    if pending is None:
+        raise Conflict("No unshield is waiting for approval.", code="no_pending_unshield")
+    if pending.requested_by == principal.user_id:
+        raise Forbidden(
+            "An unshield is approved by a data manager other than the one who asked for it.",
+            code="own_unshield_request",
+        )
+    now = call.ctx.clock.now()
+    if not repository.close_unshield(
+        call.db, pending.id, status=UnshieldStatus.APPROVED, by=principal.user_id, at=now
+    ):
+        raise Conflict("No unshield is waiting for approval.", code="no_pending_unshield")
+    call.audit(
+        EventTag.CHILD_UNSHIELD_APPROVED,
+        principal=principal,
+        child_id=child.id,
+        details={"unshield_request_id": pending.id, "requested_by": pending.requested_by},
+    )
+    return set_shield(call, principal, child.id, False, note, agreed_by=pending.requested_by)
+
+
+def shield_outcome(call: Call, child: Child) -> ShieldOutcome:
+    """Where the child's shield stands, with any unshield awaiting a second data manager."""
+    pending = repository.pending_unshield(call.db, child.id)
+    return ShieldOutcome(
+        child_id=child.id,
+        shielded=child.shielded,
+        pending_unshield=PendingUnshield(
+            id=pending.id,
+            requested_by=pending.requested_by,
+            requested_at=pending.requested_at,
+            alert_id=pending.alert_id,
+        )
+        if pending is not None
+        else None,
+    )

@@ -37,9 +37,11 @@ class Control(StrEnum):
     SESSION_REVOCATION = "session_revocation"  # logout, suspension, role change end a token
     SHIELDING = "shielding"  # shielded address and contacts withheld, unfindable by postcode
     SNOOPING_DETECTION = "snooping_detection"  # insider-browsing rules and score
+    SUSPENSION_AUTHORITY = "suspension_authority"  # reinstate: employing LA, open alert, 2 people
     TEXT_HYGIENE = "text_hygiene"  # no control or bidi characters in free text fields
     TOKEN_CHECKS = "token_checks"  # signature, algorithm, audience, issuer, expiry  # noqa: S105
     TRUSTED_PROXIES = "trusted_proxies"  # forwarded headers believed only from listed proxies
+    UNSHIELD_TWO_PERSON = "unshield_two_person"  # a second data manager approves an unshield
 
 
 def enabled(settings: Settings, control: Control) -> bool:

@@ -4,7 +4,9 @@ access pack.
 A rectification, shielding or unshielding request is raised on the family's behalf by a
 practitioner who can see the child's full record, or by the child's LA team, and decided by a
 data manager of the child's LA other than the one who raised it. Approval applies the change
-through the children service, so the change writes its own audit event as a direct one would.
+through the children service, so the change writes its own audit event as a direct one would
+(an approved unshielding raised by a data manager counts as the two data managers an unshield
+needs).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reference_app.access.permissions import AccessReason
+from reference_app.access.permissions import AccessReason, Role
 from reference_app.access.principal import Principal
 from reference_app.audit.models import AuditEvent
 from reference_app.audit.service import sealed_text
@@ -239,7 +241,16 @@ def _apply(call: Call, principal: Principal, request: ChangeRequest, note: str |
         children.correct(call, principal, request.child_id, changes)
     else:
         shielded = request.kind == RequestKind.SHIELDING
-        children.set_shield(call, principal, request.child_id, shielded, note)
+        agreed_by = None if shielded else _data_manager_of(call, request)
+        children.set_shield(call, principal, request.child_id, shielded, note, agreed_by=agreed_by)
+
+
+def _data_manager_of(call: Call, request: ChangeRequest) -> int | None:
+    """The raiser, when a data manager of the child's LA: with the decider, two of the LA's data
+    managers agreed an unshield. Raised by a practitioner, the unshield awaits a second one."""
+    role, org = repository.actors(call.db, [request.raised_by]).get(request.raised_by, ("", None))
+    same_la = org is not None and org.local_authority_id == request.local_authority_id
+    return request.raised_by if role == Role.LA_DATA_MANAGER and same_la else None
 
 
 def _proposed(call: Call, request: ChangeRequest) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from reference_app.alerts.models import Canary
 from reference_app.carers.models import Carer, ChildCarer
-from reference_app.children.models import Child
+from reference_app.children.models import Child, UnshieldRequest
 from reference_app.requests.models import ChangeRequest
 from reference_app.services.models import Involvement
 
@@ -64,13 +64,13 @@ def due_for_purge(
 
 def purge(db: Session, child_ids: list[str], before: datetime) -> tuple[list[str], int]:
     """Delete the children (still archived before ``before``), their carer links,
-    involvements, canary rows and change requests, and the carers left linked to no child.
+    involvements, canary rows, change and unshield requests, and the carers left linked to no child.
     Return the purged ids and how many carers went. The audit trail is kept: it has no
     foreign key to the children."""
     carer_ids = set(
         db.scalars(select(ChildCarer.carer_id).where(ChildCarer.child_id.in_(child_ids)))
     )
-    for table in (ChildCarer, Involvement, Canary, ChangeRequest):
+    for table in (ChildCarer, Involvement, Canary, ChangeRequest, UnshieldRequest):
         db.execute(delete(table).where(table.child_id.in_(child_ids)).execution_options(**_BULK))
     purged = db.execute(
         delete(Child)

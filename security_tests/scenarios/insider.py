@@ -4,7 +4,8 @@ The registry scores each record view (a relative's surname 50 points, a shielded
 involvement 10, out of hours more) and alerts the management team of the child's LA at 60 points
 a day, suspending at 150; a canary (honeytoken) child alerts on any view, inside the request.
 Each scenario measures how soon the alert reaches the team (`--alert-within`, 30 s by default),
-and the team's suspension must end the insider's session on their very next request.
+and the team's suspension must end the insider's session on their very next request. Only the
+insider's own LA reinstates them: two of its data managers, through an alert still open.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from security_tests.engine import Severity, Skip, expect, scenario
 from security_tests.scenarios._common import session_state
 
 CELEBRITY_VIEWS = 3  # shielded and uninvolved: 50 points a view in hours, 150 suspends
+OVERRIDE = "emergency_override; harness check of who may reinstate"
 
 
 def _insider(ctx: Context, dm: Caller, *, far: bool = False) -> tuple[Caller, str]:
@@ -197,3 +199,98 @@ def suspension_immediate(ctx: Context) -> None:
     expect_error(next_view, (401, 403))
     status, code = session_state(insider)
     expect(status in (401, 403), f"the suspended insider's session still answers {status} {code}")
+
+
+def _alerts_about(reviewer: Caller, subject: Caller) -> list[int]:
+    """The ids of the override alerts about ``subject`` that ``reviewer`` sees, oldest first."""
+    return sorted(
+        a["id"]
+        for a in reviewer.alerts("override")
+        if a.get("subject_user_id") == subject.account.id
+    )
+
+
+def _subject_status(reviewer: Caller, alert_id: int) -> str | None:
+    """The alert subject's account status as ``reviewer`` reads it on the alert."""
+    response = reviewer.get(f"/alerts/{alert_id}")
+    if response.status_code != 200:
+        return None
+    subject: dict[str, Any] = response.json().get("subject") or {}
+    return subject.get("status")
+
+
+@scenario(
+    "insider.reinstatement-authority",
+    owasp=["API5:2023", "API1:2023"],
+    asvs=["8.3.2", "2.3.5"],
+    severity=Severity.HIGH,
+    guards=["suspension_authority"],
+)
+def reinstatement_authority(ctx: Context) -> None:
+    """Only two data managers of the insider's own LA reinstate them, through an open alert."""
+    home = ctx.manager()
+    try:
+        far = ctx.caller("la_data_manager", other_than=home.account.local_authority)
+    except Skip:
+        raise Skip("the personas file has one LA's data manager only") from None
+    # The insider works for the home LA and breaks the glass on a child of another LA, whose
+    # team is alerted and suspends them: the suspending LA is not the employing one.
+    insider = ctx.colleague("social_care_practitioner", home)
+    child_id = ctx.new_child(far).child_id
+    for _ in range(2):
+        opened = insider.view(child_id, reason=OVERRIDE)
+        expect(opened.status_code == 200, f"the override answered {opened.status_code}")
+    ctx.expect_alert(
+        far,
+        "override",
+        subject=insider,
+        since=time.monotonic(),
+        child_id=child_id,
+        what="an override",
+    )
+    both = ctx.wait_for(
+        lambda: ids if len(ids := _alerts_about(far, insider)) >= 2 else None,
+        ctx.target.alert_within,
+    )
+    expect(both is not None, "the second override raised no second alert")
+    assert both is not None
+    first, second = both[:2]
+    suspended = far.post(f"/alerts/{first}/suspend-subject", json={"note": "harness check"})
+    if refusal(suspended) != (409, "account_unchanged"):
+        expect(suspended.status_code == 200, f"suspend-subject answered {suspended.status_code}")
+    expect(_subject_status(far, first) == "suspended", "the insider is not suspended")
+    # The employing LA's team sees the alerts about its own staff.
+    expect(
+        first in _alerts_about(home, insider),
+        "the insider's own LA does not see the alert about its staff",
+    )
+
+    foreign = far.post(f"/alerts/{first}/reinstate-subject", json={"note": "harness check"})
+    expect(
+        _subject_status(far, first) == "suspended",
+        "a data manager of another LA than the insider's reinstated them",
+    )
+    expect_error(foreign, (403, 404))
+
+    one, other = ctx.colleague("la_data_manager", home), ctx.colleague("la_data_manager", home)
+    closed = far.post(f"/alerts/{first}/close", json={"note": "harness check"})
+    expect(closed.status_code == 200, f"closing the alert answered {closed.status_code}")
+    late = one.post(f"/alerts/{first}/reinstate-subject", json={"note": "harness check"})
+    expect(_subject_status(one, first) == "suspended", "a closed alert reinstated the insider")
+    expect_error(late, (403, 409))
+
+    asked = one.post(f"/alerts/{second}/reinstate-subject", json={"note": "harness check"})
+    expect(asked.status_code < 300, f"the first reinstatement step answered {asked.status_code}")
+    expect(
+        _subject_status(one, second) == "suspended",
+        "one data manager alone reinstated the insider",
+    )
+    expect_error(
+        one.post(f"/alerts/{second}/reinstate-subject", json={}), 403, "own_reinstatement_request"
+    )
+    confirmed = other.post(f"/alerts/{second}/reinstate-subject", json={"note": "harness check"})
+    expect(confirmed.status_code == 200, f"the confirmation answered {confirmed.status_code}")
+    expect(
+        _subject_status(other, second) == "active",
+        "two data managers of the insider's own LA could not reinstate them",
+    )

@@ -7,6 +7,7 @@ for a child who does not exist, in content and in time; record views, errors and
 none of the hidden values; the emergency override opens the record and alerts the LA's
 management team at once. Sensitive services (mental and
 sexual health, substance misuse) are recorded only with consent and never shown to another LA.
+Lifting a shield takes two data managers of the LA, and alerts its team.
 """
 
 from __future__ import annotations
@@ -560,3 +561,55 @@ def consent_withdrawal(ctx: Context) -> None:
         "an ended involvement is still shown to another service",
     )
     ctx.note("an ended involvement is hidden from other services at once")
+
+
+def _shield_state(dm: Caller, child_id: str) -> object:
+    """Whether the LA's own data manager sees the child as shielded (None if unreadable)."""
+    response = dm.view(child_id)
+    return response.json().get("shielded") if response.status_code == 200 else None
+
+
+@scenario(
+    "shielding.single-person-unshield",
+    owasp=["API5:2023", "API6:2023"],
+    asvs=["2.3.5", "8.2.3"],
+    severity=Severity.HIGH,
+    guards=["unshield_two_person"],
+)
+def single_person_unshield(ctx: Context) -> None:
+    """One data manager cannot lift a shield: a second approves, the requester cannot, the LA
+    is alerted."""
+    dm = ctx.manager()
+    child_id = ctx.new_child(dm, shielded=True).child_id
+    requester = ctx.colleague("la_data_manager", dm)
+    approver = ctx.colleague("la_data_manager", dm)
+    asked = requester.post(
+        f"/children/{child_id}/shield",
+        json={"shielded": False, "decision_note": "harness check of the second approval"},
+    )
+    since = time.monotonic()
+    expect(asked.status_code in (200, 202), f"the unshield request answered {asked.status_code}")
+    expect(
+        _shield_state(approver, child_id) is True,
+        "one data manager's unshield lifted the shield at once, with no second person",
+    )
+    ctx.expect_alert(
+        approver,
+        "unshield_requested",
+        subject=requester,
+        since=since,
+        child_id=child_id,
+        what="an unshield request",
+    )
+    own = requester.post(f"/children/{child_id}/unshield/approve", json={})
+    expect_error(own, 403, "own_unshield_request")
+    expect(
+        _shield_state(approver, child_id) is True,
+        "the data manager who asked for the unshield approved it themselves",
+    )
+    approved = approver.post(f"/children/{child_id}/unshield/approve", json={})
+    expect(approved.status_code == 200, f"the second approval answered {approved.status_code}")
+    expect(
+        _shield_state(approver, child_id) is False,
+        "the second data manager's approval did not lift the shield",
+    )

@@ -1,7 +1,7 @@
 """A young person's withdrawal of consent on a (sensitive) involvement.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-06 03:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from reference_app.kit.db import UTCDateTime
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

@@ -156,6 +156,9 @@ def _calls(w: World, caller: Account) -> dict[tuple[str, str], Callable[[dict[st
         ("POST", "/api/v1/children/{child_id}/shield"): lambda h: c.post(
             f"/api/v1/children/{child.id}/shield", json={"shielded": False}, headers=h
         ),
+        ("POST", "/api/v1/children/{child_id}/unshield/approve"): lambda h: c.post(
+            f"/api/v1/children/{child.id}/unshield/approve", json={}, headers=h
+        ),
         ("POST", "/api/v1/children/{child_id}/carers"): lambda h: c.post(
             f"/api/v1/children/{child.id}/carers",
             json={"given_name": "Ann", "family_name": "Bee", "relationship": "grandparent"},

@@ -1,5 +1,6 @@
 """The management team's alert workflow: list, acknowledge, investigate, close, suspend and
-reinstate the subject; each step audited; other LAs and other roles kept out."""
+reinstate the subject; each step audited; other LAs and other roles kept out. Who may reinstate
+is tested in test_reinstatement."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from tests.fixtures.world import LA_A, LA_B, World
 from tests.reference_app.alerts.test_canaries import make_canary
 
 
-def raise_canary_alert(world: World) -> tuple[dict[str, Any], Any]:
-    """A fresh snooper opens a canary of LA A; return the alert and the snooper's account."""
-    snooper = world.new_account(Role.HEALTH_PRACTITIONER, LA_B)
+def raise_canary_alert(world: World, snooper_la: str = LA_B) -> tuple[dict[str, Any], Any]:
+    """A fresh snooper (of LA B unless told) opens a canary of LA A; return the alert and the
+    snooper's account."""
+    snooper = world.new_account(Role.HEALTH_PRACTITIONER, snooper_la)
     headers = {**world.login(snooper), "X-Access-Reason": "safeguarding"}
     canary = make_canary(world, LA_A).id
     assert world.client.get(f"/api/v1/children/{canary}", headers=headers).status_code == 200
@@ -90,7 +92,14 @@ def test_suspending_the_subject_ends_their_session_at_once_and_reinstating_resto
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "account_suspended"
     assert post(world, alert["id"], "suspend-subject").status_code == 409
-    reinstated = post(world, alert["id"], "reinstate-subject")
+    # Reinstating is for two data managers of the snooper's own LA (test_reinstatement).
+    asked = post(world, alert["id"], "reinstate-subject", la=LA_B)
+    assert asked.status_code == 202
+    confirmer = world.login(world.new_account(Role.LA_DATA_MANAGER, LA_B))
+    reinstated = world.client.post(
+        f"/api/v1/alerts/{alert['id']}/reinstate-subject", json={}, headers=confirmer
+    )
+    assert reinstated.status_code == 200
     assert reinstated.json()["subject"]["status"] == "active"
     # The old session stays dead: the holder logs in again.
     assert world.client.get(f"/api/v1/children/{canary}", headers=headers).status_code == 401
@@ -99,11 +108,13 @@ def test_suspending_the_subject_ends_their_session_at_once_and_reinstating_resto
     assert world.client.get(f"/api/v1/children/{canary}", headers=again).status_code == 200
     tags = tags_for_alert(world, alert["id"])
     assert "user:suspended" in tags
+    assert "user:reinstatement:requested" in tags
     assert "user:reinstated" in tags
 
 
 def test_another_las_manager_cannot_see_or_act_on_the_alert(world: World) -> None:
-    alert, _ = raise_canary_alert(world)
+    # Neither the child's LA nor the snooper's employing LA: LA B has no part in it.
+    alert, _ = raise_canary_alert(world, snooper_la=LA_A)
     other = world.headers(Role.LA_DATA_MANAGER, LA_B)
     assert world.client.get(f"/api/v1/alerts/{alert['id']}", headers=other).status_code == 404
     assert post(world, alert["id"], "acknowledge", la=LA_B).status_code == 404

@@ -80,6 +80,11 @@ def shield(
         json={"shielded": shielded},
         headers=dm or manager(w),
     )
+    if response.status_code == 202:  # lifting a shield waits for a second data manager
+        second = w.login(w.new_account(Role.LA_DATA_MANAGER, LA_A))
+        response = w.client.post(
+            f"/api/v1/children/{child_id}/unshield/approve", json={}, headers=second
+        )
     assert response.status_code == 200, response.text
 
 

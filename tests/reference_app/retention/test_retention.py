@@ -16,7 +16,7 @@ from reference_app.audit.models import AuditEvent
 from reference_app.audit.service import seal_all
 from reference_app.audit.verify import verify_log
 from reference_app.carers.models import Carer, ChildCarer
-from reference_app.children.models import Child
+from reference_app.children.models import Child, UnshieldRequest
 from reference_app.config import Environment
 from reference_app.requests.models import ChangeRequest
 from reference_app.retention import repository
@@ -109,7 +109,8 @@ def test_purge_comes_at_exactly_six_years_and_takes_everything_but_the_trail(
     sibling = aged(world, 5)
     world.involve(child, OrganisationKind.GP_PRACTICE)
     world.involve(child, OrganisationKind.SCHOOL)
-    manager = world.login(world.new_account(Role.LA_DATA_MANAGER))
+    account = world.new_account(Role.LA_DATA_MANAGER)
+    manager = world.login(account)
     raised = world.client.post(
         "/api/v1/requests",
         json={"child_id": child.id, "kind": "shielding", "justification": "Mother asked"},
@@ -118,6 +119,15 @@ def test_purge_comes_at_exactly_six_years_and_takes_everything_but_the_trail(
     assert raised.status_code == 201
     with world.ctx.sessions() as db, db.begin():
         db.add(Canary(child_id=child.id, registered_at=world.clock.now()))
+        db.add(
+            UnshieldRequest(
+                child_id=child.id,
+                local_authority_id=world.la_ids[LA_A],
+                status="pending",
+                requested_by=account.id,
+                requested_at=world.clock.now(),
+            )
+        )
         own_carer = db.scalars(select(ChildCarer.carer_id).where(ChildCarer.child_id == child.id))
         [carer_id] = list(own_carer)
         [shared_carer] = list(
@@ -139,6 +149,7 @@ def test_purge_comes_at_exactly_six_years_and_takes_everything_but_the_trail(
     assert count(world, Involvement, Involvement.child_id == child.id) == 0
     assert count(world, Canary, Canary.child_id == child.id) == 0
     assert count(world, ChangeRequest, ChangeRequest.child_id == child.id) == 0
+    assert count(world, UnshieldRequest, UnshieldRequest.child_id == child.id) == 0
     assert count(world, Carer, Carer.id == carer_id) == 0
     assert count(world, Carer, Carer.id == shared_carer) == 1
     assert count(world, Child, Child.id == sibling.id) == 1
