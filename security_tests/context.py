@@ -260,10 +260,11 @@ class Context:
         if response.status_code != 201:
             cannot(f"create a throwaway {role} account", response)
         body = response.json()
+        password, totp_secret = self._credentials(username, body)
         account = Account(
             username=username,
-            password=body["password"],
-            totp_secret=body["totp_secret"],
+            password=password,
+            totp_secret=totp_secret,
             role=role,
             local_authority=template.local_authority,
             organisation=template.organisation,
@@ -272,7 +273,42 @@ class Context:
             local_authority_id=template.local_authority_id,
             throwaway=True,
         )
+        if body.get("role_pending"):
+            self.confirm_role(account)
         return account
+
+    def _credentials(self, username: str, created: dict[str, Any]) -> tuple[str, str]:
+        """The new account's password and TOTP secret: from the creation answer (a target that
+        hands them to the administrator), or by enrolling as its user with the one-time code."""
+        if created.get("password") and created.get("totp_secret"):
+            return str(created["password"]), str(created["totp_secret"])
+        code = created.get("enrolment_code")
+        if not code:
+            raise Skip(
+                "the account creation answer holds neither credentials nor an enrolment code"
+            )
+        password = secrets.token_urlsafe(18)
+        response = self.enrol(username, str(code), password)
+        if response.status_code != 200:
+            cannot("enrol a throwaway account", response)
+        return password, str(response.json()["totp_secret"])
+
+    def enrol(self, username: str, code: str, password: str) -> httpx.Response:
+        """Enrol a new account with its one-time code (no bearer token: the user is not in)."""
+        return self.http.post(
+            f"{API}/auth/enrol",
+            json={"username": username, "enrolment_code": code, "password": password},
+        )
+
+    def confirm_role(self, account: Account) -> None:
+        """Have a data manager persona of the account's authority confirm its pending role."""
+        manager = self.persona_in(DATA_MANAGER, account.local_authority)
+        if manager is None:
+            raise Skip(f"no data manager persona in {account.local_authority} confirms roles")
+        caller = Caller(self, manager, self._token(manager))
+        response = caller.post(f"/users/{account.id}/confirm-role")
+        if response.status_code != 200:
+            cannot(f"confirm a throwaway {account.role} account's role", response)
 
     def fresh(
         self, role: str, *, like: Account | None = None, display_name: str | None = None
