@@ -3,9 +3,10 @@
 Every request a scenario makes goes through one `httpx.Client` whose hooks record the exchange
 (redacted) as evidence. Shared personas log in once per run; a scenario that locks, suspends,
 logs out or changes an account makes a throwaway one through the system administrator persona
-(`POST /users`), so scenarios never spoil each other. Throwaway colleagues and outsiders are
-made in (or outside) a persona's local authority, and alerts are polled for as the management
-team sees them, with the delay noted.
+(`POST /users`, enrolled with its one-time code and, when its role waits for one, confirmed by
+a data manager persona of its authority), so scenarios never spoil each other. Throwaway
+colleagues and outsiders are made in (or outside) a persona's local authority, and alerts are
+polled for as the management team sees them, with the delay noted.
 """
 
 from __future__ import annotations
@@ -234,10 +235,11 @@ class Context:
         except TargetError as exc:
             raise Finding(str(exc)) from exc
 
-    def new_account(
+    def create_account(
         self, role: str, *, like: Account | None = None, display_name: str | None = None
-    ) -> Account:
-        """Create a throwaway account of ``role`` in ``like``'s organisation (not logged in)."""
+    ) -> tuple[str, Account, httpx.Response]:
+        """Ask the system administrator persona to create an account of ``role`` in ``like``'s
+        organisation; return its username, the template and the answer, whatever it is."""
         template = like or self.persona(role)
         admin = self.caller(SYSADMIN)
         if template.organisation_id is None:
@@ -257,10 +259,28 @@ class Context:
                 "email": f"{username}@example.org",
             },
         )
+        return username, template, response
+
+    def new_account(
+        self,
+        role: str,
+        *,
+        like: Account | None = None,
+        display_name: str | None = None,
+        confirm: bool = True,
+    ) -> Account:
+        """Create a throwaway account of ``role`` in ``like``'s organisation (not logged in).
+
+        The harness enrols it as its user would (with the one-time code), and a data manager
+        persona of its authority confirms a role that waits for one, unless ``confirm`` is off.
+        """
+        username, template, response = self.create_account(
+            role, like=like, display_name=display_name
+        )
         if response.status_code != 201:
             cannot(f"create a throwaway {role} account", response)
         body = response.json()
-        password, totp_secret = self._credentials(username, body)
+        password, totp_secret = self.credentials(username, body)
         account = Account(
             username=username,
             password=password,
@@ -273,11 +293,11 @@ class Context:
             local_authority_id=template.local_authority_id,
             throwaway=True,
         )
-        if body.get("role_pending"):
+        if confirm and body.get("role_pending"):
             self.confirm_role(account)
         return account
 
-    def _credentials(self, username: str, created: dict[str, Any]) -> tuple[str, str]:
+    def credentials(self, username: str, created: dict[str, Any]) -> tuple[str, str]:
         """The new account's password and TOTP secret: from the creation answer (a target that
         hands them to the administrator), or by enrolling as its user with the one-time code."""
         if created.get("password") and created.get("totp_secret"):

@@ -442,14 +442,10 @@ def _new_secret(call: Call, user: Practitioner) -> NewSecret:
 
 
 def _throttle_keys(call: Call, kind: str, username: str) -> list[tuple[str, int]]:
-    settings = call.ctx.settings
-    return [
-        (
-            f"{kind}:" + call.ctx.crypto.index.username(username).hex(),
-            settings.login_max_failures_account,
-        ),
-        (f"source:{call.info.source or 'unknown'}", settings.login_max_failures_source),
-    ]
+    # Per account only: an enrolment code or a logged-in user's password is not what credential
+    # stuffing from one source guesses at, and the login's per-source budget stays the login's.
+    key = f"{kind}:" + call.ctx.crypto.index.username(username).hex()
+    return [(key, call.ctx.settings.login_max_failures_account)]
 
 
 def _refuse_if_locked(call: Call, keys: list[tuple[str, int]], now: datetime) -> None:
@@ -474,7 +470,7 @@ def enrol(call: Call, username: str, code: str, password: str) -> NewSecret:
     now = ctx.clock.now()
     username = username.strip()
     check_password_policy(username, password)
-    keys = _throttle_keys(call, "account", username)
+    keys = _throttle_keys(call, "enrol", username)
     _refuse_if_locked(call, keys, now)
     user = repository.by_username(call.db, username)
     offered = _code_hash(code)

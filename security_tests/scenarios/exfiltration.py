@@ -486,3 +486,26 @@ def _same_shape(rows: list[dict[str, Any]], marks: set[str], child: Child) -> No
                 f"watermark row {row['child_id']} has fields {sorted(row)}, "
                 f"a real row {sorted(real)}",
             )
+
+
+@scenario(
+    "exfiltration.sock-puppet-approver",
+    owasp=["API6:2023", "API5:2023"],
+    asvs=["2.3.5"],
+    severity=Severity.CRITICAL,
+    guards=["approver_independence"],
+)
+def sock_puppet_approver(ctx: Context) -> None:
+    """A data manager account made today cannot be the second person on a real export."""
+    requester = ctx.manager()
+    ctx.new_child(requester, age=WORKFLOW_AGE)
+    # Made by the administrator (and confirmed by the authority): what an insider pair, or an
+    # administrator working with a data manager, would use as a second pair of hands.
+    puppet = ctx.fresh(DATA_MANAGER)
+    export = _requested(ctx, requester, puppet)
+    try:
+        answer = puppet.post(f"/exports/{export.id}/approve")
+        ctx.note(f"the new account's approval answered {status_text(answer)}")
+        expect_error(answer, 403)
+    finally:
+        requester.post(f"/exports/{export.id}/refuse", json={"note": "harness: withdrawn"})
