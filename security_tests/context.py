@@ -366,6 +366,16 @@ class Context:
     def outsider(self, role: str, of: Caller, *, display_name: str | None = None) -> Caller:
         """A throwaway account of ``role`` in a local authority other than that of ``of``."""
         template = self.persona(role, other_than=of.account.local_authority)
+        # Preferably where a data manager persona can confirm a role that waits for one.
+        for account in self.target.accounts:
+            if (
+                account.role == role
+                and not account.throwaway
+                and account.local_authority != of.account.local_authority
+                and self.persona_in(DATA_MANAGER, account.local_authority) is not None
+            ):
+                template = account
+                break
         return self.fresh(role, like=template, display_name=display_name)
 
     def outsider_if_any(self, role: str, of: Caller) -> Caller | None:

@@ -39,6 +39,7 @@ NATIONAL_ORGANISATIONS = ("national_audit", "registry_operations")
 # Layout names that are not themselves organisation kinds.
 ORGANISATION_KIND = {"primary_school": "school", "secondary_school": "school"}
 LA_ROLES = tuple(figures.PRACTITIONER_ROLE_SHARES)
+LA_DATA_MANAGER = "la_data_manager"
 NATIONAL_ROLES = {
     "national_auditor": (figures.NATIONAL_AUDITORS, "national_audit"),
     "system_administrator": (figures.SYSTEM_ADMINISTRATORS, "registry_operations"),
@@ -226,6 +227,13 @@ def build_plan(options: Options) -> Plan:
         chosen = ([pilot] if options.personas_per_role else []) + sorted(int(x) for x in picked)
         for la in chosen:
             personas.append(Persona(role, la, layouts[la].practitioners[role].first))
+    # Every authority with personas has a data manager persona: an account the harness makes
+    # there in a child-data role waits for one of that authority to confirm it.
+    managed = {p.la for p in personas if p.role == LA_DATA_MANAGER}
+    for la in sorted({p.la for p in personas} - managed):
+        personas.append(
+            Persona(LA_DATA_MANAGER, la, layouts[la].practitioners[LA_DATA_MANAGER].first)
+        )
     for role, block in national_staff.items():
         for practitioner_id in list(block.ids())[: options.personas_per_role]:
             personas.append(Persona(role, pilot, practitioner_id))
