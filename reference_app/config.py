@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     export_ttl_seconds: int = Field(default=86400, ge=60)
     export_link_ttl_seconds: int = Field(default=300, ge=10, le=3600)
 
+    # A new account's enrolment code lives this long; an export approver's account and role must
+    # be older than this many days.
+    enrolment_code_ttl_hours: int = Field(default=72, ge=1, le=720)
+    approver_min_account_age_days: int = Field(default=7, ge=0)
+
     audit_sealer_enabled: bool = True
     audit_seal_interval_seconds: float = Field(default=1.0, gt=0)
     audit_seal_batch: int = Field(default=20000, ge=1)

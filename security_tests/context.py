@@ -3,9 +3,10 @@
 Every request a scenario makes goes through one `httpx.Client` whose hooks record the exchange
 (redacted) as evidence. Shared personas log in once per run; a scenario that locks, suspends,
 logs out or changes an account makes a throwaway one through the system administrator persona
-(`POST /users`), so scenarios never spoil each other. Throwaway colleagues and outsiders are
-made in (or outside) a persona's local authority, and alerts are polled for as the management
-team sees them, with the delay noted.
+(`POST /users`, enrolled with its one-time code and, when its role waits for one, confirmed by
+a data manager persona of its authority), so scenarios never spoil each other. Throwaway
+colleagues and outsiders are made in (or outside) a persona's local authority, and alerts are
+polled for as the management team sees them, with the delay noted.
 """
 
 from __future__ import annotations
@@ -234,10 +235,11 @@ class Context:
         except TargetError as exc:
             raise Finding(str(exc)) from exc
 
-    def new_account(
+    def create_account(
         self, role: str, *, like: Account | None = None, display_name: str | None = None
-    ) -> Account:
-        """Create a throwaway account of ``role`` in ``like``'s organisation (not logged in)."""
+    ) -> tuple[str, Account, httpx.Response]:
+        """Ask the system administrator persona to create an account of ``role`` in ``like``'s
+        organisation; return its username, the template and the answer, whatever it is."""
         template = like or self.persona(role)
         admin = self.caller(SYSADMIN)
         if template.organisation_id is None:
@@ -257,13 +259,32 @@ class Context:
                 "email": f"{username}@example.org",
             },
         )
+        return username, template, response
+
+    def new_account(
+        self,
+        role: str,
+        *,
+        like: Account | None = None,
+        display_name: str | None = None,
+        confirm: bool = True,
+    ) -> Account:
+        """Create a throwaway account of ``role`` in ``like``'s organisation (not logged in).
+
+        The harness enrols it as its user would (with the one-time code), and a data manager
+        persona of its authority confirms a role that waits for one, unless ``confirm`` is off.
+        """
+        username, template, response = self.create_account(
+            role, like=like, display_name=display_name
+        )
         if response.status_code != 201:
             cannot(f"create a throwaway {role} account", response)
         body = response.json()
+        password, totp_secret = self.credentials(username, body)
         account = Account(
             username=username,
-            password=body["password"],
-            totp_secret=body["totp_secret"],
+            password=password,
+            totp_secret=totp_secret,
             role=role,
             local_authority=template.local_authority,
             organisation=template.organisation,
@@ -272,7 +293,42 @@ class Context:
             local_authority_id=template.local_authority_id,
             throwaway=True,
         )
+        if confirm and body.get("role_pending"):
+            self.confirm_role(account)
         return account
+
+    def credentials(self, username: str, created: dict[str, Any]) -> tuple[str, str]:
+        """The new account's password and TOTP secret: from the creation answer (a target that
+        hands them to the administrator), or by enrolling as its user with the one-time code."""
+        if created.get("password") and created.get("totp_secret"):
+            return str(created["password"]), str(created["totp_secret"])
+        code = created.get("enrolment_code")
+        if not code:
+            raise Skip(
+                "the account creation answer holds neither credentials nor an enrolment code"
+            )
+        password = secrets.token_urlsafe(18)
+        response = self.enrol(username, str(code), password)
+        if response.status_code != 200:
+            cannot("enrol a throwaway account", response)
+        return password, str(response.json()["totp_secret"])
+
+    def enrol(self, username: str, code: str, password: str) -> httpx.Response:
+        """Enrol a new account with its one-time code (no bearer token: the user is not in)."""
+        return self.http.post(
+            f"{API}/auth/enrol",
+            json={"username": username, "enrolment_code": code, "password": password},
+        )
+
+    def confirm_role(self, account: Account) -> None:
+        """Have a data manager persona of the account's authority confirm its pending role."""
+        manager = self.persona_in(DATA_MANAGER, account.local_authority)
+        if manager is None:
+            raise Skip(f"no data manager persona in {account.local_authority} confirms roles")
+        caller = Caller(self, manager, self._token(manager))
+        response = caller.post(f"/users/{account.id}/confirm-role")
+        if response.status_code != 200:
+            cannot(f"confirm a throwaway {account.role} account's role", response)
 
     def fresh(
         self, role: str, *, like: Account | None = None, display_name: str | None = None
@@ -310,6 +366,16 @@ class Context:
     def outsider(self, role: str, of: Caller, *, display_name: str | None = None) -> Caller:
         """A throwaway account of ``role`` in a local authority other than that of ``of``."""
         template = self.persona(role, other_than=of.account.local_authority)
+        # Preferably where a data manager persona can confirm a role that waits for one.
+        for account in self.target.accounts:
+            if (
+                account.role == role
+                and not account.throwaway
+                and account.local_authority != of.account.local_authority
+                and self.persona_in(DATA_MANAGER, account.local_authority) is not None
+            ):
+                template = account
+                break
         return self.fresh(role, like=template, display_name=display_name)
 
     def outsider_if_any(self, role: str, of: Caller) -> Caller | None:

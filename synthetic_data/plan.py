@@ -42,6 +42,7 @@ LA_ROLES = tuple(figures.PRACTITIONER_ROLE_SHARES)
 # Every LA has at least two data managers, and an LA with personas gives two of them
 # credentials: unshielding and reinstatement are two people's decisions.
 DATA_MANAGER_PERSONAS = 2
+LA_DATA_MANAGER = "la_data_manager"
 NATIONAL_ROLES = {
     "national_auditor": (figures.NATIONAL_AUDITORS, "national_audit"),
     "system_administrator": (figures.SYSTEM_ADMINISTRATORS, "registry_operations"),
@@ -233,6 +234,14 @@ def build_plan(options: Options) -> Plan:
         for la in chosen:
             for practitioner_id in list(layouts[la].practitioners[role].ids())[:take]:
                 personas.append(Persona(role, la, practitioner_id))
+    # Every authority with personas has data manager personas: an account the harness makes
+    # there in a child-data role waits for one of that authority to confirm it.
+    managed = {p.la for p in personas if p.role == LA_DATA_MANAGER}
+    for la in sorted({p.la for p in personas} - managed):
+        for practitioner_id in list(layouts[la].practitioners[LA_DATA_MANAGER].ids())[
+            :DATA_MANAGER_PERSONAS
+        ]:
+            personas.append(Persona(LA_DATA_MANAGER, la, practitioner_id))
     for role, block in national_staff.items():
         for practitioner_id in list(block.ids())[: options.personas_per_role]:
             personas.append(Persona(role, pilot, practitioner_id))

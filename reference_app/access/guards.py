@@ -49,7 +49,9 @@ def authenticate(request: Request, call: CallDep) -> Principal:
         organisation_id=user.organisation_id,
         local_authority_id=user.local_authority_id,
         session_id=session.id,
-        permissions=ROLE_PERMISSIONS[role],
+        # A role awaiting a data manager's confirmation holds nothing yet.
+        permissions=frozenset() if user.role_pending else ROLE_PERMISSIONS[role],
+        role_pending=user.role_pending,
     )
     request.state.principal = principal
     return principal

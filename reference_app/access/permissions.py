@@ -26,6 +26,7 @@ class Permission(StrEnum):
     REQUEST_RAISE = "request:raise"
     SUBJECT_ACCESS_PRODUCE = "subject_access:produce"
     USER_MANAGE = "user:manage"
+    USER_ROLE_CONFIRM = "user:role:confirm"
 
 
 class Role(StrEnum):
@@ -85,6 +86,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.REQUEST_DECIDE,
             Permission.REQUEST_RAISE,
             Permission.SUBJECT_ACCESS_PRODUCE,
+            Permission.USER_ROLE_CONFIRM,
         }
     ),
     Role.NATIONAL_AUDITOR: frozenset({Permission.ALERT_READ, Permission.AUDIT_READ}),
@@ -95,6 +97,16 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VOLUNTARY_PRACTITIONER: _PRACTITIONER,
     Role.YOUTH_OFFENDING_PRACTITIONER: _PRACTITIONER,
 }
+
+
+# Roles that read child data (practitioners, override holders, data managers): granting one
+# takes a data manager of the account's local authority.
+CHILD_DATA_ROLES = frozenset(
+    role
+    for role, held in ROLE_PERMISSIONS.items()
+    if held
+    & {Permission.CHILD_RECORD_READ, Permission.CHILD_SEARCH, Permission.CHILD_RECORD_OVERRIDE}
+)
 
 
 class AccessReason(StrEnum):

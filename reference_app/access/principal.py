@@ -16,6 +16,9 @@ class Principal:
     local_authority_id: int
     session_id: str
     permissions: frozenset[Permission]
+    # A role given by someone other than a data manager of the LA, not yet confirmed: it holds
+    # no permission until then.
+    role_pending: bool = False
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions

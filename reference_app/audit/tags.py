@@ -12,9 +12,13 @@ class EventTag(StrEnum):
     ALERT_INVESTIGATING = "alert:investigating"
     ALERT_RAISED = "alert:raised"
     AUDIT_EVENTS_READ = "audit:events:read"
+    AUTH_ENROLLED = "auth:enrolled"
+    AUTH_ENROL_FAILED = "auth:enrol:failed"
     AUTH_LOGIN_FAILED = "auth:login:failed"
     AUTH_LOGIN_SUCCEEDED = "auth:login:succeeded"
     AUTH_LOGOUT = "auth:logout"
+    AUTH_PASSWORD_CHANGED = "auth:password:changed"  # noqa: S105 (an event name)
+    AUTH_TOTP_RESET = "auth:totp:reset"
     BACKUP_CREATED = "backup:created"
     BACKUP_RESTORED = "backup:restored"
     CARER_ADDED = "carer:added"
@@ -51,6 +55,7 @@ class EventTag(StrEnum):
     USER_REINSTATED = "user:reinstated"
     USER_REINSTATEMENT_REQUESTED = "user:reinstatement:requested"
     USER_ROLE_CHANGED = "user:role:changed"
+    USER_ROLE_CONFIRMED = "user:role:confirmed"
     USER_SUSPENDED = "user:suspended"
 
 

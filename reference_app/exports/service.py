@@ -43,6 +43,7 @@ from reference_app.kit.crypto import Crypto
 from reference_app.kit.envelope import EnvelopeError, fingerprint, load_recipient, seal
 from reference_app.kit.errors import AppError, Conflict, Forbidden, Gone, InvalidInput, NotFound
 from reference_app.kit.http import Call
+from reference_app.practitioners import repository as practitioner_repository
 
 DOWNLOAD_PATH = "/api/v1/exports/download/"
 LABEL_PREFIX = b"contactpoint-export/v1:"
@@ -59,6 +60,7 @@ class Violation(StrEnum):
     EXPIRED = "export_expired"
     LINK_EXPIRED = "export_link_expired"
     LINK_INVALID = "export_link_invalid"
+    APPROVER_NOT_INDEPENDENT = "export_approver_not_independent"
     NOT_APPROVED = "export_not_approved"
     NOT_REQUESTER = "export_not_requester"
     REFUSED = "export_refused"
@@ -71,6 +73,11 @@ _ANSWERS: dict[Violation, tuple[type[AppError], str]] = {
     Violation.EXPIRED: (Gone, "This export has expired."),
     Violation.LINK_EXPIRED: (Gone, "This download link has expired; ask for a new one."),
     Violation.LINK_INVALID: (Forbidden, "This download link is not valid."),
+    Violation.APPROVER_NOT_INDEPENDENT: (
+        Forbidden,
+        "Your account or role is too new, or was given by the requester: another, established "
+        "data manager of your local authority must approve this export.",
+    ),
     Violation.NOT_APPROVED: (Forbidden, "This export has not been approved."),
     Violation.NOT_REQUESTER: (Forbidden, "Only the data manager who requested it may download it."),
     Violation.REFUSED: (Forbidden, "This export was refused."),
@@ -278,6 +285,28 @@ def _decide(
         raise Conflict("Another decision on this export came first.", code="export_not_pending")
 
 
+def _approver_problem(
+    call: Call, principal: Principal, export: ExportRequest, now: datetime
+) -> str | None:
+    """Why the caller may not be the second person on ``export``, or None.
+
+    An approver made or re-roled yesterday, or by the requester, is not a second person: an
+    administrator could make one (a sock puppet) and a requester could make their own.
+    """
+    approver = practitioner_repository.by_id(call.db, principal.user_id)
+    if approver is None:
+        return "unknown_approver"
+    since = now - timedelta(days=call.ctx.settings.approver_min_account_age_days)
+    if approver.created_at > since:
+        return "account_too_new"
+    if approver.role_granted_at is not None and approver.role_granted_at > since:
+        return "role_too_new"
+    made_by = {approver.created_by, approver.role_granted_by, approver.role_confirmed_by}
+    if export.requested_by in made_by:
+        return "made_by_requester"
+    return None
+
+
 def approve(call: Call, principal: Principal, export_id: int) -> ExportRequest:
     """Approve another data manager's request and register its watermark children."""
     export = own(call, principal, export_id)
@@ -285,6 +314,16 @@ def approve(call: Call, principal: Principal, export_id: int) -> ExportRequest:
     if same_person and enabled(call.ctx.settings, Control.EXPORT_TWO_PERSON):
         raise _violation(call, principal, Violation.SELF_APPROVAL, export=export)
     now = call.ctx.clock.now()
+    if enabled(call.ctx.settings, Control.APPROVER_INDEPENDENCE):
+        problem = _approver_problem(call, principal, export, now)
+        if problem is not None:
+            raise _violation(
+                call,
+                principal,
+                Violation.APPROVER_NOT_INDEPENDENT,
+                export=export,
+                details={"cause": problem},
+            )
     _pending(export, now)
     ttl = timedelta(seconds=call.ctx.settings.export_ttl_seconds)
     _decide(call, principal, export, ExportStatus.APPROVED, now, expires_at=now + ttl)

@@ -16,10 +16,13 @@ if TYPE_CHECKING:
 
 
 class Control(StrEnum):
+    ADMIN_SEPARATION = "admin_separation"  # no self re-role; child-data roles need LA confirming
+    APPROVER_INDEPENDENCE = "approver_independence"  # approvers: old accounts, not the requester's
     AUDIT_TRAIL = "audit_trail"  # every record view and search goes on the trail
     AUTO_SUSPEND = "auto_suspend"  # a hard threshold suspends the account at once
     CANARY_ALERTS = "canary_alerts"  # any view of a honeytoken child alerts
     CONSENT_WITHDRAWAL = "consent_withdrawal"  # withdrawn or ended involvements hidden from others
+    CREDENTIAL_CUSTODY = "credential_custody"  # users enrol their own password and TOTP
     EXPORT_ENCRYPTION = "export_encryption"  # exports are encrypted to the recipient's key
     EXPORT_LINK_CHECKS = "export_link_checks"  # download link: signature, expiry, requester
     EXPORT_SIZE_CAP = "export_size_cap"  # an export's scope is capped in rows

@@ -12,3 +12,4 @@ from reference_app.access.principal import Principal
 
 AnyUser = Annotated[Principal, Depends(authenticate)]
 UserManage = Annotated[Principal, Depends(require(Permission.USER_MANAGE))]
+UserRoleConfirm = Annotated[Principal, Depends(require(Permission.USER_ROLE_CONFIRM))]

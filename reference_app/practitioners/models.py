@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reference_app.kit.db import Base, UTCDateTime
@@ -36,6 +36,20 @@ class Practitioner(Base):
     # Bumped on every role or status change; sessions from an older version stop working.
     authz_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Who created the account and who last gave it its role (None: loaded or bootstrapped), and
+    # when the role took effect: an export approver must be established and independent of the
+    # requester, so nobody approves through an account they made or re-roled.
+    created_by: Mapped[int | None] = mapped_column(Integer)
+    role_granted_by: Mapped[int | None] = mapped_column(Integer)
+    role_confirmed_by: Mapped[int | None] = mapped_column(Integer)
+    role_granted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A role that reads child data, given by someone who is not a data manager of the account's
+    # LA, holds no permission until such a data manager confirms it.
+    role_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A new account's one-time enrolment code (SHA-256 of a random code, never the code itself):
+    # the user sets their own password with it, so whoever created the account never knows it.
+    enrolment_code_hash: Mapped[str | None] = mapped_column(String(64))
+    enrolment_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Blind indexes of the user's own family name and home postcode, so insider-browsing
     # detection can spot a look at a relative's or neighbour's child without holding either.
     family_name_bidx: Mapped[bytes | None] = mapped_column(LargeBinary(16))

@@ -59,6 +59,19 @@ def revoke_sessions(db: Session, practitioner_id: int, now: datetime) -> None:
     )
 
 
+def revoke_other_sessions(db: Session, practitioner_id: int, keep: str, now: datetime) -> None:
+    db.execute(
+        update(LoginSession)
+        .where(
+            LoginSession.practitioner_id == practitioner_id,
+            LoginSession.revoked_at.is_(None),
+            LoginSession.id != keep,
+        )
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def throttle(db: Session, key: str) -> LoginThrottle | None:
     return db.get(LoginThrottle, key, populate_existing=True)
 

@@ -8,15 +8,20 @@ from reference_app.kit.errors import AppError
 from reference_app.kit.http import CallDep
 from reference_app.kit.identifiers import RowId
 from reference_app.practitioners import service
-from reference_app.practitioners.auth import AnyUser, UserManage
+from reference_app.practitioners.auth import AnyUser, UserManage, UserRoleConfirm
+from reference_app.practitioners.models import Practitioner
 from reference_app.practitioners.schemas import (
     AccountChange,
     AccountCreate,
     AccountCreated,
     AccountOut,
+    EnrolRequest,
     LoginRequest,
     Me,
+    PasswordChange,
     TokenResponse,
+    TotpReset,
+    TotpSecret,
 )
 
 router = APIRouter(tags=["authentication and accounts"])
@@ -35,6 +40,42 @@ def login(body: LoginRequest, call: CallDep) -> TokenResponse:
     return TokenResponse(access_token=result.access_token, expires_in=result.expires_in)
 
 
+@router.post("/auth/enrol", response_model=TotpSecret)
+def enrol(body: EnrolRequest, call: CallDep) -> TotpSecret:
+    """Set a new account's own password with its enrolment code; returns its TOTP secret once."""
+    try:
+        secret = service.enrol(call, body.username, body.enrolment_code, body.password)
+    except AppError as exc:
+        # Keep the failure counts and the audit event even though enrolment is refused.
+        call.db.commit()
+        exc.audited = True
+        raise
+    return TotpSecret(totp_secret=secret.totp_secret, otpauth_uri=secret.otpauth_uri)
+
+
+@router.post("/auth/password", status_code=status.HTTP_204_NO_CONTENT)
+def change_password(body: PasswordChange, principal: AnyUser, call: CallDep) -> None:
+    """Change the caller's own password (current password and a fresh code)."""
+    try:
+        service.change_password(call, principal, body.current_password, body.otp, body.new_password)
+    except AppError as exc:
+        call.db.commit()
+        exc.audited = True
+        raise
+
+
+@router.post("/auth/totp", response_model=TotpSecret)
+def reset_totp(body: TotpReset, principal: AnyUser, call: CallDep) -> TotpSecret:
+    """Replace the caller's own TOTP secret (password and a fresh code); shown this once."""
+    try:
+        secret = service.reset_totp(call, principal, body.password, body.otp)
+    except AppError as exc:
+        call.db.commit()
+        exc.audited = True
+        raise
+    return TotpSecret(totp_secret=secret.totp_secret, otpauth_uri=secret.otpauth_uri)
+
+
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
 def logout(principal: AnyUser, call: CallDep) -> None:
     """End the caller's session: its token stops working at once."""
@@ -47,9 +88,14 @@ def me(principal: AnyUser, call: CallDep) -> Me:
     return service.whoami(call, principal)
 
 
-@router.post("/users", response_model=AccountCreated, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/users",
+    response_model=AccountCreated,
+    response_model_exclude_none=True,
+    status_code=status.HTTP_201_CREATED,
+)
 def create_user(body: AccountCreate, principal: UserManage, call: CallDep) -> AccountCreated:
-    """Create an account; the initial password and TOTP secret are shown this once."""
+    """Create an account; its user's one-time enrolment code is shown this once."""
     account = service.register_account(
         call,
         principal,
@@ -63,6 +109,9 @@ def create_user(body: AccountCreate, principal: UserManage, call: CallDep) -> Ac
         id=account.practitioner.id,
         username=body.username,
         role=body.role,
+        role_pending=account.practitioner.role_pending,
+        enrolment_code=account.enrolment_code,
+        enrolment_expires_at=account.enrolment_expires_at,
         password=account.password,
         totp_secret=account.totp_secret,
     )
@@ -76,10 +125,21 @@ def change_user(
     user = service.change_account(
         call, principal, practitioner_id, role=body.role, status=body.status
     )
+    return _out(user)
+
+
+@router.post("/users/{practitioner_id}/confirm-role", response_model=AccountOut)
+def confirm_role(practitioner_id: RowId, principal: UserRoleConfirm, call: CallDep) -> AccountOut:
+    """Confirm a child-data role given to an account of the caller's LA by someone else."""
+    return _out(service.confirm_role(call, principal, practitioner_id))
+
+
+def _out(user: Practitioner) -> AccountOut:
     return AccountOut(
         id=user.id,
         username=user.username,
         role=user.role,
+        role_pending=user.role_pending,
         status=user.status,
         organisation_id=user.organisation_id,
         local_authority_id=user.local_authority_id,

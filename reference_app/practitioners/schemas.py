@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from reference_app.access.permissions import Role
@@ -36,11 +38,44 @@ class AccountCreate(Strict):
 
 
 class AccountCreated(BaseModel):
+    """A new account: a one-time enrolment code for its user, never their password or secret.
+
+    With credential custody switched off (development only) the password and TOTP secret are
+    returned instead, as before.
+    """
+
     id: int
     username: str
     role: Role
-    password: str
+    role_pending: bool
+    enrolment_code: str | None = None
+    enrolment_expires_at: datetime | None = None
+    password: str | None = None
+    totp_secret: str | None = None
+
+
+class EnrolRequest(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    enrolment_code: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class PasswordChange(Strict):
+    current_password: str = Field(min_length=1, max_length=256)
+    otp: str = Field(pattern=r"^[0-9]{6}$")
+    new_password: str = Field(min_length=1, max_length=256)
+
+
+class TotpReset(Strict):
+    password: str = Field(min_length=1, max_length=256)
+    otp: str = Field(pattern=r"^[0-9]{6}$")
+
+
+class TotpSecret(BaseModel):
+    """A TOTP secret, shown once to its own user."""
+
     totp_secret: str
+    otpauth_uri: str
 
 
 class AccountChange(Strict):
@@ -52,6 +87,7 @@ class AccountOut(BaseModel):
     id: int
     username: str
     role: str
+    role_pending: bool
     status: str
     organisation_id: int
     local_authority_id: int
@@ -68,6 +104,7 @@ class Me(BaseModel):
     id: int
     username: str
     role: Role
+    role_pending: bool = False
     organisation_id: int
     local_authority_id: int
     local_authority: LocalAuthorityRef | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -12,12 +13,19 @@ import pyotp
 from argon2.exceptions import VerificationError
 from sqlalchemy.orm import Session
 
-from reference_app.access.permissions import Role
+from reference_app.access.permissions import CHILD_DATA_ROLES, Role
 from reference_app.access.principal import Principal
 from reference_app.audit.tags import EventTag, Outcome
 from reference_app.context import AppContext
 from reference_app.kit.controls import Control, enabled
-from reference_app.kit.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
+from reference_app.kit.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 from reference_app.kit.http import Call
 from reference_app.practitioners import repository, tokens
 from reference_app.practitioners.models import AccountStatus, LoginSession, Practitioner
@@ -28,6 +36,8 @@ TOTP_STEP_SECONDS = 30
 
 # The password hash of an account that cannot log in with a password (bulk-loaded accounts).
 NO_PASSWORD = "!no-password"  # noqa: S105 (a marker no Argon2 hash can equal)
+MIN_PASSWORD_LENGTH = 12
+TOTP_ISSUER = "ContactPoint"
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,25 @@ class NewAccount:
     practitioner: Practitioner
     password: str
     totp_secret: str
+
+
+@dataclass(frozen=True)
+class Registered:
+    """An account made through the API: an enrolment code, or (custody off) its credentials."""
+
+    practitioner: Practitioner
+    enrolment_code: str | None
+    enrolment_expires_at: datetime | None
+    password: str | None
+    totp_secret: str | None
+
+
+@dataclass(frozen=True)
+class NewSecret:
+    """A TOTP secret shown once to its own user, with the URI an authenticator app reads."""
+
+    totp_secret: str
+    otpauth_uri: str
 
 
 def _matching_step(secret: str, otp: str, now: datetime) -> int | None:
@@ -167,6 +196,7 @@ def whoami(call: Call, principal: Principal) -> Me:
         id=principal.user_id,
         username=principal.username,
         role=principal.role,
+        role_pending=principal.role_pending,
         organisation_id=principal.organisation_id,
         local_authority_id=principal.local_authority_id,
         local_authority=LocalAuthorityRef(code=la.ons_code, name=la.name) if la else None,
@@ -193,8 +223,12 @@ def create_account(
     password: str | None = None,
     totp_secret: str | None = None,
     home_postcode: str | None = None,
+    created_at: datetime | None = None,
 ) -> NewAccount:
     """Create a practitioner with a fresh password and TOTP secret (returned once, never stored).
+
+    For the command line, bulk loads and tests: established staff (``created_at`` may backdate
+    them), active and enrolled. Accounts made over the API go through ``register_account``.
 
     The display name's last word is taken as the family name; its blind index, and the home
     postcode's when given, let insider-browsing detection spot a look at a relative's child.
@@ -215,13 +249,28 @@ def create_account(
         totp_secret_enc=cipher.encrypt(totp_secret, "practitioners.totp_secret"),
         status=AccountStatus.ACTIVE.value,
         authz_version=1,
-        created_at=ctx.clock.now(),
+        created_at=created_at or ctx.clock.now(),
         family_name_bidx=ctx.crypto.index.name(display_name.rsplit(" ", 1)[-1]),
         home_postcode_bidx=ctx.crypto.index.postcode(home_postcode) if home_postcode else None,
     )
     db.add(practitioner)
     db.flush()
     return NewAccount(practitioner=practitioner, password=password, totp_secret=totp_secret)
+
+
+def _needs_confirmation(principal: Principal, role: Role, local_authority_id: int) -> bool:
+    """Whether giving ``role`` waits for a data manager of the account's local authority."""
+    grantor_is_la_manager = (
+        principal.is_data_manager
+        and not principal.role_pending
+        and principal.local_authority_id == local_authority_id
+    )
+    return role in CHILD_DATA_ROLES and not grantor_is_la_manager
+
+
+def _code_hash(code: str) -> str:
+    # The code is 192 random bits: a plain hash is enough, nobody can search its space.
+    return hashlib.sha256(code.encode()).hexdigest()
 
 
 def register_account(
@@ -233,12 +282,20 @@ def register_account(
     role: Role,
     organisation_id: int,
     email: str | None,
-) -> NewAccount:
+) -> Registered:
+    """Create an account for someone else.
+
+    Under credential custody the creator gets only a one-time enrolment code: the user sets
+    their own password and receives their own TOTP secret, so no administrator can act as them.
+    A child-data role given by anyone but a data manager of the account's LA waits for one.
+    """
     organisation = call.db.get(Organisation, organisation_id)
     if organisation is None:
         raise NotFound("No such organisation.", code="organisation_not_found")
+    ctx = call.ctx
+    now = ctx.clock.now()
     account = create_account(
-        call.ctx,
+        ctx,
         call.db,
         username=username,
         display_name=display_name,
@@ -246,12 +303,47 @@ def register_account(
         organisation=organisation,
         email=email,
     )
+    user = account.practitioner
+    user.created_by = principal.user_id
+    user.role_granted_by = principal.user_id
+    user.role_granted_at = now
+    user.role_pending = enabled(ctx.settings, Control.ADMIN_SEPARATION) and _needs_confirmation(
+        principal, role, user.local_authority_id
+    )
+    code: str | None = None
+    expires: datetime | None = None
+    if enabled(ctx.settings, Control.CREDENTIAL_CUSTODY):
+        code = secrets.token_urlsafe(24)
+        expires = now + timedelta(hours=ctx.settings.enrolment_code_ttl_hours)
+        # The generated credentials are thrown away unseen: the user enrols their own.
+        user.password_hash = NO_PASSWORD
+        user.totp_secret_enc = ctx.crypto.cipher.encrypt(
+            pyotp.random_base32(), "practitioners.totp_secret"
+        )
+        user.enrolment_code_hash = _code_hash(code)
+        user.enrolment_expires_at = expires
+    call.db.flush()
     call.audit(
         EventTag.USER_CREATED,
         principal=principal,
-        details={"practitioner_id": account.practitioner.id, "role": role.value},
+        details={
+            "practitioner_id": user.id,
+            "role": role.value,
+            "role_pending": user.role_pending,
+            "enrolment": code is not None,
+        },
     )
-    return account
+    if code is not None:
+        return Registered(user, code, expires, None, None)
+    return Registered(user, None, None, account.password, account.totp_secret)
+
+
+def _own_account(call: Call, principal: Principal, user: Practitioner) -> None:
+    if user.id == principal.user_id and enabled(call.ctx.settings, Control.ADMIN_SEPARATION):
+        raise Forbidden(
+            "Nobody changes their own role or status; ask another administrator.",
+            code="own_account_change",
+        )
 
 
 def change_account(
@@ -262,22 +354,200 @@ def change_account(
     role: Role | None,
     status: AccountStatus | None,
 ) -> Practitioner:
-    """Change a role or suspend/reinstate; either ends the account's sessions at once."""
+    """Change a role or suspend/reinstate; either ends the account's sessions at once.
+
+    Nobody changes their own account, and a child-data role given by anyone but a data manager
+    of the account's LA holds no permission until one confirms it.
+    """
     user = repository.by_id(call.db, practitioner_id)
     if user is None:
         raise NotFound("No such practitioner.", code="practitioner_not_found")
+    if role is not None or status is not None:
+        _own_account(call, principal, user)
     if role is not None and role.value != user.role:
+        pending = enabled(call.ctx.settings, Control.ADMIN_SEPARATION) and _needs_confirmation(
+            principal, role, user.local_authority_id
+        )
         call.audit(
             EventTag.USER_ROLE_CHANGED,
             principal=principal,
-            details={"practitioner_id": user.id, "from": user.role, "to": role.value},
+            details={
+                "practitioner_id": user.id,
+                "from": user.role,
+                "to": role.value,
+                "role_pending": pending,
+            },
         )
         user.role = role.value
+        user.role_pending = pending
+        user.role_granted_by = principal.user_id
+        user.role_confirmed_by = None
+        user.role_granted_at = call.ctx.clock.now()
         user.authz_version += 1
     if status is not None:
         set_status(call, user, status, by=principal)
     call.db.flush()
     return user
+
+
+def confirm_role(call: Call, principal: Principal, practitioner_id: int) -> Practitioner:
+    """A data manager of the account's LA confirms a role someone else gave it."""
+    user = repository.by_id(call.db, practitioner_id)
+    # Another LA's account is "not found": a data manager learns nothing of other LAs' staff.
+    if user is None or user.local_authority_id != principal.local_authority_id:
+        raise NotFound("No such practitioner.", code="practitioner_not_found")
+    if user.id == principal.user_id:
+        raise Forbidden(
+            "Nobody confirms their own role; ask another data manager.",
+            code="own_account_change",
+        )
+    if not user.role_pending:
+        raise Conflict("This account's role is not awaiting confirmation.", code="role_not_pending")
+    user.role_pending = False
+    user.role_confirmed_by = principal.user_id
+    # The role takes effect now: an export approver's role must be older than the setting.
+    user.role_granted_at = call.ctx.clock.now()
+    call.audit(
+        EventTag.USER_ROLE_CONFIRMED,
+        principal=principal,
+        details={"practitioner_id": user.id, "role": user.role},
+    )
+    call.db.flush()
+    return user
+
+
+def check_password_policy(username: str, password: str) -> None:
+    """Refuse a password too short, containing the username, or one repeated character."""
+    weak = (
+        len(password) < MIN_PASSWORD_LENGTH
+        or username.lower() in password.lower()
+        or len(set(password)) < 4
+    )
+    if weak:
+        raise InvalidInput(
+            f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters, not containing "
+            "your username, with at least four different characters.",
+            code="weak_password",
+        )
+
+
+def _new_secret(call: Call, user: Practitioner) -> NewSecret:
+    secret = pyotp.random_base32()
+    user.totp_secret_enc = call.ctx.crypto.cipher.encrypt(secret, "practitioners.totp_secret")
+    user.totp_last_step = None
+    uri = pyotp.TOTP(secret, interval=TOTP_STEP_SECONDS).provisioning_uri(
+        name=user.username, issuer_name=TOTP_ISSUER
+    )
+    return NewSecret(totp_secret=secret, otpauth_uri=uri)
+
+
+def _throttle_keys(call: Call, kind: str, username: str) -> list[tuple[str, int]]:
+    # Per account only: an enrolment code or a logged-in user's password is not what credential
+    # stuffing from one source guesses at, and the login's per-source budget stays the login's.
+    key = f"{kind}:" + call.ctx.crypto.index.username(username).hex()
+    return [(key, call.ctx.settings.login_max_failures_account)]
+
+
+def _refuse_if_locked(call: Call, keys: list[tuple[str, int]], now: datetime) -> None:
+    if not enabled(call.ctx.settings, Control.LOGIN_LOCKOUT):
+        return
+    locked = max((_locked_for(call, key, now) or 0) for key, _ in keys)
+    if locked:
+        raise TooManyRequests(
+            "Too many failed attempts; try again later.",
+            code="too_many_attempts",
+            retry_after=locked,
+        )
+
+
+def enrol(call: Call, username: str, code: str, password: str) -> NewSecret:
+    """Set a new account's password with its enrolment code; return its new TOTP secret.
+
+    Every failure (unknown user, wrong, used or expired code) answers alike, so the endpoint
+    tells nobody which accounts exist or await enrolment; failures count toward lock-out.
+    """
+    ctx = call.ctx
+    now = ctx.clock.now()
+    username = username.strip()
+    check_password_policy(username, password)
+    keys = _throttle_keys(call, "enrol", username)
+    _refuse_if_locked(call, keys, now)
+    user = repository.by_username(call.db, username)
+    offered = _code_hash(code)
+    stored = user.enrolment_code_hash if user is not None else None
+    matches = hmac.compare_digest(offered, stored or "0" * 64) and stored is not None
+    live = (
+        user is not None
+        and user.enrolment_expires_at is not None
+        and user.enrolment_expires_at > now
+    )
+    if user is None or not matches or not live:
+        _fail(call, keys, now, lockout=enabled(ctx.settings, Control.LOGIN_LOCKOUT))
+        call.audit(
+            EventTag.AUTH_ENROL_FAILED,
+            outcome=Outcome.FAILED,
+            actor_id=user.id if user else None,
+            details={"username_hmac": ctx.crypto.index.username(username).hex()},
+        )
+        raise Unauthorized(
+            "The username or enrolment code is not correct, or the code has expired.",
+            code="invalid_enrolment",
+        )
+    user.password_hash = ctx.password_hasher.hash(password)
+    user.enrolment_code_hash = None
+    user.enrolment_expires_at = None
+    secret = _new_secret(call, user)
+    call.db.flush()
+    call.audit(EventTag.AUTH_ENROLLED, actor_id=user.id, details={"practitioner_id": user.id})
+    return secret
+
+
+def _reauthenticate(call: Call, principal: Principal, password: str, otp: str) -> Practitioner:
+    """The caller's own account, if ``password`` and a fresh one-time code are right."""
+    ctx = call.ctx
+    now = ctx.clock.now()
+    keys = _throttle_keys(call, "account", principal.username)
+    _refuse_if_locked(call, keys, now)
+    user = repository.by_id(call.db, principal.user_id)
+    if user is None:
+        raise Unauthorized("The session is not valid.", code="invalid_session")
+    password_ok = _verify_password(ctx, user.password_hash, password)
+    secret = ctx.crypto.cipher.decrypt(user.totp_secret_enc, "practitioners.totp_secret")
+    step = _matching_step(secret, otp, now)
+    single_use = enabled(ctx.settings, Control.OTP_SINGLE_USE)
+    ok = (
+        password_ok
+        and step is not None
+        and (not single_use or repository.accept_totp_step(call.db, user.id, step))
+    )
+    if not ok:
+        _fail(call, keys, now, lockout=enabled(ctx.settings, Control.LOGIN_LOCKOUT))
+        _audit_failure(call, user, Outcome.FAILED, {"cause": "reauthentication"})
+        raise Unauthorized("The password or code is not correct.", code="invalid_credentials")
+    call.db.refresh(user)
+    return user
+
+
+def change_password(
+    call: Call, principal: Principal, current_password: str, otp: str, new_password: str
+) -> None:
+    """The caller changes their own password; their other sessions end."""
+    check_password_policy(principal.username, new_password)
+    user = _reauthenticate(call, principal, current_password, otp)
+    user.password_hash = call.ctx.password_hasher.hash(new_password)
+    repository.revoke_other_sessions(call.db, user.id, principal.session_id, call.ctx.clock.now())
+    call.audit(EventTag.AUTH_PASSWORD_CHANGED, principal=principal)
+    call.db.flush()
+
+
+def reset_totp(call: Call, principal: Principal, password: str, otp: str) -> NewSecret:
+    """The caller replaces their own TOTP secret; their other sessions end."""
+    user = _reauthenticate(call, principal, password, otp)
+    secret = _new_secret(call, user)
+    repository.revoke_other_sessions(call.db, user.id, principal.session_id, call.ctx.clock.now())
+    call.audit(EventTag.AUTH_TOTP_RESET, principal=principal)
+    call.db.flush()
+    return secret
 
 
 def set_status(

@@ -443,3 +443,63 @@ def revoked_at_role_change(ctx: Context) -> None:
     role = change.json().get("role")
     expect(role == "education_practitioner", f"the role change did not take: {role!r}")
     _refused_at_once(ctx, me.token, "a role change")
+
+
+@scenario(
+    "auth.credential-custody",
+    owasp=["API2:2023"],
+    asvs=["6.4.1", "6.2.2"],
+    severity=Severity.HIGH,
+    guards=["credential_custody"],
+    background=True,
+)
+def credential_custody(ctx: Context) -> None:
+    """Whoever creates an account never learns its password or TOTP secret; the user sets them."""
+    username, template, response = ctx.create_account(PRACTITIONER)
+    if response.status_code != 201:
+        raise Skip(f"cannot create an account: {status_text(response)}")
+    body = response.json()
+    leaked = [field for field in ("password", "totp_secret") if body.get(field)]
+    expect(
+        not leaked,
+        "the account creation answer hands the administrator the new user's "
+        + " and ".join(leaked),
+    )
+    code = body.get("enrolment_code")
+    expect(isinstance(code, str) and bool(code), "the creation answer holds no enrolment code")
+    password = secrets.token_urlsafe(18)
+    enrolled = ctx.enrol(username, str(code), password)
+    expect(enrolled.status_code == 200, f"enrolling answered {status_text(enrolled)}")
+    secret = enrolled.json().get("totp_secret")
+    expect(isinstance(secret, str) and bool(secret), "enrolment returned no TOTP secret")
+    replay = ctx.enrol(username, str(code), secrets.token_urlsafe(18))
+    expect_error(replay, (400, 401, 403, 409, 410))
+    ctx.note(f"a second enrolment with the same code: {status_text(replay)}")
+    account = Account(
+        username=username,
+        password=password,
+        totp_secret=str(secret),
+        role=PRACTITIONER,
+        local_authority=template.local_authority,
+        organisation=template.organisation,
+        id=body.get("id"),
+        organisation_id=template.organisation_id,
+        local_authority_id=template.local_authority_id,
+        throwaway=True,
+    )
+    me = ctx.login(account)
+    new_password = secrets.token_urlsafe(18)
+    change = me.post(
+        "/auth/password",
+        json={
+            "current_password": password,
+            "otp": ctx.target.otp(account),
+            "new_password": new_password,
+        },
+    )
+    expect(
+        change.status_code in (200, 204), f"changing the password answered {status_text(change)}"
+    )
+    account.password = new_password
+    ctx.login(account)
+    ctx.note("the user enrolled with a one-time code, then changed their own password")

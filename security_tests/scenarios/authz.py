@@ -452,3 +452,55 @@ def involvement_bola(ctx: Context) -> None:
     expect(mine, "the owner's involvement is missing from the record")
     expect(mine[0].get("lead_professional") is False, "another organisation made itself lead")
     expect(mine[0].get("ended_on") is None, "another organisation ended the involvement")
+
+
+def _no_child_read(caller: Caller, child: Child, when: str) -> None:
+    """Fail unless ``caller`` is refused the child's record."""
+    response = caller.view(child.child_id)
+    expect(
+        response.status_code in (401, 403, 404),
+        f"{caller.account.username} read a child's record {when}: {status_text(response)}",
+    )
+
+
+@scenario(
+    "authz.admin-self-escalation",
+    owasp=["API5:2023", "API3:2023"],
+    asvs=["8.2.1", "8.2.2"],
+    severity=Severity.CRITICAL,
+    guards=["admin_separation"],
+    # Two logins of one account wait for the next one-time code step: run beside the others.
+    background=True,
+)
+def admin_self_escalation(ctx: Context) -> None:
+    """An administrator cannot give itself, or an account it makes, child data unconfirmed."""
+    dm = ctx.manager()
+    child = ctx.new_child(dm, shielded=True)
+    # A throwaway administrator in the data manager's own organisation: promoted, it would
+    # read the child, so a refusal below is the separation and not a wrong authority.
+    mine = ctx.new_account(SYSADMIN, like=dm.account)
+    admin = ctx.login(mine)
+    escalate = admin.patch(f"/users/{mine.id}", json={"role": DATA_MANAGER})
+    ctx.note(f"the administrator's promotion of itself answered {status_text(escalate)}")
+    expect_error(escalate, 403)
+    _no_child_read(ctx.login(mine), child, "after promoting itself")
+
+    made = ctx.new_account(DATA_MANAGER, like=dm.account, confirm=False)
+    puppet = ctx.login(made)
+    _no_child_read(puppet, child, "as a data manager an administrator created, unconfirmed")
+
+    moved = ctx.new_account("national_auditor", like=dm.account)
+    rerole = ctx.admin().patch(f"/users/{moved.id}", json={"role": DATA_MANAGER})
+    if rerole.status_code != 200:
+        raise Skip(f"the administrator cannot change an auditor's role: {status_text(rerole)}")
+    rerolled = ctx.login(moved)
+    _no_child_read(rerolled, child, "after an administrator made it a data manager, unconfirmed")
+
+    # Confirmed by a data manager of the authority, the role works: the refusals were the wait.
+    ctx.confirm_role(made)
+    confirmed = puppet.view(child.child_id)
+    expect(
+        confirmed.status_code == 200,
+        f"a confirmed data manager cannot read its authority's child: {status_text(confirmed)}",
+    )
+    ctx.note("an administrator-made data manager read the child only after an LA confirmation")

@@ -1,8 +1,9 @@
 """Exfiltration (the lost discs): no bulk extract leaves without a second person's approval,
 within a size cap, once, to its requester, encrypted to the recipient and watermarked.
 
-Every scenario runs the export workflow with throwaway data managers of the persona's local
-authority: one requests, another approves. The workflow scope is one year of age (the harness's
+Every scenario runs the export workflow in the persona's local authority: a throwaway data
+manager requests, and the established data manager persona approves (an account made today is
+not an independent second person). The workflow scope is one year of age (the harness's
 own child, registered aged nine, is in it), so files stay small and far below any cap. An
 approved file is opened with the recipient key the scenario generated, in the registry's
 envelope format (`reference_app.kit.envelope`, shipped with the harness).
@@ -64,8 +65,9 @@ class Export:
 
 
 def _managers(ctx: Context) -> tuple[Caller, Caller]:
-    """Two throwaway data managers of the persona's local authority: requester, approver."""
-    return ctx.fresh(DATA_MANAGER), ctx.fresh(DATA_MANAGER)
+    """A throwaway data manager (requester) and the established data manager persona of its
+    local authority (approver): an account made today may not approve an export."""
+    return ctx.fresh(DATA_MANAGER), ctx.manager()
 
 
 def _requested(
@@ -484,3 +486,26 @@ def _same_shape(rows: list[dict[str, Any]], marks: set[str], child: Child) -> No
                 f"watermark row {row['child_id']} has fields {sorted(row)}, "
                 f"a real row {sorted(real)}",
             )
+
+
+@scenario(
+    "exfiltration.sock-puppet-approver",
+    owasp=["API6:2023", "API5:2023"],
+    asvs=["2.3.5"],
+    severity=Severity.CRITICAL,
+    guards=["approver_independence"],
+)
+def sock_puppet_approver(ctx: Context) -> None:
+    """A data manager account made today cannot be the second person on a real export."""
+    requester = ctx.manager()
+    ctx.new_child(requester, age=WORKFLOW_AGE)
+    # Made by the administrator (and confirmed by the authority): what an insider pair, or an
+    # administrator working with a data manager, would use as a second pair of hands.
+    puppet = ctx.fresh(DATA_MANAGER)
+    export = _requested(ctx, requester, puppet)
+    try:
+        answer = puppet.post(f"/exports/{export.id}/approve")
+        ctx.note(f"the new account's approval answered {status_text(answer)}")
+        expect_error(answer, 403)
+    finally:
+        requester.post(f"/exports/{export.id}/refuse", json={"note": "harness: withdrawn"})

@@ -1,7 +1,7 @@
 """Household shielding: a child sharing an address or a carer with a shielded child.
 
 Revision ID: 0012
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-06 02:55:00
 
 Existing rows start unflagged: the flag comes from decrypted addresses and carer links, which no
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

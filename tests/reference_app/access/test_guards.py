@@ -139,6 +139,9 @@ def _calls(w: World, caller: Account) -> dict[tuple[str, str], Callable[[dict[st
             json={"role": "education_practitioner"},
             headers=h,
         ),
+        ("POST", "/api/v1/users/{practitioner_id}/confirm-role"): lambda h: c.post(
+            f"/api/v1/users/{w.new_account(Role.HEALTH_PRACTITIONER).id}/confirm-role", headers=h
+        ),
         ("POST", "/api/v1/children/search"): lambda h: c.post(
             "/api/v1/children/search",
             json={"family_name": child.family_name, "given_name": child.given_name},

@@ -21,6 +21,7 @@ def test_every_role_reads_its_own_account(world: World, role: Role, la: str) -> 
         "id": account.id,
         "username": account.username,
         "role": role.value,
+        "role_pending": False,
         "organisation_id": account.organisation_id,
         "local_authority_id": world.la_ids[la],
         "local_authority": {"code": la, "name": by_code()[la].name},
