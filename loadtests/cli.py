@@ -30,6 +30,12 @@ REFERENCE_LOAD_SETTINGS = {
     # The load simulates a working Monday; a run on a weekend must not score every view as out of
     # hours.
     "CONTACTPOINT_WORKING_DAYS": "7",
+    # A few accounts an organisation stand in for its whole workforce, and a load run packs many
+    # days' enquiries into an hour; the generated accounts are all new, so none brings the
+    # per-colleague allowance. The organisation and LA daily counts are an established
+    # workforce's (hundreds of colleagues); per-account quotas and sweeps stay as in production.
+    "CONTACTPOINT_LIMIT_ORGANISATION_CHILDREN_PER_DAY": "5000",
+    "CONTACTPOINT_LIMIT_LOCAL_AUTHORITY_CHILDREN_PER_DAY": "100000",
 }
 
 
