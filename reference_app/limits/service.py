@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -76,6 +77,10 @@ SWEEP_SAME_NAME = 6  # one surname with this many dates of birth, postcodes or g
 SWEEP_FIELD = 25  # this many distinct dates of birth, postcodes or given names in an hour
 SWEEP_FAMILY_NAMES = 30  # this many distinct surnames searched in an hour
 ESTABLISHED_AFTER = timedelta(days=7)  # an account this old counts towards its team's caps
+# A team's size changes over days, not seconds: each worker counts it once in a while, not on
+# every search (an LA has thousands of accounts).
+ESTABLISHED_CACHE_SECONDS = 300
+_ESTABLISHED: dict[tuple[str, int, int], tuple[float, tuple[int, int]]] = {}
 ENUMERATION_MISSES = 10  # identifiers not found or mistyped in an hour
 TIMING_SAMPLE = 20  # requests looked at for machine-like timing
 TIMING_MAX_CV = 0.15  # their intervals vary less than this (people vary by 50-150 %)
@@ -240,13 +245,19 @@ class Limiter:
     def _shared_caps(self, now: datetime) -> SharedCaps:
         from reference_app.practitioners.repository import established_colleagues
 
-        in_org, in_la = established_colleagues(
-            self.call.db,
-            organisation_id=self.principal.organisation_id,
-            local_authority_id=self.principal.local_authority_id,
-            created_before=now - ESTABLISHED_AFTER,
-        )
-        return shared_caps(self.ctx, in_org, in_la)
+        org, la = self.principal.organisation_id, self.principal.local_authority_id
+        key = (self.ctx.settings.database_url, org, la)
+        cached = _ESTABLISHED.get(key)
+        if cached is None or cached[0] <= time.monotonic():
+            counts = established_colleagues(
+                self.call.db,
+                organisation_id=org,
+                local_authority_id=la,
+                created_before=now - ESTABLISHED_AFTER,
+            )
+            cached = (time.monotonic() + ESTABLISHED_CACHE_SECONDS, counts)
+            _ESTABLISHED[key] = cached
+        return shared_caps(self.ctx, *cached[1])
 
     def _check_shared(
         self, ops: LimitOps, now: datetime, child_ids: Sequence[str], caps: SharedCaps
