@@ -32,6 +32,12 @@ REFERENCE_LOAD_SETTINGS = {
     "CONTACTPOINT_WORKING_DAYS": "7",
     # The generator may vary a request's source with X-Forwarded-For: believed from loopback only.
     "CONTACTPOINT_TRUSTED_PROXIES": '["127.0.0.1/32"]',
+    # A few accounts an organisation stand in for its whole workforce, and a load run packs many
+    # days' enquiries into an hour; the generated accounts are all new, so none brings the
+    # per-colleague allowance. The organisation and LA daily counts are an established
+    # workforce's (hundreds of colleagues); per-account quotas and sweeps stay as in production.
+    "CONTACTPOINT_LIMIT_ORGANISATION_CHILDREN_PER_DAY": "5000",
+    "CONTACTPOINT_LIMIT_LOCAL_AUTHORITY_CHILDREN_PER_DAY": "100000",
 }
 
 

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     limits_scale: float = Field(default=1.0, gt=0, le=1000)
     limit_source_per_minute: int = Field(default=1200, ge=1)
     harvest_block_seconds: int = Field(default=900, ge=1)
+    # Distinct children (viewed or returned by searches) a day for everyone in one organisation
+    # and in one local authority: a floor, plus an allowance per established colleague (an active
+    # account older than a week), so a large team is not held to a small one's figure and fresh
+    # throwaway accounts add nothing. Scaled with ``limits_scale``.
+    limit_organisation_children_per_day: int = Field(default=150, ge=1)
+    limit_local_authority_children_per_day: int = Field(default=2000, ge=1)
+    limit_children_per_colleague: int = Field(default=20, ge=0)
 
     # Insider-browsing detection over the sealed audit log (reference_app/detection).
     detector_enabled: bool = True

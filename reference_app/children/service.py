@@ -192,7 +192,8 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
     exact = index.name(criteria.family_name)
     phonetic = index.phonetic(criteria.family_name)
     rules = Rules.of(call.ctx.settings)
-    Limiter(call, principal).before_search(
+    limiter = Limiter(call, principal)
+    limiter.before_search(
         SearchShape(
             family_name=exact.hex(),
             given_name=_hex(given),
@@ -223,6 +224,8 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
     results: list[SearchResult] = []
     if not refine:
         today = call.ctx.clock.now()
+        # What leaves the registry counts towards the daily caps, before anything is decrypted.
+        limiter.before_results([child.id for child in rows])
         for child in sorted(rows, key=lambda c: (c.family_name_bidx != exact, c.id)):
             results.append(_search_result(call, principal, child, today, rules))
     if enabled(call.ctx.settings, Control.AUDIT_TRAIL):

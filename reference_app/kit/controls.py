@@ -36,6 +36,7 @@ class Control(StrEnum):
     OVERRIDE_ALERTS = "override_alerts"  # break-glass use alerts at once
     RATE_LIMITS = "rate_limits"  # per-user and per-source rates and daily quotas
     REQUEST_LIMITS = "request_limits"  # request body size and JSON depth
+    RESULT_QUOTAS = "result_quotas"  # search results count; organisation and LA daily caps
     SECURITY_HEADERS = "security_headers"  # nosniff, no framing, CSP, no-store on every answer
     SESSION_REVOCATION = "session_revocation"  # logout, suspension, role change end a token
     SHIELDING = "shielding"  # shielded address and contacts withheld, unfindable by postcode

@@ -6,15 +6,26 @@ Each search and view passes through here before any data is read:
 | --- | --- | --- |
 | requests per source per minute | client address | 429 ``source_rate_limited`` |
 | searches / views per user per minute | role quota | 429 ``rate_limited`` |
-| distinct children viewed per user per day | role quota | 429 ``daily_quota_reached``, signal |
+| distinct children viewed or returned by searches per user per day | role quota | 429 \
+``daily_quota_reached``, signal |
+| distinct children viewed or returned per organisation per day | organisation cap | 429 \
+``organisation_quota_reached``, signal |
+| distinct children viewed or returned per local authority per day | LA cap | 429 \
+``local_authority_quota_reached``, signal |
 | one surname with many dates of birth, postcodes or given names an hour | sweep | signal |
-| many dates of birth or postcodes searched in an hour | sweep | harvesting signal |
+| many dates of birth, postcodes or given names searched in an hour | sweep | harvesting signal |
+| many surnames searched in an hour | sweep | harvesting signal |
 | identifiers that do not exist or fail their check character | enumeration | harvesting signal |
 | evenly spaced requests, as no person makes them | machine timing | harvesting signal |
 
 A harvesting signal refuses the request, blocks the user's searches and views for
 ``harvest_block_seconds`` and alerts the owning LA's management team; a second signal the same day
 reaches the hard threshold, which suspends the account and ends its sessions (``auto_suspend``).
+Children returned by a search count as if viewed (``result_quotas``): a harvester who only reads
+result lists, or spreads the work over several accounts of one organisation or LA, meets the same
+daily figures. The organisation and LA caps are a floor plus an allowance per established
+colleague (``limit_*`` settings); accounts younger than a week add nothing, so throwaway accounts
+share their organisation's figure instead of bringing their own.
 Every threshold scales with ``limits_scale`` (a deployment's tuning knob; the tests' functional
 world raises it, the detection tests run the production figures).
 """
@@ -24,7 +35,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import statistics
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -62,7 +74,13 @@ ROLE_QUOTAS: dict[Role, Quota] = {
 _NO_QUOTA = Quota(0, 0, 0)
 
 SWEEP_SAME_NAME = 6  # one surname with this many dates of birth, postcodes or given names an hour
-SWEEP_FIELD = 25  # this many distinct dates of birth, or postcodes, searched in an hour
+SWEEP_FIELD = 25  # this many distinct dates of birth, postcodes or given names in an hour
+SWEEP_FAMILY_NAMES = 30  # this many distinct surnames searched in an hour
+ESTABLISHED_AFTER = timedelta(days=7)  # an account this old counts towards its team's caps
+# A team's size changes over days, not seconds: each worker counts it once in a while, not on
+# every search (an LA has thousands of accounts).
+ESTABLISHED_CACHE_SECONDS = 300
+_ESTABLISHED: dict[tuple[str, int, int], tuple[float, tuple[int, int]]] = {}
 ENUMERATION_MISSES = 10  # identifiers not found or mistyped in an hour
 TIMING_SAMPLE = 20  # requests looked at for machine-like timing
 TIMING_MAX_CV = 0.15  # their intervals vary less than this (people vary by 50-150 %)
@@ -76,8 +94,12 @@ HARD_THRESHOLD = 100  # two signals in a day suspend the account
 class Rule(StrEnum):
     DAILY_QUOTA = "daily_quota"
     ENUMERATION = "enumeration"
+    LOCAL_AUTHORITY_QUOTA = "local_authority_quota"
     MACHINE_TIMING = "machine_timing"
+    ORGANISATION_QUOTA = "organisation_quota"
     SWEEP_DATE_OF_BIRTH = "sweep_date_of_birth"
+    SWEEP_FAMILY_NAME = "sweep_family_name"
+    SWEEP_GIVEN_NAME = "sweep_given_name"
     SWEEP_POSTCODE = "sweep_postcode"
     SWEEP_SAME_NAME = "sweep_same_name"
 
@@ -102,6 +124,22 @@ def quota(ctx: AppContext, role: Role) -> Quota:
         _scaled(ctx, base.searches_per_minute),
         _scaled(ctx, base.views_per_minute),
         _scaled(ctx, base.distinct_children_per_day),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SharedCaps:
+    """Distinct children a day for the caller's organisation and local authority."""
+
+    organisation: int
+    local_authority: int
+
+
+def shared_caps(ctx: AppContext, established_in_org: int, established_in_la: int) -> SharedCaps:
+    settings, per = ctx.settings, ctx.settings.limit_children_per_colleague
+    return SharedCaps(
+        _scaled(ctx, settings.limit_organisation_children_per_day + per * established_in_org),
+        _scaled(ctx, settings.limit_local_authority_children_per_day + per * established_in_la),
     )
 
 
@@ -159,12 +197,29 @@ class Limiter:
             key = f"distinct:{self.principal.user_id}:{day}"
             _, admitted = ops.add(key, child_id, left, now, cap=limits.distinct_children_per_day)
             if not admitted:
-                raise self._refusal(
-                    "daily_quota_reached",
-                    "You have viewed as many different children today as your role allows.",
-                    left,
-                    follow_ups=self._signal(ops, Rule.DAILY_QUOTA, now),
-                )
+                raise self._daily_quota_reached(ops, now)
+        if enabled(self.ctx.settings, Control.RESULT_QUOTAS):
+            caps = self._shared_caps(now)
+            with self.ctx.limits.open() as ops:
+                self._check_shared(ops, now, [child_id], caps)
+
+    def before_results(self, child_ids: Sequence[str]) -> None:
+        """Count the children a search is about to return, as if viewed; refuse past a cap.
+
+        The answer is refused whole: a harvester must not learn which results fell under the cap.
+        """
+        if not child_ids or not enabled(self.ctx.settings, Control.RESULT_QUOTAS):
+            return
+        now = self.ctx.clock.now()
+        limits = quota(self.ctx, self.principal.role)
+        caps = self._shared_caps(now)
+        day, left = _day(now)
+        with self.ctx.limits.open() as ops:
+            key = f"distinct:{self.principal.user_id}:{day}"
+            _, admitted = ops.add_all(key, child_ids, left, now, limits.distinct_children_per_day)
+            if not admitted:
+                raise self._daily_quota_reached(ops, now)
+            self._check_shared(ops, now, child_ids, caps)
 
     def after_view_miss(self) -> None:
         """Count a view of an identifier that does not exist or fails its check character."""
@@ -178,6 +233,65 @@ class Limiter:
                 raise self._blocked(ops, Rule.ENUMERATION, now)
 
     # -- checks ------------------------------------------------------------------------------
+
+    def _daily_quota_reached(self, ops: LimitOps, now: datetime) -> TooManyRequests:
+        return self._refusal(
+            "daily_quota_reached",
+            "You have viewed or found as many different children today as your role allows.",
+            _day(now)[1],
+            follow_ups=self._signal(ops, Rule.DAILY_QUOTA, now),
+        )
+
+    def _shared_caps(self, now: datetime) -> SharedCaps:
+        from reference_app.practitioners.repository import established_colleagues
+
+        org, la = self.principal.organisation_id, self.principal.local_authority_id
+        key = (self.ctx.settings.database_url, org, la)
+        cached = _ESTABLISHED.get(key)
+        if cached is None or cached[0] <= time.monotonic():
+            counts = established_colleagues(
+                self.call.db,
+                organisation_id=org,
+                local_authority_id=la,
+                created_before=now - ESTABLISHED_AFTER,
+            )
+            cached = (time.monotonic() + ESTABLISHED_CACHE_SECONDS, counts)
+            _ESTABLISHED[key] = cached
+        return shared_caps(self.ctx, *cached[1])
+
+    def _check_shared(
+        self, ops: LimitOps, now: datetime, child_ids: Sequence[str], caps: SharedCaps
+    ) -> None:
+        """Add the children to the organisation's and the LA's sets for today, or refuse."""
+        day, left = _day(now)
+        for key, cap, rule, code, who in (
+            (
+                f"distinct-org:{self.principal.organisation_id}:{day}",
+                caps.organisation,
+                Rule.ORGANISATION_QUOTA,
+                "organisation_quota_reached",
+                "Your organisation has",
+            ),
+            (
+                f"distinct-la:{self.principal.local_authority_id}:{day}",
+                caps.local_authority,
+                Rule.LOCAL_AUTHORITY_QUOTA,
+                "local_authority_quota_reached",
+                "Practitioners in your local authority have",
+            ),
+        ):
+            _, admitted = ops.add_all(key, child_ids, left, now, cap)
+            if not admitted:
+                # One signal per account a day: colleagues who meet a cap a harvester filled are
+                # named to the LA team once, not suspended for it.
+                first = ops.incr(f"capped:{rule}:{self.principal.user_id}:{day}", left, now) == 1
+                raise self._refusal(
+                    code,
+                    f"{who} looked up as many different children today as allowed; "
+                    "your LA management team has been told.",
+                    left,
+                    follow_ups=self._signal(ops, rule, now) if first else [],
+                )
 
     def _check_block(self, ops: LimitOps, now: datetime) -> None:
         if not enabled(self.ctx.settings, Control.HARVESTING_DETECTION):
@@ -225,13 +339,17 @@ class Limiter:
         )
         if size >= _scaled(self.ctx, SWEEP_SAME_NAME):
             return Rule.SWEEP_SAME_NAME
-        for value, rule in (
-            (shape.date_of_birth, Rule.SWEEP_DATE_OF_BIRTH),
-            (shape.postcode, Rule.SWEEP_POSTCODE),
+        # Surnames last: a sweep over dates of birth or postcodes changes the surname each time
+        # too, and is named by the field it sweeps.
+        for value, rule, threshold in (
+            (shape.date_of_birth, Rule.SWEEP_DATE_OF_BIRTH, SWEEP_FIELD),
+            (shape.postcode, Rule.SWEEP_POSTCODE, SWEEP_FIELD),
+            (shape.given_name, Rule.SWEEP_GIVEN_NAME, SWEEP_FIELD),
+            (shape.family_name, Rule.SWEEP_FAMILY_NAME, SWEEP_FAMILY_NAMES),
         ):
             if value is not None:
                 size, _ = ops.add(f"{rule}:{user}:{hour}", value[:32], 3600, now)
-                if size >= _scaled(self.ctx, SWEEP_FIELD):
+                if size >= _scaled(self.ctx, threshold):
                     return rule
         return None
 

@@ -6,6 +6,7 @@ workers share. Three operations are enough for every limit and detector here:
 - ``incr``: a counter with a time to live (a fixed window when the window is part of the key,
   a block when the key names one);
 - ``add``: an expiring set, optionally capped (distinct children viewed today);
+- ``add_all``: several members at once, all or none under the cap (a search's results);
 - ``recent``: the last few time stamps of a stream (machine-like timing).
 
 Writes go in their own short transaction, never the request's: a refused or failed request
@@ -15,7 +16,7 @@ Writes go in their own short transaction, never the request's: a refused or fail
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -45,6 +46,12 @@ class LimitOps(Protocol):
         self, key: str, member: str, ttl: int, now: datetime, cap: int | None = None
     ) -> tuple[int, bool]:
         """Add ``member`` unless the set already holds ``cap`` others; return (size, admitted)."""
+        ...
+
+    def add_all(
+        self, key: str, members: Sequence[str], ttl: int, now: datetime, cap: int
+    ) -> tuple[int, bool]:
+        """Add every member if the set then holds at most ``cap``, else none; (size, admitted)."""
         ...
 
     def recent(self, key: str, stamp_ms: int, ttl: int, keep: int, now: datetime) -> list[int]:
@@ -88,6 +95,18 @@ class MemoryOps:
             members.add(member)
         self.sets[key] = (members, expires)
         return len(members), admitted
+
+    def add_all(
+        self, key: str, members: Sequence[str], ttl: int, now: datetime, cap: int
+    ) -> tuple[int, bool]:
+        held, expires = self.sets.get(key, (set(), now))
+        if expires <= now:
+            held, expires = set(), now + timedelta(seconds=ttl)
+        grown = held | set(members)
+        if len(grown) > cap:
+            return len(held), False
+        self.sets[key] = (grown, expires)
+        return len(grown), True
 
     def recent(self, key: str, stamp_ms: int, ttl: int, keep: int, now: datetime) -> list[int]:
         stamps, _ = self.streams.get(key, ([], now))
@@ -174,6 +193,35 @@ class DatabaseOps:
             size += 1
         return size, True
 
+    def add_all(
+        self, key: str, members: Sequence[str], ttl: int, now: datetime, cap: int
+    ) -> tuple[int, bool]:
+        wanted = sorted(set(members))
+        live = self._live(key, now)
+        size, first = self.conn.execute(
+            select(func.count(), func.min(LimitMember.expires_at)).where(live)
+        ).one()
+        held = set(
+            self.conn.execute(
+                select(LimitMember.member).where(live, LimitMember.member.in_(wanted))
+            ).scalars()
+        )
+        new = [m for m in wanted if m not in held]
+        size = int(size)
+        if size + len(new) > cap:
+            return size, False
+        if new:
+            expires = first or now + timedelta(seconds=ttl)
+            stmt = self.insert(LimitMember.__table__).values(
+                [{"key": key, "member": m, "expires_at": expires} for m in new]
+            )
+            self.conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["key", "member"], set_={"expires_at": stmt.excluded.expires_at}
+                )
+            )
+        return size + len(new), True
+
     def recent(self, key: str, stamp_ms: int, ttl: int, keep: int, now: datetime) -> list[int]:
         member = f"{stamp_ms:015d}"
         stmt = self.insert(LimitMember.__table__).values(
@@ -248,10 +296,26 @@ class RedisOps:
     return {size, 1}
     """
 
+    _ADD_ALL = """
+    local size = redis.call('SCARD', KEYS[1])
+    local cap = tonumber(ARGV[2])
+    local new = 0
+    for i = 3, #ARGV do
+        if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then new = new + 1 end
+    end
+    if size + new > cap then return {size, 0} end
+    if new > 0 then
+        redis.call('SADD', KEYS[1], unpack(ARGV, 3))
+        if size == 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+    end
+    return {size + new, 1}
+    """
+
     def __init__(self, client: Any, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
         self._add = client.register_script(self._ADD)
+        self._add_all = client.register_script(self._ADD_ALL)
 
     def incr(self, key: str, ttl: int, now: datetime, by: int = 1) -> int:
         k = self.prefix + key
@@ -270,6 +334,15 @@ class RedisOps:
         size, admitted = self._add(
             keys=[self.prefix + key], args=[member, ttl, -1 if cap is None else cap]
         )
+        return int(size), bool(admitted)
+
+    def add_all(
+        self, key: str, members: Sequence[str], ttl: int, now: datetime, cap: int
+    ) -> tuple[int, bool]:
+        wanted = sorted(set(members))
+        if not wanted:
+            return self.client.scard(self.prefix + key), True
+        size, admitted = self._add_all(keys=[self.prefix + key], args=[ttl, cap, *wanted])
         return int(size), bool(admitted)
 
     def recent(self, key: str, stamp_ms: int, ttl: int, keep: int, now: datetime) -> list[int]:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from reference_app.localauthorities.models import LocalAuthority
-from reference_app.practitioners.models import LoginSession, LoginThrottle, Practitioner
+from reference_app.practitioners.models import (
+    AccountStatus,
+    LoginSession,
+    LoginThrottle,
+    Practitioner,
+)
 
 
 def by_username(db: Session, username: str) -> Practitioner | None:
@@ -102,3 +107,22 @@ def clear_throttle(db: Session, key: str) -> None:
     db.execute(
         update(LoginThrottle).where(LoginThrottle.key == key).values(failures=0, locked_until=None)
     )
+
+
+def established_colleagues(
+    db: Session, *, organisation_id: int, local_authority_id: int, created_before: datetime
+) -> tuple[int, int]:
+    """Active accounts created before ``created_before`` in the organisation and in the LA."""
+    in_org = case((Practitioner.organisation_id == organisation_id, 1), else_=0)
+    in_la = case((Practitioner.local_authority_id == local_authority_id, 1), else_=0)
+    org, la = db.execute(
+        select(func.coalesce(func.sum(in_org), 0), func.coalesce(func.sum(in_la), 0)).where(
+            or_(
+                Practitioner.organisation_id == organisation_id,
+                Practitioner.local_authority_id == local_authority_id,
+            ),
+            Practitioner.status == AccountStatus.ACTIVE,
+            Practitioner.created_at < created_before,
+        )
+    ).one()
+    return int(org), int(la)

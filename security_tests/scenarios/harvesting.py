@@ -4,7 +4,10 @@ Each harvester is a throwaway account in the shared data manager's local authori
 management team that must hear of it is the one the harness can read. A sweep needs only tens of
 requests: the registry promises to stop a postcode or date-of-birth sweep at 25 values an hour, a
 surname sweep at 6 variants, identifier guessing at 10 misses, machine-timed requests at 20, and
-a practitioner at their role's daily count of distinct children (40 for the voluntary sector).
+a practitioner at their role's daily count of distinct children (40 for the voluntary sector),
+given names at 25 an hour and surnames at 30. Children shown in search results count as if
+viewed, towards the account's daily count and a count shared by its organisation: whatever the
+strategy, a harvester or a team of them is stopped before 200 distinct children reach it.
 Every stop must come with a `harvesting` alert to the harvester's LA; a second signal the same day
 suspends the account. The daily-cap harvest is paced by the per-minute limit (15 views for the
 role), so it spans three clock minutes: one to two minutes of waiting.
@@ -43,6 +46,28 @@ TIMING_INTERVAL = 0.15
 # Searches a minute for a voluntary practitioner, the lowest role; a burst may straddle a minute.
 RATE_LIMIT = 15
 RATE_BUDGET = 2 * RATE_LIMIT + 1
+# Sweeps over one criterion: 25 given names an hour, 30 surnames an hour (the registry's figures).
+GIVEN_NAME_BUDGET = 30
+GIVEN_NAMES_PER_SURNAME = 5  # under the six variants of one surname that are a sweep of their own
+SURNAME_BUDGET_ONE_BIRTH_DATE = 35
+# What leaves the registry: the project's target is that no harvesting strategy brings one
+# harvester (or one organisation's accounts) 200 distinct children before it is stopped.
+HARVEST_TARGET = 200
+# A youth offending practitioner may see 60 distinct children a day, search results included;
+# 20 searches stay under every sweep threshold and the role's 20 searches a minute.
+RESULTS_ROLE = "youth_offending_practitioner"
+RESULTS_ROLE_QUOTA = 60
+RESULTS_SEARCHES = 20
+# Three accounts of one organisation (police: 30 searches a minute, 120 children a day each),
+# 22 searches each: under every per-account threshold, 261 children in the reference sample.
+TEAM_ROLE = "police_practitioner"
+TEAM_SIZE = 3
+TEAM_SEARCHES = 22
+QUOTA_RULES = {
+    "daily_quota_reached": "daily_quota",
+    "organisation_quota_reached": "organisation_quota",
+    "local_authority_quota_reached": "local_authority_quota",
+}
 LIST_ROUTES = ("/alerts", "/exports", "/audit/events", "/requests")
 LIST_CAP = 500
 
@@ -461,3 +486,192 @@ def limits_and_paging(ctx: Context) -> None:
                 )
             else:
                 expect_error(response, (400, 422))
+
+
+@scenario(
+    "harvesting.given-name-sweep",
+    owasp=["API6:2023", "API4:2023"],
+    asvs=["2.4.1"],
+    severity=Severity.HIGH,
+    guards=["harvesting_detection"],
+    needs=["sample"],
+)
+def given_name_sweep(ctx: Context) -> None:
+    """A sweep over many given names, a few to each surname, is blocked within 30 and alerted."""
+    given = sorted({row["given_name"] for row in ctx.target.sample})[:GIVEN_NAME_BUDGET]
+    expect(len(given) >= GIVEN_NAME_BUDGET, f"the sample has only {len(given)} given names")
+    surnames = [fictional_family_name() for _ in range(GIVEN_NAME_BUDGET)]
+    harvester = ctx.colleague("health_practitioner", ctx.manager())
+
+    def searches() -> Iterator[httpx.Response]:
+        for index, name in enumerate(given):
+            pause()
+            family = surnames[index // GIVEN_NAMES_PER_SURNAME]
+            yield harvester.search(family_name=family, given_name=name)
+
+    made, refused, _ = _until_stopped(searches(), GIVEN_NAME_BUDGET)
+    since = time.monotonic()
+    _expect_blocked(ctx, refused, made, GIVEN_NAME_BUDGET, "given-name sweep")
+    _harvest_alert(ctx, harvester, "sweep_given_name", since)
+
+
+@scenario(
+    "harvesting.dob-sweep",
+    owasp=["API6:2023", "API4:2023"],
+    asvs=["2.4.1"],
+    severity=Severity.HIGH,
+    guards=["harvesting_detection"],
+    needs=["sample"],
+)
+def dob_sweep(ctx: Context) -> None:
+    """One date of birth searched with surname after surname is blocked within 35 and alerted.
+
+    Every search carries the same date of birth, so no field but the surname grows: a sweep
+    over the surnames of everyone born on one day.
+    """
+    rows = _sample(ctx, "family_name")
+    budget = SURNAME_BUDGET_ONE_BIRTH_DATE
+    expect(len(rows) >= budget, f"the sample has only {len(rows)} surnames")
+    born = Counter(row["date_of_birth"] for row in ctx.target.sample).most_common(1)[0][0]
+    harvester = ctx.colleague("health_practitioner", ctx.manager())
+
+    def searches() -> Iterator[httpx.Response]:
+        for row in rows[:budget]:
+            pause()
+            yield harvester.search(family_name=row["family_name"], date_of_birth=born)
+
+    made, refused, answered = _until_stopped(searches(), budget)
+    since = time.monotonic()
+    reached = sum(r.json().get("count", 0) for r in answered if r.status_code == 200)
+    ctx.note(f"one date of birth: {made} surnames reached {reached} children before the stop")
+    _expect_blocked(ctx, refused, made, budget, "surnames with one date of birth")
+    _harvest_alert(ctx, harvester, "sweep_family_name", since)
+
+
+def _sibling_searches(ctx: Context) -> list[tuple[str, str]]:
+    """(surname, postcode) searches from the sample, one per surname, most children first.
+
+    Brothers and sisters share a surname and an address: each search brings several children,
+    and no surname is searched twice, so no one-surname sweep grows. Shielded children are left
+    out (a postcode never finds them) and so are the canaries.
+    """
+    canaries = {row["child_id"] for row in ctx.target.canaries}
+    homes = Counter(
+        (row["family_name"], row["postcode"])
+        for row in ctx.target.sample
+        if row["child_id"] not in canaries and row.get("postcode") and not row.get("shielded")
+    )
+    chosen: dict[str, tuple[str, int]] = {}
+    for (family, postcode), size in homes.most_common():
+        chosen.setdefault(family, (postcode, size))
+    ranked = sorted(chosen.items(), key=lambda item: -item[1][1])
+    return [(family, postcode) for family, (postcode, _) in ranked]
+
+
+def _quota_refusal(ctx: Context, refused: httpx.Response, what: str) -> str:
+    """Fail unless ``refused`` is a 429 at a daily count of children; return the alert's rule."""
+    status, code = refusal(refused)
+    expect(
+        status == 429 and code in QUOTA_RULES,
+        f"{what}: stopped by {status} {code}, expected 429 with one of {sorted(QUOTA_RULES)}",
+    )
+    retry = refused.headers.get("retry-after", "")
+    expect(retry.isdigit() and int(retry) > 0, f"{what}: the refusal has no Retry-After")
+    return QUOTA_RULES[code or ""]
+
+
+@scenario(
+    "harvesting.results-only",
+    owasp=["API6:2023", "API3:2023"],
+    asvs=["2.4.1"],
+    severity=Severity.HIGH,
+    guards=["result_quotas"],
+    needs=["sample"],
+)
+def results_only(ctx: Context) -> None:
+    """Children shown in search results count: a harvester who never opens a record is capped.
+
+    A youth offending practitioner searches families by surname and address (several brothers
+    and sisters a search) and opens no record; the search answers stop at the role's 60 distinct
+    children a day with 429, and the LA's management team is alerted.
+    """
+    harvester = ctx.colleague(RESULTS_ROLE, ctx.manager())
+    reached: set[str] = set()
+    refused: httpx.Response | None = None
+    made = 0
+    for family, postcode in _sibling_searches(ctx)[:RESULTS_SEARCHES]:
+        pause()
+        made += 1
+        response = harvester.search(family_name=family, postcode=postcode)
+        if response.status_code != 200:
+            refused = response
+            break
+        reached.update(result["child_id"] for result in response.json().get("results", []))
+    since = time.monotonic()
+    ctx.note(f"search results alone: {made} searches brought {len(reached)} distinct children")
+    expect(
+        refused is not None,
+        f"{len(reached)} distinct children reached one {RESULTS_ROLE} through search results "
+        f"in {made} searches (a day's count is {RESULTS_ROLE_QUOTA}), none refused",
+    )
+    assert refused is not None
+    rule = _quota_refusal(ctx, refused, "search results alone")
+    expect(
+        len(reached) <= RESULTS_ROLE_QUOTA,
+        f"{len(reached)} distinct children reached the harvester, above the role's "
+        f"{RESULTS_ROLE_QUOTA}",
+    )
+    _harvest_alert(ctx, harvester, rule, since)
+
+
+@scenario(
+    "harvesting.multi-account",
+    owasp=["API6:2023", "API4:2023"],
+    asvs=["2.4.1"],
+    severity=Severity.CRITICAL,
+    guards=["result_quotas"],
+    needs=["sample"],
+)
+def multi_account(ctx: Context) -> None:
+    """Several throwaway accounts of one organisation are stopped together before 200 children.
+
+    Each account stays under every per-account threshold (22 searches, 22 surnames and
+    postcodes, under its own daily count of children); only a count shared by the organisation
+    can stop the team before it has collected 200 distinct children.
+    """
+    dm = ctx.manager()
+    team = [ctx.colleague(TEAM_ROLE, dm) for _ in range(TEAM_SIZE)]
+    searches = _sibling_searches(ctx)[: TEAM_SIZE * TEAM_SEARCHES]
+    reached: set[str] = set()
+    stopped: dict[int, httpx.Response] = {}
+    made = 0
+    for index, (family, postcode) in enumerate(searches):
+        member = index % TEAM_SIZE
+        if member in stopped:
+            continue
+        if len(reached) >= HARVEST_TARGET or len(stopped) == TEAM_SIZE:
+            break
+        pause()
+        made += 1
+        response = team[member].search(family_name=family, postcode=postcode)
+        if response.status_code != 200:
+            stopped[member] = response
+            continue
+        reached.update(result["child_id"] for result in response.json().get("results", []))
+    since = time.monotonic()
+    ctx.note(
+        f"{TEAM_SIZE} accounts of one organisation: {made} searches brought {len(reached)} "
+        f"distinct children; {len(stopped)} accounts refused"
+    )
+    expect(
+        len(reached) < HARVEST_TARGET,
+        f"{len(reached)} distinct children reached {TEAM_SIZE} accounts of one organisation "
+        f"in {made} searches, not stopped before {HARVEST_TARGET}",
+    )
+    expect(
+        len(stopped) == TEAM_SIZE,
+        f"only {len(stopped)} of the {TEAM_SIZE} accounts were refused; the others searched on",
+    )
+    rules = {member: _quota_refusal(ctx, r, "the team") for member, r in stopped.items()}
+    first = next(iter(stopped))  # the first refused: the one the alert must name
+    _harvest_alert(ctx, team[first], rules[first], since)

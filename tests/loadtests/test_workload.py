@@ -19,6 +19,8 @@ from loadtests.workload import (
     pick_child,
     search_body,
 )
+from reference_app.config import Settings
+from reference_app.limits.service import ROLE_QUOTAS, SWEEP_FAMILY_NAMES, SWEEP_FIELD
 
 CHILD = {
     "child_id": "C1",
@@ -120,3 +122,45 @@ def test_practitioners_mostly_look_up_their_caseload(tmp_path: Path) -> None:
     rng = random.Random(1)
     picks = Counter(pick_child(workload.accounts[0], workload, rng).child_id for _ in range(1000))
     assert 850 < picks["MINE"] < 950
+
+
+def test_an_ordinary_practitioners_day_stays_under_the_limits(tmp_path: Path) -> None:
+    """A busy day of the crowd's practitioners, all in one hour, trips no sweep and no daily cap.
+
+    The model's active user makes about three enquiries a day (1.6 sessions of 2); a day of 40,
+    by each of ten colleagues sharing the organisation's caseload, is far above it.
+    """
+    rng = random.Random(5)
+
+    def child(n: int, la: str = "E1") -> dict[str, object]:
+        return {
+            "child_id": f"C{n}",
+            "family_name": f"Family{n}",
+            "given_name": f"Given{n}",
+            "date_of_birth": f"2015-{1 + n % 12:02d}-{1 + n % 28:02d}",
+            "postcode": f"QA{n % 90 + 1} 1AA",
+            "local_authority": la,
+        }
+
+    caseload = [child(n) for n in range(20)]
+    team = [_persona(f"s{i}", "voluntary_practitioner", caseload=caseload) for i in range(10)]
+    path = tmp_path / "personas.json"
+    path.write_text(json.dumps(team))
+    sample = "\n".join(json.dumps(child(n)) for n in range(100, 600))
+    (tmp_path / "children_sample.jsonl").write_text(sample + "\n")
+    workload = load_workload(path)
+    day, everyone = 40, set()
+    for account in workload.accounts:
+        fields: dict[str, set[str]] = {}
+        seen = set()
+        for _ in range(day):
+            found = pick_child(account, workload, rng)
+            seen.add(found.child_id)
+            for name, value in search_body(found, rng).items():
+                fields.setdefault(name, set()).add(value)
+        everyone |= seen
+        assert len(seen) < min(q.distinct_children_per_day for q in ROLE_QUOTAS.values())
+        assert len(fields["family_name"]) < SWEEP_FAMILY_NAMES
+        for name in ("given_name", "date_of_birth", "postcode"):
+            assert len(fields.get(name, ())) < SWEEP_FIELD
+    assert len(everyone) < Settings.model_fields["limit_organisation_children_per_day"].default

@@ -128,3 +128,19 @@ def test_counts_made_before_a_refusal_are_kept(store: LimitStore) -> None:
         count_then_refuse()
     with store.open() as ops:
         assert ops.incr(k, 60, NOW) == 2
+
+
+def test_add_all_admits_all_or_none(store: LimitStore) -> None:
+    k = key()
+    with store.open() as ops:
+        assert ops.add_all(k, ["a", "b", "c"], 3600, NOW, cap=4) == (3, True)
+        # Members already in the set cost nothing; two new ones would make five.
+        assert ops.add_all(k, ["a", "d", "e"], 3600, NOW, cap=4) == (3, False)
+        assert ops.add_all(k, ["a", "b", "d"], 3600, NOW, cap=4) == (4, True)
+        assert ops.add_all(k, ["a", "a", "c"], 3600, NOW, cap=4) == (4, True)
+        assert ops.add(k, "e", 3600, NOW, cap=4) == (4, False)
+    if store.name == "redis":
+        return  # Redis expires by its own clock
+    later = NOW + timedelta(seconds=3601)
+    with store.open() as ops:
+        assert ops.add_all(k, ["x", "y"], 3600, later, cap=2) == (2, True)
