@@ -26,17 +26,20 @@ class Control(StrEnum):
     EXPORT_WATERMARK = "export_watermark"  # per-recipient canary rows in every export
     FUNCTION_AUTHORIZATION = "function_authorization"  # each route admits only its roles
     HARVESTING_DETECTION = "harvesting_detection"  # sweeps, enumeration, machine timing
+    LOCKOUT_PER_SOURCE = "lockout_per_source"  # an account's lock-out binds only the failing source
     LOGIN_LOCKOUT = "login_lockout"  # repeated login failures lock the account and the source
     NEED_TO_KNOW = "need_to_know"  # limited view without involvement; archived records hidden
     OTP_SINGLE_USE = "otp_single_use"  # a one-time code's time step is accepted once
     OVERRIDE_ALERTS = "override_alerts"  # break-glass use alerts at once
     RATE_LIMITS = "rate_limits"  # per-user and per-source rates and daily quotas
+    REFUSAL_AUDIT = "refusal_audit"  # 400/404/409/422/429 refusals go on the trail too
     REQUEST_LIMITS = "request_limits"  # request body size and JSON depth
     SECURITY_HEADERS = "security_headers"  # nosniff, no framing, CSP, no-store on every answer
     SESSION_REVOCATION = "session_revocation"  # logout, suspension, role change end a token
     SHIELDING = "shielding"  # shielded address and contacts withheld, unfindable by postcode
     SNOOPING_DETECTION = "snooping_detection"  # insider-browsing rules and score
     TOKEN_CHECKS = "token_checks"  # signature, algorithm, audience, issuer, expiry  # noqa: S105
+    UNIFORM_REFUSALS = "uniform_refusals"  # refusals reveal nothing: not yours answers as missing
 
 
 def enabled(settings: Settings, control: Control) -> bool:
