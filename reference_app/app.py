@@ -16,8 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from reference_app.access.guards import authenticate
 from reference_app.access.principal import Principal
 from reference_app.api import API_PREFIX, api_router
-from reference_app.audit.service import record, seal_all
-from reference_app.audit.tags import EventTag, Outcome
+from reference_app.audit.refusals import Refusal, record_refusal
+from reference_app.audit.service import seal_all
 from reference_app.config import Environment, Settings
 from reference_app.context import AppContext
 from reference_app.detection.service import scan
@@ -45,28 +45,32 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def _record_denial(request: Request, exc: AppError) -> None:
-    """Audit a refused request in its own transaction: the request's own was rolled back."""
+def _record_refusal(request: Request, status: int, code: str) -> None:
+    """Put a refused API request on the trail (its own transaction: the request's was rolled
+    back), by route template, never by raw path."""
+    if not request.url.path.startswith(API_PREFIX):
+        return
     ctx: AppContext = request.app.state.ctx
     principal: Principal | None = getattr(request.state, "principal", None)
-    route = request.scope.get("route")
-    info = request_info(request)
-    child_id = request.path_params.get("child_id") if principal else None
-    with ctx.sessions() as db, db.begin():
-        record(
-            db,
-            ctx,
-            EventTag.ACCESS_DENIED,
-            info=info,
-            principal=principal,
-            outcome=Outcome.DENIED,
-            child_id=child_id if isinstance(child_id, str) and len(child_id) == 13 else None,
-            details={
-                "code": exc.error_code,
-                "method": request.method,
-                "route": getattr(route, "path", None),
-            },
-        )
+    template = getattr(request.scope.get("route"), "path", None)
+    if isinstance(template, str) and not template.startswith(API_PREFIX):
+        template = API_PREFIX + template  # context routers' paths are relative to the prefix
+    child_id = request.scope.get("path_params", {}).get("child_id")
+    refusal = Refusal(
+        method=request.method,
+        route=template if isinstance(template, str) else None,
+        status=status,
+        code=code,
+        child_id=child_id if isinstance(child_id, str) else None,
+    )
+    record_refusal(ctx, refusal, principal=principal, info=request_info(request))
+
+
+async def _audit_refusal(request: Request, status: int, code: str) -> None:
+    try:
+        await run_in_threadpool(_record_refusal, request, status, code)
+    except Exception:  # the refusal stands even if the trail is unwritable; say so in logs
+        log.exception("could not audit a refusal")
 
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
@@ -76,11 +80,9 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
             await run_in_threadpool(follow_up)
         except Exception:  # the refusal stands; the failure to follow it up is logged
             log.exception("could not complete a refusal's follow-up")
-    if exc.status in (401, 403) and not exc.audited:
-        try:
-            await run_in_threadpool(_record_denial, request, exc)
-        except Exception:  # the denial stands even if the trail is unwritable; say so in logs
-            log.exception("could not audit a denial")
+    # Already audited: the refusal is on the trail under its own tag (a failed login, a limit).
+    if exc.status < 500 and not exc.audited:
+        await _audit_refusal(request, exc.status, exc.error_code)
     return JSONResponse(
         error_body(exc.error_code, exc.error_message, _request_id(request)),
         status_code=exc.status,
@@ -99,6 +101,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         where = ".".join(str(part) for part in err.get("loc", ()) if part != "body")
         problems.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
     message = "The request is not valid: " + "; ".join(problems)
+    await _audit_refusal(request, 422, "invalid_request")
     return JSONResponse(
         error_body(
             CONTROL_CHARACTERS if hostile else "invalid_request",
@@ -113,6 +116,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _STATUS_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "The request could not be served."
+    if exc.status_code < 500:
+        await _audit_refusal(request, exc.status_code, code)
     return JSONResponse(
         error_body(code, message, _request_id(request)),
         status_code=exc.status_code,

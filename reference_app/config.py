@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     login_max_failures_source: int = Field(default=20, ge=1)
     login_window_seconds: int = Field(default=900, ge=1)
     login_lockout_seconds: int = Field(default=900, ge=1)
+    # The first lock-out of an (account, source) pair; each further one doubles, up to
+    # login_lockout_seconds.
+    login_backoff_seconds: int = Field(default=30, ge=1)
 
     search_result_cap: int = Field(default=10, ge=1, le=50)
     max_request_bytes: int = Field(default=65536, ge=1024)
@@ -96,6 +99,9 @@ class Settings(BaseSettings):
     audit_seal_interval_seconds: float = Field(default=1.0, gt=0)
     audit_seal_batch: int = Field(default=20000, ge=1)
     audit_witness_path: Path | None = None
+    # Refusals recorded one by one per caller (user, or source when unauthenticated) a minute;
+    # past it every this-many-th refusal is recorded as a summary of the ones in between.
+    refusal_audit_per_minute: int = Field(default=30, ge=1)
 
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
     # networks, e.g. '["10.0.0.5", "10.1.0.0/16"]'). None by default: the source of a request is

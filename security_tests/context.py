@@ -386,6 +386,17 @@ class Context:
             self.note(f"no {role} persona outside {of.account.local_authority}: not checked")
             return None
 
+    def from_source(self, address: str) -> httpx.Client:
+        """A client that connects from ``address`` (a local address of this machine), recorded
+        in the evidence like the scenario's own: for rules that tell sources apart."""
+        return httpx.Client(
+            base_url=self.target.url,
+            timeout=self.target.timeout,
+            verify=self.target.verify_tls,
+            transport=httpx.HTTPTransport(local_address=address, verify=self.target.verify_tls),
+            event_hooks={"request": [self._watch.start], "response": [self._record]},
+        )
+
     def attempt_login(self, username: str, password: str, otp: str) -> httpx.Response:
         """Send one login attempt as given, and return the answer whatever it is."""
         return self.http.post(

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 class EventTag(StrEnum):
     ACCESS_DENIED = "access:denied"
+    ACCESS_REFUSED = "access:refused"
     ALERT_ACKNOWLEDGED = "alert:acknowledged"
     ALERT_CLOSED = "alert:closed"
     ALERT_INVESTIGATING = "alert:investigating"

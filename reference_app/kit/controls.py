@@ -30,11 +30,13 @@ class Control(StrEnum):
     EXPORT_WATERMARK = "export_watermark"  # per-recipient canary rows in every export
     FUNCTION_AUTHORIZATION = "function_authorization"  # each route admits only its roles
     HARVESTING_DETECTION = "harvesting_detection"  # sweeps, enumeration, machine timing
+    LOCKOUT_PER_SOURCE = "lockout_per_source"  # an account's lock-out binds only the failing source
     LOGIN_LOCKOUT = "login_lockout"  # repeated login failures lock the account and the source
     NEED_TO_KNOW = "need_to_know"  # limited view without involvement; archived records hidden
     OTP_SINGLE_USE = "otp_single_use"  # a one-time code's time step is accepted once
     OVERRIDE_ALERTS = "override_alerts"  # break-glass use alerts at once
     RATE_LIMITS = "rate_limits"  # per-user and per-source rates and daily quotas
+    REFUSAL_AUDIT = "refusal_audit"  # 400/404/409/422/429 refusals go on the trail too
     REQUEST_LIMITS = "request_limits"  # request body size and JSON depth
     RESULT_QUOTAS = "result_quotas"  # search results count; organisation and LA daily caps
     SECURITY_HEADERS = "security_headers"  # nosniff, no framing, CSP, no-store on every answer
@@ -45,6 +47,7 @@ class Control(StrEnum):
     TEXT_HYGIENE = "text_hygiene"  # no control or bidi characters in free text fields
     TOKEN_CHECKS = "token_checks"  # signature, algorithm, audience, issuer, expiry  # noqa: S105
     TRUSTED_PROXIES = "trusted_proxies"  # forwarded headers believed only from listed proxies
+    UNIFORM_REFUSALS = "uniform_refusals"  # refusals reveal nothing: not yours answers as missing
     UNSHIELD_TWO_PERSON = "unshield_two_person"  # a second data manager approves an unshield
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from reference_app.access.permissions import CHILD_DATA_ROLES, Role
 from reference_app.access.principal import Principal
 from reference_app.audit.tags import EventTag, Outcome
+from reference_app.config import Settings
 from reference_app.context import AppContext
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import (
@@ -89,13 +90,54 @@ def _locked_for(call: Call, key: str, now: datetime) -> int | None:
     return None
 
 
-def _fail(call: Call, keys: list[tuple[str, int]], now: datetime, *, lockout: bool) -> None:
+@dataclass(frozen=True)
+class _Throttle:
+    """A failure count and what reaching its limit does: lock for a fixed time, or back off."""
+
+    key: str
+    limit: int
+    backoff: bool = False
+
+
+def _lock_seconds(settings: Settings, throttle: _Throttle, failures: int) -> int:
+    """How long reaching the limit locks the key: a fixed lock-out, or for an (account, source)
+    pair a back-off that doubles with each failure past the limit, capped at the lock-out."""
+    if not throttle.backoff:
+        return settings.login_lockout_seconds
+    doublings = min(failures - throttle.limit, 16)
+    backoff: int = settings.login_backoff_seconds << doublings
+    return min(settings.login_lockout_seconds, backoff)
+
+
+def _fail(call: Call, throttles: list[_Throttle], now: datetime, *, lockout: bool) -> None:
     settings = call.ctx.settings
     window_start = now - timedelta(seconds=settings.login_window_seconds)
-    for key, limit in keys:
-        reached = repository.count_failure(call.db, key, now, window_start) >= limit
-        if reached and lockout:
-            repository.lock(call.db, key, now + timedelta(seconds=settings.login_lockout_seconds))
+    for throttle in throttles:
+        failures = repository.count_failure(call.db, throttle.key, now, window_start)
+        if failures >= throttle.limit and lockout:
+            until = now + timedelta(seconds=_lock_seconds(settings, throttle, failures))
+            repository.lock(call.db, throttle.key, until)
+
+
+def _throttles(call: Call, username: str) -> list[_Throttle]:
+    """The failure counts a login attempt is held to.
+
+    Per (account, source) with a back-off, and per source: someone who knows a username can
+    lock it out only for their own address, never for the practitioner at theirs. Switched off
+    (``lockout_per_source``, development only), the account is locked whatever the source.
+    """
+    ctx = call.ctx
+    account = ctx.crypto.index.username(username).hex()
+    source = call.info.source or "unknown"
+    by_source = _Throttle(f"source:{source}", ctx.settings.login_max_failures_source)
+    if not enabled(ctx.settings, Control.LOCKOUT_PER_SOURCE):
+        return [_Throttle(f"account:{account}", ctx.settings.login_max_failures_account), by_source]
+    # Hashed: the key column is short, and a source address need not be readable beside it.
+    pair = hashlib.blake2b(f"{account}|{source}".encode(), digest_size=20).hexdigest()
+    return [
+        _Throttle(f"pair:{pair}", ctx.settings.login_max_failures_account, backoff=True),
+        by_source,
+    ]
 
 
 def _audit_failure(
@@ -112,21 +154,17 @@ def _audit_failure(
 def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
     """Authenticate with password and TOTP; every failure looks and costs the same.
 
-    Failures are counted per account name (existing or not, so lock-out reveals nothing) and
-    per source address. The caller commits even when this raises, so counts are kept.
+    Failures are counted per account name and source (existing or not, so lock-out reveals
+    nothing) and per source address. The caller commits even when this raises, so counts are
+    kept.
     """
     ctx = call.ctx
     now = ctx.clock.now()
-    account_key = "account:" + ctx.crypto.index.username(username).hex()
-    source_key = f"source:{call.info.source or 'unknown'}"
-    keys = [
-        (account_key, ctx.settings.login_max_failures_account),
-        (source_key, ctx.settings.login_max_failures_source),
-    ]
+    throttles = _throttles(call, username)
     user = repository.by_username(call.db, username.strip())
     # Switched off (development only), failures are still counted and audited but never lock.
     lockout = enabled(ctx.settings, Control.LOGIN_LOCKOUT)
-    locked = max((_locked_for(call, key, now) or 0) for key, _ in keys) if lockout else 0
+    locked = max((_locked_for(call, t.key, now) or 0) for t in throttles) if lockout else 0
     password_ok = _verify_password(ctx, user.password_hash if user else None, password)
     step = None
     if user is not None:
@@ -146,18 +184,24 @@ def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
         and step is not None
         and (not single_use or repository.accept_totp_step(call.db, user.id, step))
     )
+    uniform = enabled(ctx.settings, Control.UNIFORM_REFUSALS)
+    if ok and user is not None and user.status != AccountStatus.ACTIVE and uniform:
+        # The right password of a suspended account answers (and counts) as a wrong one: the
+        # answer must not confirm the password to whoever holds it. The trail says why.
+        _fail(call, throttles, now, lockout=lockout)
+        _audit_failure(call, user, Outcome.DENIED, {"cause": "account_suspended"})
+        raise _invalid_credentials()
     if not ok or user is None:
-        _fail(call, keys, now, lockout=lockout)
+        _fail(call, throttles, now, lockout=lockout)
         _audit_failure(
             call, user, Outcome.FAILED, {"username_hmac": ctx.crypto.index.username(username).hex()}
         )
-        raise Unauthorized(
-            "The username, password or code is not correct.", code="invalid_credentials"
-        )
+        raise _invalid_credentials()
     if user.status != AccountStatus.ACTIVE:
         _audit_failure(call, user, Outcome.DENIED, {"cause": "account_suspended"})
         raise Forbidden("This account is suspended.", code="account_suspended")
-    repository.clear_throttle(call.db, account_key)
+    for throttle in throttles[:-1]:  # a success clears the account's count, not the source's
+        repository.clear_throttle(call.db, throttle.key)
     session = LoginSession(
         id=secrets.token_urlsafe(32),
         practitioner_id=user.id,
@@ -175,6 +219,12 @@ def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
     )
     token = tokens.issue(ctx, practitioner_id=user.id, session_id=session.id, now=now)
     return LoginResult(access_token=token, expires_in=ctx.settings.token_ttl_seconds)
+
+
+def _invalid_credentials() -> Unauthorized:
+    return Unauthorized(
+        "The username, password or code is not correct.", code="invalid_credentials"
+    )
 
 
 def _verify_password(ctx: AppContext, stored: str | None, password: str) -> bool:
@@ -441,17 +491,27 @@ def _new_secret(call: Call, user: Practitioner) -> NewSecret:
     return NewSecret(totp_secret=secret, otpauth_uri=uri)
 
 
-def _throttle_keys(call: Call, kind: str, username: str) -> list[tuple[str, int]]:
-    # Per account only: an enrolment code or a logged-in user's password is not what credential
-    # stuffing from one source guesses at, and the login's per-source budget stays the login's.
-    key = f"{kind}:" + call.ctx.crypto.index.username(username).hex()
-    return [(key, call.ctx.settings.login_max_failures_account)]
+def _throttle_keys(call: Call, kind: str, username: str) -> list[_Throttle]:
+    """The failure count an enrolment or re-authentication is held to.
+
+    Per account only: an enrolment code or a logged-in user's password is not what credential
+    stuffing from one source guesses at, and the login's per-source budget stays the login's.
+    Like the login's, the count is per (account, source) with a back-off, so nobody locks a
+    practitioner out from another address.
+    """
+    ctx = call.ctx
+    account = ctx.crypto.index.username(username).hex()
+    if not enabled(ctx.settings, Control.LOCKOUT_PER_SOURCE):
+        return [_Throttle(f"{kind}:{account}", ctx.settings.login_max_failures_account)]
+    source = call.info.source or "unknown"
+    pair = hashlib.blake2b(f"{account}|{source}".encode(), digest_size=20).hexdigest()
+    return [_Throttle(f"{kind}:{pair}", ctx.settings.login_max_failures_account, backoff=True)]
 
 
-def _refuse_if_locked(call: Call, keys: list[tuple[str, int]], now: datetime) -> None:
+def _refuse_if_locked(call: Call, throttles: list[_Throttle], now: datetime) -> None:
     if not enabled(call.ctx.settings, Control.LOGIN_LOCKOUT):
         return
-    locked = max((_locked_for(call, key, now) or 0) for key, _ in keys)
+    locked = max((_locked_for(call, throttle.key, now) or 0) for throttle in throttles)
     if locked:
         raise TooManyRequests(
             "Too many failed attempts; try again later.",

@@ -44,6 +44,7 @@ DECISION_NOTE = "change_requests.decision_note"
 # What each kind of event means, in words a family reads in the pack.
 DESCRIPTIONS: dict[str, str] = {
     EventTag.ACCESS_DENIED: "An attempt to act on the record was refused",
+    EventTag.ACCESS_REFUSED: "A request naming the record was refused",
     EventTag.ALERT_RAISED: "An access to the record was flagged for review",
     EventTag.AUDIT_EVENTS_READ: "The record's access history was reviewed",
     EventTag.CARER_ADDED: "A parent or carer was added",

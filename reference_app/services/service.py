@@ -9,6 +9,7 @@ from reference_app.access.principal import Principal
 from reference_app.audit.tags import EventTag
 from reference_app.children import repository as children
 from reference_app.children.service import parse_child_id
+from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
 from reference_app.kit.http import Call
 from reference_app.services.models import Involvement, Organisation
@@ -63,6 +64,10 @@ def _owned(call: Call, principal: Principal, involvement_id: int) -> Involvement
     if involvement is None:
         raise NotFound("No such involvement.", code="involvement_not_found")
     if involvement.practitioner_id != principal.user_id:
+        if enabled(call.ctx.settings, Control.UNIFORM_REFUSALS):
+            # Someone else's answers as a missing one: a 403 would confirm that the id exists
+            # (and so that some practitioner works with some child).
+            raise NotFound("No such involvement.", code="involvement_not_found")
         raise Forbidden(
             "Only the practitioner who owns an involvement may change it.",
             code="not_involvement_owner",

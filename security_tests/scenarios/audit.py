@@ -56,6 +56,8 @@ COLLEAGUE_NAME = "Harness Colleague"
 VIEWED = "child:record:viewed"
 SEARCHED = "child:search:performed"
 DENIED = "access:denied"
+REFUSED = "access:refused"
+NATIONAL_AUDITOR = "national_auditor"
 # A hit must not sit inside a longer word, base64 or hex text (ciphertext, keyed hashes).
 _EDGE = "A-Za-z0-9+/"
 
@@ -640,3 +642,77 @@ def denials_recorded(ctx: Context) -> None:
             f"(recorded for the colleague: {recorded})",
         )
     ctx.note(f"{len(recorded)} {DENIED} events for the colleague: {recorded}")
+
+
+@scenario(
+    "audit.refusals-audited",
+    owasp=["API9:2023", "API5:2023"],
+    asvs=["16.3.2", "16.3.3"],
+    severity=Severity.HIGH,
+    guards=["refusal_audit"],
+)
+def refusals_audited(ctx: Context) -> None:
+    """Probing leaves a trace: another LA's child (404), an admin route (403) and a bad reason
+    (400) are each on the trail with the route template (never the raw path), status, error
+    code, who and from where, as the national auditor reads it."""
+    manager = ctx.manager()
+    child = ctx.new_child(manager)
+    prober = ctx.outsider(DATA_MANAGER, manager)
+    auditor = ctx.caller(NATIONAL_AUDITOR)
+    template = "/children/{child_id}"
+    tried = [
+        (
+            "PATCH",
+            template,
+            prober.patch(f"/children/{child.child_id}", json={"given_name": "Harness"}),
+            404,
+        ),
+        ("POST", "/users", prober.post("/users", json={}), 403),
+        ("GET", template, prober.view(child.child_id, reason="curiosity"), 400),
+    ]
+    for _, _, response, status in tried:
+        expect_error(response, status)
+
+    def readable(events: list[dict[str, Any]]) -> list[tuple[str, str, int, str]]:
+        return [
+            (
+                str(details.get("method")),
+                str(details.get("route")),
+                int(details.get("status") or 0),
+                str(details.get("code")),
+            )
+            for event in events
+            if isinstance(details := event.get("details"), dict)
+            and event.get("outcome") == "denied"
+            and event.get("source")
+        ]
+
+    def trail() -> list[dict[str, Any]]:
+        actor = prober.account.id
+        return _events(auditor, actor_id=actor, tag=REFUSED) + _events(
+            auditor, actor_id=actor, tag=DENIED
+        )
+
+    def complete(_: list[dict[str, Any]]) -> bool:
+        return len(readable(trail())) >= len(tried)
+
+    _wait_events(ctx, auditor, complete, actor_id=prober.account.id)
+    events = trail()
+    recorded = readable(events)
+    missing = []
+    for method, route, response, status in tried:
+        code = str(error_code(response))
+        if not any(
+            (m, s, c) == (method, status, code) and r in (route, API + route)
+            for m, r, s, c in recorded
+        ):
+            missing.append(f"{method} {route} ({status} {code})")
+    expect(
+        not missing,
+        "refusals not on the trail with method, route template, status, code and source: "
+        + "; ".join(missing)
+        + f" (recorded for the prober: {recorded})",
+    )
+    raw = [e for e in events if child.child_id in json.dumps(e.get("details"))]
+    expect(not raw, "a refusal's details hold the raw path (the child's identifier)")
+    ctx.note(f"{len(recorded)} refusals on the trail for the prober: {recorded}")

@@ -2,13 +2,15 @@
 reveal nothing.
 
 Failed logins are budgeted: the registry locks a source address out after 20 failures in 15
-minutes, and the harness runs from one address. The scenarios here use at most 14 failures before
-the credential-stuffing scenario, which runs last (order 90) and spends the rest on purpose.
+minutes, and the harness runs from one address. The scenarios here use at most 16 failures before
+the credential-stuffing scenario, which runs last (order 90) and spends the rest on purpose. The
+lock-out denial scenario spends its failures from a second loopback address.
 """
 
 from __future__ import annotations
 
 import binascii
+import ipaddress
 import secrets
 import time
 from collections.abc import Callable
@@ -18,7 +20,14 @@ from typing import Any
 import httpx
 import pyotp
 
-from security_tests.context import SYSADMIN, Caller, Context, expect_error, status_text
+from security_tests.context import (
+    SYSADMIN,
+    Caller,
+    Context,
+    expect_error,
+    refusal,
+    status_text,
+)
 from security_tests.engine import Severity, Skip, expect, scenario
 from security_tests.scenarios._common import altered, decode_segment, encode_segment
 from security_tests.target import API, TOTP_STEP, Account
@@ -268,6 +277,111 @@ def credential_stuffing(ctx: Context) -> None:
     _expect_right_login_refused(
         ctx, account, "an account logged in with its right password from the locked-out source"
     )
+
+
+def _answer(response: httpx.Response) -> tuple[int, str | None, str | None]:
+    """What a refusal tells the caller: status, error code and message (not the request id)."""
+    try:
+        error = response.json().get("error") or {}
+    except ValueError:
+        error = {}
+    return response.status_code, error.get("code"), error.get("message")
+
+
+def _second_source(ctx: Context) -> str:
+    """A loopback address other than the harness's own, or skip: only a target on this
+    machine's loopback can be reached from a second address without a proxy."""
+    host = httpx.URL(ctx.target.url).host
+    try:
+        loopback = (
+            ipaddress.ip_address(host).version == 4 and ipaddress.ip_address(host).is_loopback
+        )
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise Skip("a second source address needs a target on 127.0.0.1 (none offered here)")
+    while True:
+        octets = (secrets.randbelow(254) + 1, secrets.randbelow(256), secrets.randbelow(254) + 1)
+        address = "127.{}.{}.{}".format(*octets)
+        if address != host:
+            return address
+
+
+@scenario(
+    "auth.lockout-denial",
+    owasp=["API2:2023", "API4:2023"],
+    asvs=["6.3.1"],
+    severity=Severity.HIGH,
+    guards=["lockout_per_source", "login_lockout"],
+)
+def lockout_denial(ctx: Context) -> None:
+    """Wrong logins for a practitioner from an attacker's address lock that address out, but do
+    not stop the practitioner logging in from their own."""
+    victim = ctx.new_account(PRACTITIONER)
+    wrong = _wrong_code(victim)
+    address = _second_source(ctx)
+    with ctx.from_source(address) as attacker:
+        locked_at = _attempts_until_locked(
+            ACCOUNT_ATTEMPTS,
+            lambda: attacker.post(
+                f"{API}/auth/login",
+                json={
+                    "username": victim.username,
+                    "password": "not-" + victim.password,
+                    "otp": wrong,
+                },
+            ),
+        )
+    expect(
+        locked_at is not None,
+        f"{ACCOUNT_ATTEMPTS} wrong passwords for one account from {address} and no lock-out (429)",
+    )
+    ctx.note(f"the attacker's address {address} was locked out at attempt {locked_at}")
+    own = ctx.attempt_login(victim.username, victim.password, ctx.target.otp(victim))
+    expect(
+        own.status_code == 200,
+        f"after wrong logins from another address, the practitioner's own login from the "
+        f"harness's address answered {status_text(own)}: anyone who knows a username can lock "
+        "its practitioner out",
+    )
+
+
+@scenario(
+    "auth.refusal-oracles",
+    owasp=["API2:2023", "API1:2023"],
+    asvs=["6.3.8", "8.2.2"],
+    severity=Severity.MEDIUM,
+    guards=["uniform_refusals"],
+)
+def refusal_oracles(ctx: Context) -> None:
+    """A refusal reveals nothing: a suspended account's right password answers as a wrong one,
+    and someone else's involvement id as a missing one."""
+    account = ctx.new_account(PRACTITIONER)
+    suspended = ctx.admin().patch(f"/users/{account.id}", json={"status": "suspended"})
+    expect(suspended.status_code == 200, f"suspending an account answered {status_text(suspended)}")
+    right = ctx.attempt_login(account.username, account.password, ctx.target.otp(account))
+    wrong = ctx.attempt_login(account.username, "not-" + account.password, _wrong_code(account))
+    expect(right.status_code != 200, "a suspended account logged in with its right password")
+    expect(
+        _answer(right) == _answer(wrong),
+        f"a suspended account's right password answers {_answer(right)}, a wrong one "
+        f"{_answer(wrong)}: the answer confirms the password",
+    )
+    ctx.note(f"suspended account, right and wrong password: {refusal(right)}")
+    child = ctx.new_child()
+    owner = ctx.fresh(PRACTITIONER)
+    involvement = ctx.involve(owner, child)
+    intruder = ctx.fresh(PRACTITIONER)
+    change = {"lead_professional": True}
+    theirs = intruder.patch(f"/involvements/{involvement}", json=change)
+    missing = intruder.patch(f"/involvements/{2_000_000_000 + involvement}", json=change)
+    expect(not theirs.is_success, f"another's involvement was changed: {status_text(theirs)}")
+    expect(
+        _answer(theirs) == _answer(missing),
+        f"someone else's involvement answers {_answer(theirs)}, a missing one "
+        f"{_answer(missing)}: the answer confirms the id exists",
+    )
+    ctx.note(f"another's and a missing involvement: {refusal(theirs)}")
 
 
 # -- tokens --------------------------------------------------------------------------------------

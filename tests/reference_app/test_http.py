@@ -13,6 +13,7 @@ from tests.fixtures.world import World
 PUBLIC_ROUTES = {
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("POST", "/api/v1/auth/enrol"),
     ("POST", "/api/v1/auth/login"),
 }
 

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from reference_app.access.permissions import Role
 from reference_app.audit.models import AuditEvent
 from reference_app.children.models import Child
+from reference_app.kit.controls import Control
 from reference_app.services.models import OrganisationKind
-from tests.fixtures.world import LA_A, LA_B, World, unique_name
+from tests.fixtures.world import LA_A, LA_B, World, strict_world, unique_name
 
 NEW_CHILD = {
     "given_name": "Ivy",
@@ -255,8 +256,9 @@ def test_involvements_belong_to_the_practitioner_who_registers_them(world: World
         json={"caf_assessment_on": "2026-02-01"},
         headers=other,
     )
-    assert denied.status_code == 403
-    assert denied.json()["error"]["code"] == "not_involvement_owner"
+    # Someone else's involvement answers as a missing one (uniform_refusals).
+    assert denied.status_code == 404
+    assert denied.json()["error"]["code"] == "involvement_not_found"
     caf = world.client.patch(
         f"/api/v1/involvements/{involvement}",
         json={"caf_assessment_on": "2026-02-01"},
@@ -272,6 +274,47 @@ def test_involvements_belong_to_the_practitioner_who_registers_them(world: World
         f"/api/v1/involvements/{involvement}/end", json={}, headers=owner_headers
     )
     assert again.status_code == 409
+
+
+def _someone_elses_involvement(world: World) -> int:
+    child = world.child(LA_A)
+    owner_headers = world.login(world.new_account(Role.HEALTH_PRACTITIONER))
+    made = world.client.post(
+        f"/api/v1/children/{child.id}/involvements", json={}, headers=owner_headers
+    )
+    assert made.status_code == 201
+    return int(made.json()["id"])
+
+
+def _change_involvement(world: World, involvement_id: int, headers: dict) -> tuple:
+    answer = world.client.patch(
+        f"/api/v1/involvements/{involvement_id}",
+        json={"lead_professional": True},
+        headers=headers,
+    )
+    error = answer.json()["error"]
+    return answer.status_code, error["code"], error["message"]
+
+
+def test_someone_elses_involvement_answers_like_a_missing_one(world: World) -> None:
+    """No oracle: a 403 for an existing id and a 404 for a missing one would tell ids apart."""
+    involvement = _someone_elses_involvement(world)
+    other = world.headers(Role.SOCIAL_CARE_PRACTITIONER)
+    theirs = _change_involvement(world, involvement, other)
+    missing = _change_involvement(world, 2_000_000_000 + involvement, other)
+    assert theirs == missing
+    assert theirs[:2] == (404, "involvement_not_found")
+
+
+def test_with_uniform_refusals_off_someone_elses_involvement_is_forbidden(world: World) -> None:
+    """On: test_someone_elses_involvement_answers_like_a_missing_one."""
+    with strict_world(world, off=[Control.UNIFORM_REFUSALS], limits_scale=100) as w:
+        involvement = _someone_elses_involvement(w)
+        other = w.login(w.new_account(Role.SOCIAL_CARE_PRACTITIONER))
+        theirs = _change_involvement(w, involvement, other)
+        missing = _change_involvement(w, 2_000_000_000 + involvement, other)
+    assert theirs[:2] == (403, "not_involvement_owner")
+    assert missing[:2] == (404, "involvement_not_found")
 
 
 def test_sensitive_service_involvement_needs_consent(world: World) -> None:

@@ -9,6 +9,7 @@ import time
 
 import jwt
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from reference_app.access.permissions import Role
@@ -132,6 +133,87 @@ def test_account_locks_after_repeated_failures_even_for_unknown_names(world: Wor
     assert _login(world, account.username, account.password, world.otp(account)).status_code == 200
 
 
+def _from(world: World, source: str) -> TestClient:
+    """A client of the same app that connects from another address."""
+    return TestClient(world.client.app, client=(source, 50000))
+
+
+def _attempt(client: TestClient, username: str, password: str, otp: str):
+    return client.post(LOGIN, json={"username": username, "password": password, "otp": otp})
+
+
+def test_wrong_logins_from_one_source_do_not_lock_the_account_out_at_another(
+    world: World,
+) -> None:
+    """Knowing a username is not enough to lock its practitioner out (denial of service)."""
+    limit = world.ctx.settings.login_max_failures_account
+    account = world.new_account(Role.HEALTH_PRACTITIONER)
+    attacker = _from(world, "198.51.100.7")
+    for _ in range(limit):
+        assert _attempt(attacker, account.username, "wrong", "000000").status_code == 401
+    locked = _attempt(attacker, account.username, account.password, world.otp(account))
+    assert locked.status_code == 429
+    assert locked.json()["error"]["code"] == "too_many_attempts"
+    world.clock.advance(31)
+    # The practitioner, at their own address, logs in as usual.
+    assert _login(world, account.username, account.password, world.otp(account)).status_code == 200
+
+
+def test_an_account_and_source_pair_backs_off_exponentially(world: World) -> None:
+    settings = world.ctx.settings
+    limit, base = settings.login_max_failures_account, settings.login_backoff_seconds
+    account = world.new_account(Role.HEALTH_PRACTITIONER)
+    waits = []
+    for _ in range(limit - 1):
+        assert _login(world, account.username, "wrong", "000000").status_code == 401
+    for _ in range(3):
+        assert _login(world, account.username, "wrong", "000000").status_code == 401
+        locked = _login(world, account.username, "wrong", "000000")
+        assert locked.status_code == 429
+        waits.append(int(locked.headers["Retry-After"]))
+        world.clock.advance(waits[-1])
+    # Retry-After rounds the time left up to a whole second.
+    assert [round(wait / base) for wait in waits] == [1, 2, 4]
+
+
+def test_with_lockout_per_source_off_anyone_locks_the_account_everywhere(world: World) -> None:
+    """On: test_wrong_logins_from_one_source_do_not_lock_the_account_out_at_another."""
+    with strict_world(world, off=[Control.LOCKOUT_PER_SOURCE]) as w:
+        account = w.new_account(Role.HEALTH_PRACTITIONER)
+        attacker = _from(w, "198.51.100.8")
+        for _ in range(w.ctx.settings.login_max_failures_account):
+            assert _attempt(attacker, account.username, "wrong", "000000").status_code == 401
+        refused = _login(w, account.username, account.password, w.otp(account))
+    assert refused.status_code == 429
+
+
+def _answer(response) -> tuple:
+    error = {k: v for k, v in response.json()["error"].items() if k != "request_id"}
+    return response.status_code, error, sorted(set(response.headers) - {"x-request-id"})
+
+
+def test_a_suspended_accounts_right_password_answers_like_a_wrong_one(world: World) -> None:
+    account = world.new_account(Role.HEALTH_PRACTITIONER)
+    admin = world.headers(Role.SYSTEM_ADMINISTRATOR)
+    world.client.patch(f"/api/v1/users/{account.id}", json={"status": "suspended"}, headers=admin)
+    right = _login(world, account.username, account.password, world.otp(account))
+    wrong = _login(world, account.username, "not-the-password", "000000")
+    assert _answer(right) == _answer(wrong)
+    assert right.status_code == 401
+    assert _failures(world, account.id) == 2
+
+
+def test_with_uniform_refusals_off_a_suspended_account_says_so(world: World) -> None:
+    """On: test_a_suspended_accounts_right_password_answers_like_a_wrong_one."""
+    with strict_world(world, off=[Control.UNIFORM_REFUSALS]) as w:
+        account = w.new_account(Role.HEALTH_PRACTITIONER)
+        admin = w.login(w.new_account(Role.SYSTEM_ADMINISTRATOR))
+        w.client.patch(f"/api/v1/users/{account.id}", json={"status": "suspended"}, headers=admin)
+        right = _login(w, account.username, account.password, w.otp(account))
+    assert right.status_code == 403
+    assert right.json()["error"]["code"] == "account_suspended"
+
+
 def test_source_locks_after_failures_across_many_accounts(world: World) -> None:
     limit = world.ctx.settings.login_max_failures_source
     for n in range(limit):
@@ -205,9 +287,10 @@ def test_suspension_takes_effect_on_the_next_request(world: World) -> None:
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "account_suspended"
     world.clock.advance(31)
+    # Its right password now answers as a wrong one would (test_suspended_right_password_...).
     relogin = _login(world, account.username, account.password, world.otp(account))
-    assert relogin.status_code == 403
-    assert relogin.json()["error"]["code"] == "account_suspended"
+    assert relogin.status_code == 401
+    assert relogin.json()["error"]["code"] == "invalid_credentials"
 
 
 def test_role_change_ends_existing_sessions(world: World) -> None:
@@ -262,7 +345,7 @@ def test_a_refused_login_is_audited_once(world: World) -> None:
     admin = world.headers(Role.SYSTEM_ADMINISTRATOR)
     world.client.patch(f"/api/v1/users/{account.id}", json={"status": "suspended"}, headers=admin)
     refused = _login(world, account.username, account.password, world.otp(account))
-    assert refused.json()["error"]["code"] == "account_suspended"
+    assert refused.json()["error"]["code"] == "invalid_credentials"
     with world.ctx.sessions() as db:
         events = db.scalars(
             select(AuditEvent).where(AuditEvent.request_id == refused.headers["x-request-id"])
@@ -365,5 +448,5 @@ def test_with_session_revocation_off_ended_sessions_still_work(world: World) -> 
         # A new login of a suspended account is still refused: only the old token lives on.
         w.clock.advance(31)
         relogin = _login(w, suspended.username, suspended.password, w.otp(suspended))
-        assert relogin.status_code == 403
-        assert relogin.json()["error"]["code"] == "account_suspended"
+        assert relogin.status_code == 401
+        assert relogin.json()["error"]["code"] == "invalid_credentials"
