@@ -20,6 +20,7 @@ class Permission(StrEnum):
     CHILD_SHIELD = "child:shield"
     EXPORT_APPROVE = "export:approve"
     EXPORT_REQUEST = "export:request"
+    INVOLVEMENT_CONFIRM = "involvement:confirm"
     INVOLVEMENT_WRITE = "involvement:write"
     REQUEST_DECIDE = "request:decide"
     REQUEST_RAISE = "request:raise"
@@ -77,6 +78,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CHILD_SHIELD,
             Permission.EXPORT_APPROVE,
             Permission.EXPORT_REQUEST,
+            Permission.INVOLVEMENT_CONFIRM,
             Permission.REQUEST_DECIDE,
             Permission.REQUEST_RAISE,
             Permission.SUBJECT_ACCESS_PRODUCE,

@@ -19,6 +19,7 @@ class Control(StrEnum):
     AUDIT_TRAIL = "audit_trail"  # every record view and search goes on the trail
     AUTO_SUSPEND = "auto_suspend"  # a hard threshold suspends the account at once
     CANARY_ALERTS = "canary_alerts"  # any view of a honeytoken child alerts
+    CLAIM_CONFIRMATION = "claim_confirmation"  # a claimed involvement waits for the LA; alerts
     EXPORT_ENCRYPTION = "export_encryption"  # exports are encrypted to the recipient's key
     EXPORT_LINK_CHECKS = "export_link_checks"  # download link: signature, expiry, requester
     EXPORT_SIZE_CAP = "export_size_cap"  # an export's scope is capped in rows

@@ -18,6 +18,7 @@ from reference_app.services.models import Involvement
 
 router = APIRouter(tags=["involvements"])
 InvolvementWrite = Annotated[Principal, Depends(require(Permission.INVOLVEMENT_WRITE))]
+InvolvementConfirm = Annotated[Principal, Depends(require(Permission.INVOLVEMENT_CONFIRM))]
 
 
 class InvolvementCreate(BaseModel):
@@ -48,6 +49,9 @@ class InvolvementOut(BaseModel):
     lead_professional: bool
     caf_assessment_on: dt.date | None
     sensitive: bool
+    # A claim counts towards need-to-know only once the child's LA confirms it.
+    confirmed: bool
+    confirmed_at: dt.datetime | None
 
     @classmethod
     def of(cls, inv: Involvement) -> InvolvementOut:
@@ -60,6 +64,8 @@ class InvolvementOut(BaseModel):
             lead_professional=inv.is_lead_professional,
             caf_assessment_on=inv.caf_assessment_on,
             sensitive=inv.sensitive,
+            confirmed=inv.confirmed_at is not None,
+            confirmed_at=inv.confirmed_at,
         )
 
 
@@ -71,7 +77,7 @@ class InvolvementOut(BaseModel):
 def register(
     child_id: str, body: InvolvementCreate, principal: InvolvementWrite, call: CallDep
 ) -> InvolvementOut:
-    """Register the caller's service as working with a child."""
+    """Claim that the caller's service works with a child (the child's LA confirms it)."""
     return InvolvementOut.of(
         service.register(
             call,
@@ -107,3 +113,15 @@ def end(
 ) -> InvolvementOut:
     """End an involvement (the owner only)."""
     return InvolvementOut.of(service.end(call, principal, involvement_id, body.ended_on))
+
+
+@router.post("/involvements/{involvement_id}/confirm", response_model=InvolvementOut)
+def confirm(involvement_id: RowId, principal: InvolvementConfirm, call: CallDep) -> InvolvementOut:
+    """Confirm a claimed involvement with a child of the caller's LA."""
+    return InvolvementOut.of(service.confirm(call, principal, involvement_id))
+
+
+@router.post("/involvements/{involvement_id}/reject", response_model=InvolvementOut)
+def reject(involvement_id: RowId, principal: InvolvementConfirm, call: CallDep) -> InvolvementOut:
+    """Reject a claimed involvement with a child of the caller's LA (it ends today)."""
+    return InvolvementOut.of(service.reject(call, principal, involvement_id))

@@ -197,3 +197,51 @@ def suspension_immediate(ctx: Context) -> None:
     expect_error(next_view, (401, 403))
     status, code = session_state(insider)
     expect(status in (401, 403), f"the suspended insider's session still answers {status} {code}")
+
+
+@scenario(
+    "insider.claim-alerted",
+    owasp=["API1:2023", "API6:2023"],
+    asvs=["16.3.2", "8.2.2"],
+    severity=Severity.HIGH,
+    guards=["claim_confirmation"],
+)
+def claim_alerted(ctx: Context) -> None:
+    """A practitioner's claim of an involvement with a child alerts the child's LA team."""
+    dm = ctx.manager()
+    child = ctx.new_child(dm)
+    claimer, _ = _insider(ctx, dm, far=True)
+    involvement = ctx.claim(claimer, child.child_id)
+    since = time.monotonic()
+    ctx.expect_alert(
+        dm,
+        "involvement_claim",
+        subject=claimer,
+        since=since,
+        child_id=child.child_id,
+        where=lambda alert: (alert.get("details") or {}).get("involvement_id") == involvement,
+        what="involvement claimed",
+    )
+
+
+@scenario(
+    "insider.claim-then-snoop",
+    owasp=["API1:2023", "API6:2023"],
+    asvs=["16.3.2", "8.2.2"],
+    severity=Severity.HIGH,
+    guards=["claim_confirmation"],
+)
+def claim_then_snoop(ctx: Context) -> None:
+    """Claiming an involvement first does not silence the alert on a view of a relative's child."""
+    dm = ctx.manager()
+    insider, family = _insider(ctx, dm, far=True)
+    child = ctx.new_child(dm, family_name=family)
+    ctx.claim(insider, child.child_id)
+    response = insider.view(child.child_id)
+    since = time.monotonic()
+    expect(response.status_code == 200, f"the insider's view answered {response.status_code}")
+    alert = ctx.expect_alert(
+        dm, "snooping", subject=insider, since=since, child_id=child.child_id, what="relative"
+    )
+    rules = (alert.get("details") or {}).get("rules") or {}
+    ctx.note(f"rules fired after the claim: {', '.join(sorted(rules)) or 'none named'}")
