@@ -85,7 +85,7 @@ def search(
     return db.scalars(select(Child).where(and_(*conditions)).limit(limit)).all()
 
 
-def involvement(
+def involvement_standing(
     db: Session, child_id: str, principal: Principal, today: date, *, claims_count: bool
 ) -> tuple[bool, datetime | None]:
     """Whether the caller's organisation, or the caller, works with the child today, and since
@@ -116,7 +116,7 @@ def is_involved(
     db: Session, child_id: str, principal: Principal, today: date, *, claims_count: bool = False
 ) -> bool:
     """Whether the caller has a current involvement with the child (confirmed, by default)."""
-    return involvement(db, child_id, principal, today, claims_count=claims_count)[0]
+    return involvement_standing(db, child_id, principal, today, claims_count=claims_count)[0]
 
 
 def involvements(db: Session, child_id: str) -> Sequence[tuple[Involvement, Organisation]]:

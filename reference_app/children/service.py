@@ -400,7 +400,9 @@ def view(
     settings = call.ctx.settings
     claims_count = not enabled(settings, Control.CLAIM_CONFIRMATION)
     involved, confirmed_at = (
-        repository.involvement(call.db, child.id, principal, now.date(), claims_count=claims_count)
+        repository.involvement_standing(
+            call.db, child.id, principal, now.date(), claims_count=claims_count
+        )
         if principal.is_practitioner
         else (False, None)
     )
