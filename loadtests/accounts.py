@@ -79,6 +79,7 @@ def provision(
                 " (PARTITION BY i.organisation_id ORDER BY i.id) AS k"
                 " FROM involvements i JOIN children c ON c.id = i.child_id"
                 " WHERE i.organisation_id IN :orgs AND i.ended_on IS NULL AND NOT i.sensitive"
+                " AND i.confirmed_at IS NOT NULL"
                 " AND NOT c.shielded AND NOT c.household_shielded AND c.archived_at IS NULL"
                 " AND c.deceased_recorded_at IS NULL) s WHERE k <= :n"
             ).bindparams(bindparam("orgs", expanding=True)),

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     # Working days from Monday (5: Monday to Friday); views outside them score as out of hours.
     working_days: int = Field(default=5, ge=1, le=7)
 
+    # Involvement claims (reference_app/services): how many a practitioner may make a day, and
+    # how many days a confirmed involvement is young (its views still scored as uninvolved).
+    involvement_claims_per_day: int = Field(default=50, ge=1)
+    involvement_settling_days: int = Field(default=7, ge=0)
+
     # Bulk exports: rows in one export's scope, how long a request or an approval lives, and how
     # long a download link works.
     export_max_rows: int = Field(default=5000, ge=1)

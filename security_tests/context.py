@@ -450,12 +450,35 @@ class Context:
                 cannot("shield a test child", shield)
         return child
 
-    def involve(self, practitioner: Caller, child: Child) -> int:
-        """Register the practitioner's service as working with ``child``; return the id."""
-        response = practitioner.post(f"/children/{child.child_id}/involvements", json={})
+    def claim(self, practitioner: Caller, child_id: str) -> int:
+        """Claim that the practitioner's service works with a child; return the involvement id.
+
+        A claim widens nobody's view until the child's LA confirms it (``confirm``).
+        """
+        response = practitioner.post(f"/children/{child_id}/involvements", json={})
         if response.status_code != 201:
             cannot("record an involvement", response)
         return int(response.json()["id"])
+
+    def confirm(self, manager: Caller, involvement: int) -> None:
+        """Confirm a claimed involvement as a data manager of the child's LA."""
+        response = manager.post(f"/involvements/{involvement}/confirm")
+        if response.status_code != 200:
+            cannot("confirm an involvement", response)
+
+    def manager_of(self, child: Child) -> Caller:
+        """A data manager persona of the child's LA, logged in (or skip)."""
+        account = self.persona_in(DATA_MANAGER, child.local_authority)
+        if account is None:
+            raise Skip(f"the personas file has no {DATA_MANAGER} in {child.local_authority}")
+        return Caller(self, account, self._token(account))
+
+    def involve(self, practitioner: Caller, child: Child) -> int:
+        """Register the practitioner's service as working with ``child``, confirmed by the
+        child's LA; return the id."""
+        involvement = self.claim(practitioner, child.child_id)
+        self.confirm(self.manager_of(child), involvement)
+        return involvement
 
     # -- waiting and the database -------------------------------------------------------------
 

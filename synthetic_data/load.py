@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -197,13 +197,16 @@ class Encoder:
         staff = data.involvement_practitioner
         batch = pgcopy.Batch(
             rows=len(data.involvement_id),
-            constants={"ended_on": None, "created_at": self.now},
+            # A trusted feed's involvements arrive confirmed, by the feed (no person), as from
+            # the day each started: the feed is the record of that work, not a new claim.
+            constants={"ended_on": None, "created_at": self.now, "confirmed_by": None},
             fixed={
                 "id": ("int4", data.involvement_id, None),
                 "child_id": ("char13", ids[data.involvement_child], None),
                 "organisation_id": ("int4", data.involvement_org, None),
                 "practitioner_id": ("int4", staff, staff == 0),
                 "started_on": ("date", data.involvement_started, None),
+                "confirmed_at": ("midnight", data.involvement_started, None),
                 "is_lead_professional": ("bool", data.involvement_lead, None),
                 "caf_assessment_on": ("date", data.involvement_caf, data.involvement_caf < 0),
                 "sensitive": ("bool", data.involvement_sensitive, None),
@@ -317,6 +320,11 @@ def _python_values(
         out = [v.decode("ascii") for v in values.tolist()]
     elif kind == "date":
         out = [date.fromordinal(_EPOCH_ORDINAL + int(d)) for d in values.tolist()]
+    elif kind == "midnight":
+        out = [
+            datetime.combine(date.fromordinal(_EPOCH_ORDINAL + int(d)), time(0), UTC)
+            for d in values.tolist()
+        ]
     elif kind == "bool":
         out = [bool(v) for v in values.tolist()]
     else:

@@ -64,8 +64,22 @@ def pg_days(unix_days: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.int32]:
     return (unix_days - _PG_EPOCH_DAYS).astype(np.int32)
 
 
-# Logical fixed-width types and their big-endian wire form.
-FIXED_TYPES = {"int4": ">i4", "bool": "?", "char13": "S13", "bytes16": "S16", "date": ">i4"}
+def pg_midnights(unix_days: npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.int64]:
+    """Days since 1970-01-01 as PostgreSQL timestamps of that day's midnight (UTC)."""
+    return (unix_days.astype(np.int64) - _PG_EPOCH_DAYS) * 86_400_000_000
+
+
+# Logical fixed-width types and their big-endian wire form ("midnight": a day, stored as the
+# timestamp of its start).
+FIXED_TYPES = {
+    "int4": ">i4",
+    "bool": "?",
+    "char13": "S13",
+    "bytes16": "S16",
+    "date": ">i4",
+    "midnight": ">i8",
+}
+_CONVERT = {"date": pg_days, "midnight": pg_midnights}
 
 
 @dataclass
@@ -73,7 +87,7 @@ class Batch:
     """One table's rows, column-wise.
 
     - ``fixed``: name -> (type, values, NULL mask or None); types are those of `FIXED_TYPES`
-      (dates as days since 1970-01-01, ids as ASCII bytes);
+      (dates and midnights as days since 1970-01-01, ids as ASCII bytes);
     - ``choices``: name -> (codes, the text each code stands for), for low-cardinality text;
     - ``constants``: name -> one Python value for every row;
     - ``variable``: name -> one value per row (bytes, text or None), for ciphertexts and the like.
@@ -127,7 +141,7 @@ def _group_bytes(batch: Batch, rows: npt.NDArray[np.int64], sample: int) -> tupl
         fields.append((name, dtype))
         fill.append((f"{name}.len", np.dtype(dtype).itemsize))
         picked = values[rows]
-        fill.append((name, pg_days(picked) if kind == "date" else picked))
+        fill.append((name, _CONVERT[kind](picked) if kind in _CONVERT else picked))
     if not batch.variable:
         for name, (codes, options) in batch.choices.items():
             raw = encode_value(options[int(codes[sample])])

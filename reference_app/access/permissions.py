@@ -20,6 +20,7 @@ class Permission(StrEnum):
     CHILD_SHIELD = "child:shield"
     EXPORT_APPROVE = "export:approve"
     EXPORT_REQUEST = "export:request"
+    INVOLVEMENT_CONFIRM = "involvement:confirm"
     INVOLVEMENT_CONSENT_WITHDRAW = "involvement:consent:withdraw"
     INVOLVEMENT_WRITE = "involvement:write"
     REQUEST_DECIDE = "request:decide"
@@ -81,6 +82,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CHILD_SHIELD,
             Permission.EXPORT_APPROVE,
             Permission.EXPORT_REQUEST,
+            Permission.INVOLVEMENT_CONFIRM,
             # ... or through the child's LA, which manages the record.
             Permission.INVOLVEMENT_CONSENT_WITHDRAW,
             Permission.REQUEST_DECIDE,

@@ -15,6 +15,7 @@ class AlertKind(StrEnum):
     CANARY_ACCESS = "canary_access"
     EXPORT_VIOLATION = "export_violation"
     HARVESTING = "harvesting"
+    INVOLVEMENT_CLAIM = "involvement_claim"
     OVERRIDE = "override"
     SNOOPING = "snooping"
     UNSHIELD_REQUESTED = "unshield_requested"

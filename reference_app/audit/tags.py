@@ -41,9 +41,11 @@ class EventTag(StrEnum):
     EXPORT_REFUSED = "export:refused"
     EXPORT_REQUESTED = "export:requested"
     EXPORT_VIOLATION = "export:violation"
+    INVOLVEMENT_CONFIRMED = "involvement:confirmed"
     INVOLVEMENT_CONSENT_WITHDRAWN = "involvement:consent:withdrawn"
     INVOLVEMENT_ENDED = "involvement:ended"
     INVOLVEMENT_REGISTERED = "involvement:registered"
+    INVOLVEMENT_REJECTED = "involvement:rejected"
     INVOLVEMENT_UPDATED = "involvement:updated"
     LIMIT_EXCEEDED = "limit:exceeded"
     REQUEST_APPROVED = "request:approved"
@@ -71,5 +73,8 @@ class AccessRelationship(StrEnum):
 
     DATA_MANAGER = "data_manager"
     INVOLVED = "involved"
+    # Under an involvement confirmed too recently to vouch for the view (the detector still
+    # scores it as it would a view without one).
+    INVOLVED_RECENT = "involved_recent"
     OVERRIDE = "override"
     SELF_CLAIMED = "self_claimed"

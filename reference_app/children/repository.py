@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from reference_app.access.principal import Principal
@@ -114,20 +114,38 @@ def search(
     return db.scalars(select(Child).where(and_(*conditions)).limit(limit)).all()
 
 
-def is_involved(db: Session, child_id: str, principal: Principal, today: date) -> bool:
-    """Whether the caller's organisation, or the caller, works with the child today."""
-    query = select(
-        exists().where(
-            Involvement.child_id == child_id,
-            or_(
-                Involvement.organisation_id == principal.organisation_id,
-                Involvement.practitioner_id == principal.user_id,
-            ),
-            Involvement.started_on <= today,
-            or_(Involvement.ended_on.is_(None), Involvement.ended_on >= today),
-        )
-    )
-    return bool(db.scalar(query))
+def involvement_standing(
+    db: Session, child_id: str, principal: Principal, today: date, *, claims_count: bool
+) -> tuple[bool, datetime | None]:
+    """Whether the caller's organisation, or the caller, works with the child today, and since
+    when the oldest such involvement stands confirmed.
+
+    Only confirmed involvements count, unless ``claims_count`` (confirmation switched off): a
+    practitioner's own claim is no evidence of a need to know until the child's LA vouches for
+    it. One query: this is on the record view's hot path.
+    """
+    conditions: list[ColumnElement[bool]] = [
+        Involvement.child_id == child_id,
+        or_(
+            Involvement.organisation_id == principal.organisation_id,
+            Involvement.practitioner_id == principal.user_id,
+        ),
+        Involvement.started_on <= today,
+        or_(Involvement.ended_on.is_(None), Involvement.ended_on >= today),
+    ]
+    if not claims_count:
+        conditions.append(Involvement.confirmed_at.is_not(None))
+    row = db.execute(
+        select(func.count(Involvement.id), func.min(Involvement.confirmed_at)).where(*conditions)
+    ).one()
+    return bool(row[0]), row[1]
+
+
+def is_involved(
+    db: Session, child_id: str, principal: Principal, today: date, *, claims_count: bool = False
+) -> bool:
+    """Whether the caller has a current involvement with the child (confirmed, by default)."""
+    return involvement_standing(db, child_id, principal, today, claims_count=claims_count)[0]
 
 
 def involvements(db: Session, child_id: str) -> Sequence[tuple[Involvement, Organisation]]:

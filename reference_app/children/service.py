@@ -12,6 +12,9 @@ What a caller sees of a record is decided here once (``decide``) and applied onc
 | data manager of another LA | any | limited |
 | national auditor, system administrator | any | no access (permission) |
 
+"Involved" means a current involvement the child's LA confirmed (or the population feed
+loaded): a practitioner's own unconfirmed claim is not involvement (``claim_confirmation``).
+
 A shielded child's household is every child sharing its address or a carer: their addresses and
 carers lead to the shielded child, so shielding protects them the same way (``Child.protected``;
 the flag is kept by ``refresh_households``). A search result or limited view of a protected child
@@ -29,7 +32,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -282,8 +285,14 @@ def decide(
     involved: bool,
     reason: AccessReason,
     rules: Rules,
+    settled: bool = True,
 ) -> Decision:
-    """Decide what ``principal`` sees of ``child``: the one place the view rules live."""
+    """Decide what ``principal`` sees of ``child``: the one place the view rules live.
+
+    ``involved`` is a current, confirmed involvement (any claim, with confirmation switched
+    off); ``settled`` says it was confirmed long enough ago to vouch for the view to the
+    insider-browsing detector, which scores a view under a young involvement as uninvolved.
+    """
     own_la = child.local_authority_id == principal.local_authority_id
     if reason is AccessReason.EMERGENCY_OVERRIDE:
         if not principal.can(Permission.CHILD_RECORD_OVERRIDE):
@@ -294,7 +303,11 @@ def decide(
     if principal.is_data_manager and own_la:
         # The LA's management team sees shielded data too: it brokers contact.
         return Decision(ViewLevel.FULL, AccessRelationship.DATA_MANAGER)
-    relationship = AccessRelationship.INVOLVED if involved else AccessRelationship.SELF_CLAIMED
+    relationship = AccessRelationship.SELF_CLAIMED
+    if involved:
+        relationship = (
+            AccessRelationship.INVOLVED if settled else AccessRelationship.INVOLVED_RECENT
+        )
     # Only a practitioner has a need to know from the LA alone; a data manager of another LA
     # (or a role that reads no child data at all) has none.
     entitled = involved or (own_la and principal.is_practitioner)
@@ -456,11 +469,23 @@ def view(
         limiter.after_view_miss()
         raise NotFound("No child with that identifier.", code="child_not_found")
     limiter.before_view(child.id)
-    today: date = call.ctx.clock.now().date()
-    involved = principal.is_practitioner and repository.is_involved(
-        call.db, child.id, principal, today
+    now = call.ctx.clock.now()
+    settings = call.ctx.settings
+    claims_count = not enabled(settings, Control.CLAIM_CONFIRMATION)
+    involved, confirmed_at = (
+        repository.involvement_standing(
+            call.db, child.id, principal, now.date(), claims_count=claims_count
+        )
+        if principal.is_practitioner
+        else (False, None)
     )
-    decision = decide(principal, child, involved=involved, reason=reason, rules=rules)
+    settled = claims_count or (
+        confirmed_at is not None
+        and confirmed_at <= now - timedelta(days=settings.involvement_settling_days)
+    )
+    decision = decide(
+        principal, child, involved=involved, reason=reason, rules=rules, settled=settled
+    )
     shown = redact(full_record(call, child), principal, decision, rules)
     details: dict[str, Any] = {"level": decision.level.value, "fields": sorted(shown)}
     if "services" in shown:

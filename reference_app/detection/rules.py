@@ -16,6 +16,12 @@ signs (a look without involvement, an evening view) alert only when they pile up
 | no_involvement | 10 | the viewer is not involved with the child |
 | peer_volume | 60 | views today far above the viewer's peers (same role and LA), once a day |
 
+"Involved" is the relationship the view recorded: a current involvement the child's LA confirmed
+at least ``involvement_settling_days`` before. A view under an unconfirmed claim records
+``self_claimed`` and one under a younger confirmation ``involved_recent``: neither is legitimate
+here, so every rule above fires for them (a claim cannot buy a look at a relative's child), except
+``no_involvement``, which a confirmed involvement, however young, rules out.
+
 Working hours are 07:00-19:00 local time, Monday to Friday (`CONTACTPOINT_WORKING_DAYS`, 5 by
 default, counts working days from Monday), except for roles that work around the clock (police,
 children's social care).
@@ -87,6 +93,8 @@ def out_of_hours(role: Role, local_time: datetime, working_days: int = 5) -> boo
 
 def score_view(facts: ViewFacts) -> list[SnoopRule]:
     """The rules one view fires."""
+    # Only a settled, confirmed involvement vouches for a view: ``involved_recent`` and
+    # ``self_claimed`` (a mere claim) are scored as looks without one.
     legitimate = facts.relationship in (
         AccessRelationship.INVOLVED.value,
         AccessRelationship.DATA_MANAGER.value,

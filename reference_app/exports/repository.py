@@ -44,6 +44,8 @@ def _in_scope(scope: Scope) -> list[ColumnElement[bool]]:
             exists().where(
                 Involvement.child_id == Child.id,
                 Involvement.organisation_id == scope.organisation_id,
+                # A claim the child's LA has not confirmed puts no child in an export.
+                Involvement.confirmed_at.is_not(None),
                 Involvement.started_on <= scope.today,
                 or_(Involvement.ended_on.is_(None), Involvement.ended_on >= scope.today),
             )

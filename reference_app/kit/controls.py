@@ -21,6 +21,7 @@ class Control(StrEnum):
     AUDIT_TRAIL = "audit_trail"  # every record view and search goes on the trail
     AUTO_SUSPEND = "auto_suspend"  # a hard threshold suspends the account at once
     CANARY_ALERTS = "canary_alerts"  # any view of a honeytoken child alerts
+    CLAIM_CONFIRMATION = "claim_confirmation"  # a claimed involvement waits for the LA; alerts
     CONSENT_WITHDRAWAL = "consent_withdrawal"  # withdrawn or ended involvements hidden from others
     CREDENTIAL_CUSTODY = "credential_custody"  # users enrol their own password and TOTP
     EXPORT_ENCRYPTION = "export_encryption"  # exports are encrypted to the recipient's key

@@ -23,6 +23,7 @@ from reference_app.children import repository as children_repository
 from reference_app.children import service as children
 from reference_app.children.models import Child
 from reference_app.children.schemas import ChildCorrect
+from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
 from reference_app.kit.http import Call
 from reference_app.requests import repository
@@ -59,8 +60,10 @@ DESCRIPTIONS: dict[str, str] = {
     ),
     EventTag.CHILD_SHIELDED: "The record was shielded",
     EventTag.CHILD_UNSHIELDED: "Shielding was removed from the record",
+    EventTag.INVOLVEMENT_CONFIRMED: "The local authority confirmed a service's involvement",
     EventTag.INVOLVEMENT_ENDED: "A service ended its involvement",
     EventTag.INVOLVEMENT_REGISTERED: "A service registered its involvement",
+    EventTag.INVOLVEMENT_REJECTED: "The local authority rejected a service's involvement",
     EventTag.INVOLVEMENT_UPDATED: "A service updated its involvement",
     EventTag.REQUEST_APPROVED: "A request about the record was approved",
     EventTag.REQUEST_RAISED: "A request about the record was raised",
@@ -97,7 +100,13 @@ def _raisable(call: Call, principal: Principal, raw_child_id: str) -> Child:
     if child is None or child.closed:
         raise NotFound("No child with that identifier.", code="child_not_found")
     today = call.ctx.clock.now().date()
-    involved = children_repository.is_involved(call.db, child.id, principal, today)
+    involved = children_repository.is_involved(
+        call.db,
+        child.id,
+        principal,
+        today,
+        claims_count=not enabled(call.ctx.settings, Control.CLAIM_CONFIRMATION),
+    )
     decision = children.decide(
         principal,
         child,

@@ -53,7 +53,12 @@ class Organisation(Base):
 
 
 class Involvement(Base):
-    """A service working with a child, owned by the practitioner who registered it."""
+    """A service working with a child, owned by the practitioner who registered it.
+
+    A practitioner's registration is a claim: it widens nobody's view until a data manager of
+    the child's LA confirms it (``confirmed_at``). The population feed's involvements arrive
+    confirmed.
+    """
 
     __tablename__ = "involvements"
     __table_args__ = (
@@ -75,3 +80,6 @@ class Involvement(Base):
     # no other service sees a sensitive involvement.
     consent_withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # None with a ``confirmed_at``: confirmed by a trusted feed, not by a person.
+    confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("practitioners.id"))

@@ -19,6 +19,7 @@ from reference_app.services.models import Involvement
 router = APIRouter(tags=["involvements"])
 InvolvementWrite = Annotated[Principal, Depends(require(Permission.INVOLVEMENT_WRITE))]
 ConsentWithdraw = Annotated[Principal, Depends(require(Permission.INVOLVEMENT_CONSENT_WITHDRAW))]
+InvolvementConfirm = Annotated[Principal, Depends(require(Permission.INVOLVEMENT_CONFIRM))]
 
 
 class InvolvementCreate(BaseModel):
@@ -50,6 +51,9 @@ class InvolvementOut(BaseModel):
     caf_assessment_on: dt.date | None
     sensitive: bool
     consent_withdrawn_at: dt.datetime | None = None
+    # A claim counts towards need-to-know only once the child's LA confirms it.
+    confirmed: bool
+    confirmed_at: dt.datetime | None
 
     @classmethod
     def of(cls, inv: Involvement) -> InvolvementOut:
@@ -63,6 +67,8 @@ class InvolvementOut(BaseModel):
             caf_assessment_on=inv.caf_assessment_on,
             sensitive=inv.sensitive,
             consent_withdrawn_at=inv.consent_withdrawn_at,
+            confirmed=inv.confirmed_at is not None,
+            confirmed_at=inv.confirmed_at,
         )
 
 
@@ -74,7 +80,7 @@ class InvolvementOut(BaseModel):
 def register(
     child_id: str, body: InvolvementCreate, principal: InvolvementWrite, call: CallDep
 ) -> InvolvementOut:
-    """Register the caller's service as working with a child."""
+    """Claim that the caller's service works with a child (the child's LA confirms it)."""
     return InvolvementOut.of(
         service.register(
             call,
@@ -118,3 +124,15 @@ def withdraw_consent(
 ) -> InvolvementOut:
     """Record the young person's withdrawal of consent (the service itself or the child's LA)."""
     return InvolvementOut.of(service.withdraw_consent(call, principal, involvement_id))
+
+
+@router.post("/involvements/{involvement_id}/confirm", response_model=InvolvementOut)
+def confirm(involvement_id: RowId, principal: InvolvementConfirm, call: CallDep) -> InvolvementOut:
+    """Confirm a claimed involvement with a child of the caller's LA."""
+    return InvolvementOut.of(service.confirm(call, principal, involvement_id))
+
+
+@router.post("/involvements/{involvement_id}/reject", response_model=InvolvementOut)
+def reject(involvement_id: RowId, principal: InvolvementConfirm, call: CallDep) -> InvolvementOut:
+    """Reject a claimed involvement with a child of the caller's LA (it ends today)."""
+    return InvolvementOut.of(service.reject(call, principal, involvement_id))

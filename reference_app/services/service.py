@@ -1,18 +1,30 @@
-"""Involvements: registered, updated and ended by the practitioner who owns them; consent on a
-sensitive one withdrawn through its service or the child's LA."""
+"""Involvements: claimed, updated and ended by the practitioner who owns them; confirmed or
+rejected by a data manager of the child's LA; consent on a sensitive one withdrawn through its
+service or the child's LA.
+
+A practitioner's registration is a claim, not evidence of a need to know: anyone could claim any
+child. So (``claim_confirmation``) a claim widens no view until the child's LA confirms it, every
+claim alerts that LA's management team, and a practitioner may make only
+``involvement_claims_per_day`` claims in a day (``rate_limits``).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from reference_app.access.principal import Principal
+from reference_app.alerts.models import AlertKind, AlertSeverity
+from reference_app.alerts.service import raise_alert
 from reference_app.audit.tags import EventTag
 from reference_app.children import repository as children
 from reference_app.children.service import parse_child_id
 from reference_app.kit.controls import Control, enabled
-from reference_app.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
+from reference_app.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from reference_app.kit.http import Call
+from reference_app.services import repository
 from reference_app.services.models import Involvement, Organisation
+
+CLAIM_WINDOW = dt.timedelta(days=1)
 
 
 def register(
@@ -25,10 +37,23 @@ def register(
     caf_assessment_on: dt.date | None,
     consent_recorded: bool,
 ) -> Involvement:
-    """Record that the caller's service works with a child; sensitive services need consent."""
+    """Record the caller's claim that their service works with a child; sensitive services
+    need consent. The claim alerts the child's LA, which confirms or rejects it."""
     child = children.get(call.db, parse_child_id(raw_child_id))
     if child is None or child.closed:
         raise NotFound("No child with that identifier.", code="child_not_found")
+    now = call.ctx.clock.now()
+    settings = call.ctx.settings
+    if enabled(settings, Control.RATE_LIMITS) and (
+        repository.claims_since(call.db, principal.user_id, now - CLAIM_WINDOW)
+        >= settings.involvement_claims_per_day
+    ):
+        raise TooManyRequests(
+            "You have registered as many involvements as a day allows; ask your LA management "
+            "team if more are needed.",
+            code="claim_limit_reached",
+            retry_after=int(CLAIM_WINDOW.total_seconds()),
+        )
     organisation = call.db.get(Organisation, principal.organisation_id)
     assert organisation is not None
     if organisation.sensitive and not consent_recorded:
@@ -46,16 +71,28 @@ def register(
         caf_assessment_on=caf_assessment_on,
         sensitive=organisation.sensitive,
         consent_recorded=consent_recorded,
-        created_at=call.ctx.clock.now(),
+        created_at=now,
     )
     call.db.add(involvement)
     call.db.flush()
-    call.audit(
+    event_id = call.audit(
         EventTag.INVOLVEMENT_REGISTERED,
         principal=principal,
         child_id=child.id,
         details={"involvement_id": involvement.id, "sensitive": involvement.sensitive},
     )
+    if enabled(settings, Control.CLAIM_CONFIRMATION):
+        raise_alert(
+            call,
+            principal,
+            kind=AlertKind.INVOLVEMENT_CLAIM,
+            severity=AlertSeverity.MEDIUM,
+            local_authority_id=child.local_authority_id,
+            child_id=child.id,
+            audit_event_id=event_id,
+            summary="A practitioner claims to work with a child: confirm or reject the claim",
+            details={"involvement_id": involvement.id, "organisation_id": organisation.id},
+        )
     return involvement
 
 
@@ -129,6 +166,8 @@ def withdraw_consent(call: Call, principal: Principal, involvement_id: int) -> I
     own_service = involvement.organisation_id == principal.organisation_id
     own_la = principal.is_data_manager and child.local_authority_id == principal.local_authority_id
     if not (own_service or own_la):
+        if enabled(call.ctx.settings, Control.UNIFORM_REFUSALS):
+            raise NotFound("No such involvement.", code="involvement_not_found")
         raise Forbidden(
             "Only the service itself or the child's local authority may record a withdrawal.",
             code="not_involvement_service",
@@ -145,5 +184,52 @@ def withdraw_consent(call: Call, principal: Principal, involvement_id: int) -> I
         principal=principal,
         child_id=involvement.child_id,
         details={"involvement_id": involvement.id},
+    )
+    return involvement
+
+
+def _decidable(call: Call, principal: Principal, involvement_id: int) -> Involvement:
+    """An open claim on a child of the caller's LA; anything else is not found, so an id says
+    nothing of another LA's involvements."""
+    involvement = repository.get(call.db, involvement_id)
+    child = children.get(call.db, involvement.child_id) if involvement is not None else None
+    if (
+        involvement is None
+        or child is None
+        or not principal.is_data_manager
+        or child.local_authority_id != principal.local_authority_id
+    ):
+        raise NotFound("No such involvement in your local authority.", code="involvement_not_found")
+    if involvement.ended_on is not None:
+        raise Conflict("This involvement has ended.", code="involvement_ended")
+    if involvement.confirmed_at is not None:
+        raise Conflict("This involvement is already confirmed.", code="involvement_confirmed")
+    return involvement
+
+
+def confirm(call: Call, principal: Principal, involvement_id: int) -> Involvement:
+    """Confirm a claim: the service's need to know now stands (a data manager of the child's LA)."""
+    involvement = _decidable(call, principal, involvement_id)
+    involvement.confirmed_at = call.ctx.clock.now()
+    involvement.confirmed_by = principal.user_id
+    call.audit(
+        EventTag.INVOLVEMENT_CONFIRMED,
+        principal=principal,
+        child_id=involvement.child_id,
+        details={"involvement_id": involvement.id, "claimed_by": involvement.practitioner_id},
+    )
+    return involvement
+
+
+def reject(call: Call, principal: Principal, involvement_id: int) -> Involvement:
+    """Reject a claim: it ends today, never having widened a view."""
+    involvement = _decidable(call, principal, involvement_id)
+    involvement.ended_on = call.ctx.clock.now().date()
+    involvement.is_lead_professional = False
+    call.audit(
+        EventTag.INVOLVEMENT_REJECTED,
+        principal=principal,
+        child_id=involvement.child_id,
+        details={"involvement_id": involvement.id, "claimed_by": involvement.practitioner_id},
     )
     return involvement

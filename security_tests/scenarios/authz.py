@@ -152,6 +152,31 @@ def involvement_grants_full_view(ctx: Context) -> None:
 
 
 @scenario(
+    "authz.self-claimed-access",
+    owasp=["API1:2023", "API5:2023"],
+    asvs=["8.2.2", "8.2.3"],
+    severity=Severity.CRITICAL,
+    guards=["claim_confirmation"],
+)
+def self_claimed_access(ctx: Context) -> None:
+    """A practitioner's own claim of an involvement widens no view until the child's LA confirms."""
+    dm = ctx.caller(DATA_MANAGER)
+    child = ctx.new_child(dm)
+    claimer = ctx.outsider(PRACTITIONER, dm)
+    colleague = ctx.fresh(PRACTITIONER, like=claimer.account)
+    _expect_limited(claimer.view(child.child_id), "an uninvolved practitioner of another LA")
+    involvement = ctx.claim(claimer, child.child_id)
+    ctx.note(
+        f"{claimer.account.username} claimed involvement {involvement} with a child of "
+        f"{child.local_authority}, unconfirmed"
+    )
+    _expect_limited(claimer.view(child.child_id), "the claimer, before the LA confirmed")
+    _expect_limited(
+        colleague.view(child.child_id), "the claimer's colleague, before the LA confirmed"
+    )
+
+
+@scenario(
     "authz.archived-hidden",
     owasp=["API1:2023"],
     asvs=["8.2.2", "14.2.7"],

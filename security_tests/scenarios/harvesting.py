@@ -364,11 +364,11 @@ def daily_distinct_cap(ctx: Context) -> None:
         f"the sample has {len(children)} children in {la}; the cap needs {DAILY_CAP + 2}",
     )
     harvest = _PacedHarvest(ctx, ctx.colleague("voluntary_practitioner", dm))
-    # Involvements first, as a harvester covering their tracks would: the views then look
-    # legitimate to the insider-browsing detector, and only the daily cap is left to stop them.
+    # Involvements first, as a harvester covering their tracks would (here confirmed by the LA,
+    # as a claim alone no longer vouches for a view): the views then look legitimate to the
+    # insider-browsing detector, and only the daily cap is left to stop them.
     for child_id in children[: DAILY_CAP + 2]:
-        registered = harvest.harvester.post(f"/children/{child_id}/involvements", json={})
-        expect(registered.status_code == 201, f"an involvement answered {registered.status_code}")
+        ctx.confirm(dm, ctx.claim(harvest.harvester, child_id))
     viewed = 0
     refused: httpx.Response | None = None
     for child_id in children[: DAILY_CAP + 1]:

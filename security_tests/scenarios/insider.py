@@ -294,3 +294,51 @@ def reinstatement_authority(ctx: Context) -> None:
         _subject_status(other, second) == "active",
         "two data managers of the insider's own LA could not reinstate them",
     )
+
+
+@scenario(
+    "insider.claim-alerted",
+    owasp=["API1:2023", "API6:2023"],
+    asvs=["16.3.2", "8.2.2"],
+    severity=Severity.HIGH,
+    guards=["claim_confirmation"],
+)
+def claim_alerted(ctx: Context) -> None:
+    """A practitioner's claim of an involvement with a child alerts the child's LA team."""
+    dm = ctx.manager()
+    child = ctx.new_child(dm)
+    claimer, _ = _insider(ctx, dm, far=True)
+    involvement = ctx.claim(claimer, child.child_id)
+    since = time.monotonic()
+    ctx.expect_alert(
+        dm,
+        "involvement_claim",
+        subject=claimer,
+        since=since,
+        child_id=child.child_id,
+        where=lambda alert: (alert.get("details") or {}).get("involvement_id") == involvement,
+        what="involvement claimed",
+    )
+
+
+@scenario(
+    "insider.claim-then-snoop",
+    owasp=["API1:2023", "API6:2023"],
+    asvs=["16.3.2", "8.2.2"],
+    severity=Severity.HIGH,
+    guards=["claim_confirmation"],
+)
+def claim_then_snoop(ctx: Context) -> None:
+    """Claiming an involvement first does not silence the alert on a view of a relative's child."""
+    dm = ctx.manager()
+    insider, family = _insider(ctx, dm, far=True)
+    child = ctx.new_child(dm, family_name=family)
+    ctx.claim(insider, child.child_id)
+    response = insider.view(child.child_id)
+    since = time.monotonic()
+    expect(response.status_code == 200, f"the insider's view answered {response.status_code}")
+    alert = ctx.expect_alert(
+        dm, "snooping", subject=insider, since=since, child_id=child.child_id, what="relative"
+    )
+    rules = (alert.get("details") or {}).get("rules") or {}
+    ctx.note(f"rules fired after the claim: {', '.join(sorted(rules)) or 'none named'}")

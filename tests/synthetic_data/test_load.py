@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,11 +11,12 @@ from typing import Any, cast
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from reference_app.app import create_app
 from reference_app.context import AppContext
 from reference_app.kit.keys import Keyring
+from reference_app.services.models import Involvement
 from synthetic_data import load
 from synthetic_data.plan import Options, build_plan
 from synthetic_data.population import ChunkData, generate_chunk
@@ -77,6 +79,21 @@ def test_every_row_arrives(loaded: tuple[Generated, AppContext], fresh_database:
     assert counts == expected_rows(children=CHILDREN, seed=3, personas_per_role=1)
     assert generated.report.rows == counts
     assert generated.report.indexed
+
+
+def test_the_feeds_involvements_arrive_confirmed_from_the_day_they_started(
+    loaded: tuple[Generated, AppContext],
+) -> None:
+    """A trusted feed's involvements need no LA confirmation: confirmed, by no person, as of
+    the start of the day each began (so the detector takes them as settled)."""
+    _, ctx = loaded
+    query = select(Involvement.started_on, Involvement.confirmed_at, Involvement.confirmed_by)
+    with ctx.sessions() as db:
+        rows = db.execute(query).all()
+    assert rows
+    for started_on, confirmed_at, confirmed_by in rows:
+        assert confirmed_by is None
+        assert confirmed_at == dt.datetime.combine(started_on, dt.time(0), dt.UTC)
 
 
 def test_the_registry_finds_sampled_children_by_its_own_search(

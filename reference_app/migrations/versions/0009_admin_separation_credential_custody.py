@@ -1,7 +1,7 @@
 """Administrator separation: pending roles, enrolment codes, who created and re-roled accounts.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-06 02:50:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import reference_app.kit.db
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -187,6 +187,12 @@ def _calls(w: World, caller: Account) -> dict[tuple[str, str], Callable[[dict[st
         ("POST", "/api/v1/involvements/{involvement_id}/withdraw-consent"): lambda h: c.post(
             f"/api/v1/involvements/{involvement}/withdraw-consent", headers=h
         ),
+        **{
+            ("POST", f"/api/v1/involvements/{{involvement_id}}/{step}"): (
+                lambda h, step=step: c.post(f"/api/v1/involvements/{involvement}/{step}", headers=h)
+            )
+            for step in ("confirm", "reject")
+        },
         ("GET", "/api/v1/alerts"): lambda h: c.get("/api/v1/alerts", headers=h),
         ("GET", "/api/v1/alerts/{alert_id}"): lambda h: c.get(
             f"/api/v1/alerts/{alert_id}", headers=h

@@ -244,12 +244,19 @@ def test_involvements_belong_to_the_practitioner_who_registers_them(world: World
     )
     assert made.status_code == 201
     involvement = made.json()["id"]
-    # Now involved, the owner sees the full record of this other-LA child.
+    assert made.json()["confirmed"] is False
+    # A claim alone widens nothing; once the child's LA confirms it, the owner sees the full
+    # record of this other-LA child (recently involved, for the insider-browsing detector).
+    confirmed = world.client.post(
+        f"/api/v1/involvements/{involvement}/confirm", headers=manager(world, LA_B)
+    )
+    assert confirmed.status_code == 200
     view = world.client.get(
         f"/api/v1/children/{child.id}",
         headers={**owner_headers, "X-Access-Reason": "service_delivery"},
     )
-    assert view.json()["access"]["relationship"] == "involved"
+    assert view.json()["access"]["relationship"] == "involved_recent"
+    assert view.json()["access"]["level"] == "full"
     other = world.headers(Role.EDUCATION_PRACTITIONER)
     denied = world.client.patch(
         f"/api/v1/involvements/{involvement}",

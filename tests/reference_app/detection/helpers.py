@@ -46,8 +46,11 @@ def view(world: World, headers: dict[str, str], child_id: str, reason: str = "sa
     )
 
 
-def alerts_about(world: World, account: Account, kind: str | None = None) -> list[dict[str, Any]]:
-    manager = world.login(world.new_account(Role.LA_DATA_MANAGER, account.la))
+def alerts_about(
+    world: World, account: Account, kind: str | None = None, la: str | None = None
+) -> list[dict[str, Any]]:
+    """Alerts about ``account`` raised to the team of ``la`` (the account's own, by default)."""
+    manager = world.login(world.new_account(Role.LA_DATA_MANAGER, la or account.la))
     params: dict[str, Any] = {"limit": 500}
     if kind:
         params["kind"] = kind

@@ -11,7 +11,7 @@ from reference_app.access.permissions import Role
 from reference_app.detection.rules import SnoopRule, ViewFacts, peer_outlier, score_view
 from reference_app.kit.controls import Control
 from reference_app.services.models import OrganisationKind
-from tests.fixtures.world import LA_A, World, strict_world
+from tests.fixtures.world import LA_A, LA_B, World, strict_world
 from tests.reference_app.detection.helpers import (
     LONDON,
     alerts_about,
@@ -106,6 +106,56 @@ def test_the_detector_scores_each_view_once(world: World) -> None:
         assert len(alerts_about(w, snooper, "snooping")) == 1
 
 
+def _claim(w: World, headers: dict[str, str], child_id: str) -> None:
+    made = w.client.post(f"/api/v1/children/{child_id}/involvements", json={}, headers=headers)
+    assert made.status_code == 201
+
+
+def test_a_claimed_involvement_does_not_silence_the_detector(world: World) -> None:
+    with strict_world(world) as w:
+        move_to(w, WEDNESDAY, 11)
+        catch_up(w)
+        snooper = w.new_account(Role.EDUCATION_PRACTITIONER, display_name="Jo Pellowarden")
+        headers = w.login(snooper)
+        cousin = w.child(LA_B, family_name="Pellowarden")
+        _claim(w, headers, cousin.id)
+        assert view(w, headers, cousin.id, "service_delivery").status_code == 200
+        report = detect(w)
+        assert report.rules[SnoopRule.SAME_SURNAME] == 1
+        [alert] = alerts_about(w, snooper, "snooping", LA_B)
+        assert alert["details"]["rules"] == {"no_involvement": 1, "same_surname": 1}
+
+
+def test_a_young_confirmed_involvement_still_meets_the_rules(world: World) -> None:
+    with strict_world(world) as w:
+        move_to(w, WEDNESDAY, 11)
+        catch_up(w)
+        snooper = w.new_account(Role.EDUCATION_PRACTITIONER, display_name="Al Tressingham")
+        headers = w.login(snooper)
+        young, settled = (w.child(LA_B, family_name="Tressingham") for _ in range(2))
+        w.involve(young, OrganisationKind.SCHOOL, LA_A, practitioner=snooper, confirmed_days_ago=1)
+        w.involve(settled, OrganisationKind.SCHOOL, LA_A, practitioner=snooper)
+        for child in (young, settled):
+            assert view(w, headers, child.id, "service_delivery").status_code == 200
+        report = detect(w)
+        # The settled involvement vouches for its view; the day-old one does not.
+        assert report.rules[SnoopRule.SAME_SURNAME] == 1
+        assert report.rules[SnoopRule.NO_INVOLVEMENT] == 0
+
+
+def test_with_claim_confirmation_off_a_claim_silences_the_detector(world: World) -> None:
+    with strict_world(world, off=[Control.CLAIM_CONFIRMATION]) as w:
+        move_to(w, WEDNESDAY, 11)
+        catch_up(w)
+        snooper = w.new_account(Role.EDUCATION_PRACTITIONER, display_name="Vi Harrowdene")
+        headers = w.login(snooper)
+        cousin = w.child(LA_B, family_name="Harrowdene")
+        _claim(w, headers, cousin.id)
+        assert view(w, headers, cousin.id, "service_delivery").status_code == 200
+        assert sum(detect(w).rules.values()) == 0
+        assert alerts_about(w, snooper, "snooping", LA_B) == []
+
+
 def test_with_snooping_detection_off_the_relatives_view_goes_unnoticed(world: World) -> None:
     with strict_world(world, off=[Control.SNOOPING_DETECTION]) as w:
         move_to(w, WEDNESDAY, 11)
@@ -183,6 +233,10 @@ def facts(**overrides: object) -> ViewFacts:
         ({}, []),
         ({"relationship": "self_claimed"}, [SnoopRule.NO_INVOLVEMENT]),
         ({"same_surname": True}, []),  # involved with a relative's child: the team knows
+        ({"relationship": "involved_recent"}, []),
+        # A young involvement does not vouch for a look at a relative's or a shielded child.
+        ({"relationship": "involved_recent", "same_surname": True}, [SnoopRule.SAME_SURNAME]),
+        ({"relationship": "involved_recent", "shielded": True}, [SnoopRule.SHIELDED]),
         (
             {"relationship": "self_claimed", "same_surname": True, "same_address": True},
             [SnoopRule.NO_INVOLVEMENT, SnoopRule.SAME_ADDRESS],

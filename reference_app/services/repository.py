@@ -1,0 +1,24 @@
+"""Every query on involvements that is not about a child's record (children/repository.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from reference_app.services.models import Involvement
+
+
+def get(db: Session, involvement_id: int) -> Involvement | None:
+    return db.get(Involvement, involvement_id)
+
+
+def claims_since(db: Session, practitioner_id: int, since: datetime) -> int:
+    """Involvements ``practitioner_id`` registered from ``since`` on."""
+    found = db.scalar(
+        select(func.count(Involvement.id)).where(
+            Involvement.practitioner_id == practitioner_id, Involvement.created_at >= since
+        )
+    )
+    return int(found or 0)
