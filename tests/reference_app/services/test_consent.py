@@ -69,11 +69,12 @@ def test_the_childs_data_manager_may_record_the_withdrawal(world: World) -> None
 def test_no_one_else_may_withdraw(world: World) -> None:
     child = world.child()
     involvement = world.involve(child, SEXUAL_HEALTH, consent=True)
+    # Another's involvement answers as a missing one (uniform refusals): no existence oracle.
     other_service = withdraw(world, involvement, world.headers(Role.HEALTH_PRACTITIONER))
-    assert other_service.status_code == 403
-    assert other_service.json()["error"]["code"] == "not_involvement_service"
+    assert other_service.status_code == 404
+    assert other_service.json()["error"]["code"] == "involvement_not_found"
     other_la = withdraw(world, involvement, world.headers(Role.LA_DATA_MANAGER, LA_B))
-    assert other_la.status_code == 403
+    assert other_la.status_code == 404
     no_permission = withdraw(world, involvement, world.headers(Role.SYSTEM_ADMINISTRATOR))
     assert no_permission.status_code == 403
     assert no_permission.json()["error"]["code"] == "permission_denied"
