@@ -69,6 +69,8 @@ class Target:
     _tokens: dict[str, str] = field(default_factory=dict, repr=False)
     _steps: dict[str, int] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # One login at a time per shared persona: a second scenario wanting it takes the first's token.
+    _logging_in: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(
@@ -160,12 +162,18 @@ class Target:
         """A session token for ``account``: cached for shared personas, fresh for throwaways."""
         with self._lock:
             cached = self._tokens.get(account.username)
+            gate = self._logging_in.setdefault(account.username, threading.Lock())
         if cached:
             return cached
-        token = self.login(http, account)
-        with self._lock:
-            self._tokens[account.username] = token
-        return token
+        with gate:
+            with self._lock:
+                cached = self._tokens.get(account.username)
+            if cached:
+                return cached
+            token = self.login(http, account)
+            with self._lock:
+                self._tokens[account.username] = token
+            return token
 
     def forget(self, account: Account) -> None:
         """Drop a cached token (the scenario ended its session)."""
@@ -178,14 +186,15 @@ class Target:
         The registry accepts each time step's code once, so two logins of one account in the
         same 30 seconds must wait for the next step.
         """
+        # The step is chosen and claimed in one go: scenarios running side by side (background
+        # ones) may log the same persona in at once, and must not both take the current step.
         with self._lock:
-            last = self._steps.get(account.username, -1)
-        step = int(time.time()) // TOTP_STEP
-        if step <= last:
-            step = last + 1
-            time.sleep(max(0.0, step * TOTP_STEP - time.time()) + 0.2)
-        with self._lock:
+            step = max(int(time.time()) // TOTP_STEP, self._steps.get(account.username, -1) + 1)
             self._steps[account.username] = step
+        wait = step * TOTP_STEP - time.time()
+        if wait > 0:
+            time.sleep(wait + 0.2)
+        with self._lock:
             if self.steps_file is not None and not account.throwaway:
                 shared = {a.username for a in self.accounts}
                 kept = {k: v for k, v in self._steps.items() if k in shared}

@@ -15,7 +15,7 @@ from reference_app.audit.service import checkpoint_document
 from reference_app.audit.tags import EventTag
 from reference_app.kit.errors import NotFound
 from reference_app.kit.http import CallDep
-from reference_app.kit.identifiers import RowId
+from reference_app.kit.identifiers import EventId, RowId
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 AuditRead = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
@@ -28,7 +28,7 @@ def list_events(
     child_id: Annotated[str | None, Query(max_length=13)] = None,
     actor_id: RowId | None = None,
     tag: EventTag | None = None,
-    before_id: RowId | None = None,
+    before_id: EventId | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[dict[str, Any]]:
     """Audit events, newest first; an LA's team sees its own staff's and children's events."""

@@ -92,7 +92,7 @@ class ChildCreated(BaseModel):
 
 
 class UnshieldApproval(Strict):
-    decision_note: str | None = Field(default=None, max_length=500)
+    decision_note: MultiLine | None = Field(default=None, max_length=500)
 
 
 class PendingUnshield(BaseModel):

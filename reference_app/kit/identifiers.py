@@ -64,7 +64,10 @@ def is_valid(text: str) -> bool:
     return True
 
 
-# A row identifier as the database can hold it (a signed 64-bit integer): anything beyond is a
-# clean 422, never an overflow inside the database driver.
-MAX_ROW_ID = 2**63 - 1
+# A row identifier as every table can hold it (PostgreSQL's `integer` keys are signed 32-bit):
+# anything beyond is a clean 422, never an overflow inside the database driver (a 500).
+MAX_ROW_ID = 2**31 - 1
 RowId = Annotated[int, Ge(1), Le(MAX_ROW_ID)]
+# The audit trail's events are numbered in a signed 64-bit column: it outgrows 32 bits nationally.
+MAX_EVENT_ID = 2**63 - 1
+EventId = Annotated[int, Ge(1), Le(MAX_EVENT_ID)]

@@ -73,7 +73,9 @@ def test_demo_generates_its_population_and_side_files(demo: tuple[str, Path]) ->
     assert len(sample) >= 500
     assert canaries
     fields = {"child_id", "family_name", "given_name", "date_of_birth", "postcode"}
-    assert fields | {"local_authority", "shielded"} == set(json.loads(sample[0]))
+    assert fields | {"local_authority", "shielded", "household_shielded"} == set(
+        json.loads(sample[0])
+    )
     assert not {json.loads(c)["child_id"] for c in canaries} & {
         json.loads(s)["child_id"] for s in sample
     }

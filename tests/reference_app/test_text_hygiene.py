@@ -34,6 +34,15 @@ NOT_FREE_TEXT = {
     ("CarerCreate", "phone"),
     ("CarerCorrect", "phone"),
     ("RequestCreate", "child_id"),
+    # Credentials are compared, never shown: any character a person types may be in them.
+    ("EnrolRequest", "username"),
+    ("EnrolRequest", "enrolment_code"),
+    ("EnrolRequest", "password"),
+    ("PasswordChange", "current_password"),
+    ("PasswordChange", "otp"),
+    ("PasswordChange", "new_password"),
+    ("TotpReset", "password"),
+    ("TotpReset", "otp"),
 }
 
 
