@@ -36,10 +36,34 @@ def alembic_config(engine: Engine) -> Config:
 def upgrade(
     engine: Engine, revision: str = "head", *, connection: Connection | None = None
 ) -> None:
-    """Bring the schema to ``revision`` in one transaction: the caller's, when it passes one."""
+    """Bring the schema to ``revision`` in one transaction: the caller's, when it passes one.
+
+    On SQLite, adding a column with a default or a constraint rebuilds the table (copy, drop,
+    rename); with foreign keys enforced, dropping the old table deletes every row that refers to
+    it through ``ON DELETE CASCADE`` (a registry's involvements and carer links went with its
+    children). So, as SQLite's own procedure for such changes says, foreign keys are off for the
+    upgrade and checked in full before it commits.
+    """
     if connection is None:
-        with engine.begin() as own:
-            upgrade(engine, revision, connection=own)
+        with engine.connect() as own:
+            sqlite = engine.dialect.name == "sqlite"
+            driver = own.connection.dbapi_connection
+            if sqlite and driver is not None:
+                # Outside any transaction (SQLite ignores it inside one): the driver's own call.
+                driver.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with own.begin():
+                    upgrade(engine, revision, connection=own)
+                    if sqlite:
+                        broken = own.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise RuntimeError(
+                                f"the upgrade would leave {len(broken)} rows referring to "
+                                f"missing ones (first in {broken[0][0]}); nothing was changed"
+                            )
+            finally:
+                if sqlite and driver is not None:
+                    driver.execute("PRAGMA foreign_keys=ON")
         return
     config = alembic_config(engine)
     config.attributes["connection"] = connection
