@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from loadtests.cli import REFERENCE_LOAD_SETTINGS
@@ -19,6 +20,9 @@ from loadtests.slo import evaluate, parse_slo
 from loadtests.workload import Strategy
 from security_tests import local
 from tests.fixtures.slow_registry import slow_registry, write_personas
+
+# The long stage (pytest -m long): real Locust runs against served registries: about three minutes.
+pytestmark = pytest.mark.long
 
 
 def load(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:

@@ -20,6 +20,9 @@ from security_tests import engine, local, report
 from security_tests.cli import default_source
 from security_tests.target import Target
 
+# The long stage (pytest -m long): every scenario, then every weakened build: about five minutes.
+pytestmark = pytest.mark.long
+
 # Needs the run cannot offer against a local plain-http registry; their scenarios skip.
 UNAVAILABLE_HERE = frozenset({"https"})
 

@@ -47,6 +47,9 @@ from tests.fixtures.world import (
 )
 from tests.reference_app.detection.helpers import catch_up, move_to
 
+# The long stage (pytest -m long): a working day through the API: one to two minutes.
+pytestmark = pytest.mark.long
+
 ORDINARY = 120
 ROLES = [
     Role.EDUCATION_PRACTITIONER,
