@@ -6,6 +6,7 @@ configuration.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -130,9 +131,16 @@ def db() -> None:
 def db_upgrade(database: str | None, app_role: str | None) -> None:
     """Migrate the schema to the latest revision (as the database owner)."""
     from reference_app.kit.db import make_engine
+    from reference_app.kit.keys import KeyMaterialError, load_keyring
     from reference_app.kit.migrate import current_revision, grant_app_role, upgrade
+    from reference_app.kit.sealing import Sealer, bind
 
-    engine = make_engine(settings_for(database).database_url)
+    settings = settings_for(database)
+    engine = make_engine(settings.database_url)
+    # An upgrade that seals existing rows needs the instance's keys; an empty or current
+    # database does not, and says so if it finds rows it cannot seal.
+    with contextlib.suppress(KeyMaterialError):
+        bind(engine, Sealer.of(load_keyring(settings)))
     try:
         upgrade(engine)
         role = app_role or settings_for(database).database_app_role
@@ -304,6 +312,7 @@ def audit_verify(database: str | None, witness: Path | None, as_json: bool) -> N
 
     from reference_app.audit.verify import verify_log
     from reference_app.kit.db import make_engine, snapshot
+    from reference_app.kit.sealing import Sealer, bind
 
     seen = []
     if witness:
@@ -311,6 +320,7 @@ def audit_verify(database: str | None, witness: Path | None, as_json: bool) -> N
     with instance(database) as ctx:
         # A reader of its own: on SQLite the registry's engine would hold the write lock.
         reader = make_engine(ctx.settings.database_url, pool_size=1, read_only=True)
+        bind(reader, Sealer.of(ctx.keyring))
         try:
             with snapshot(reader) as conn, Session(bind=conn) as session:
                 report = verify_log(

@@ -14,6 +14,7 @@ from reference_app.kit.clock import Clock
 from reference_app.kit.crypto import Crypto
 from reference_app.kit.db import make_engine, make_session_factory
 from reference_app.kit.keys import Keyring, load_keyring
+from reference_app.kit.sealing import Sealer, bind
 from reference_app.limits.store import DatabaseStore, LimitStore, MemoryStore, RedisStore
 
 
@@ -60,6 +61,7 @@ def build_context(
     """Load keys, open the database and prepare the password hasher for one instance."""
     keys = keyring if keyring is not None else load_keyring(settings)
     engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+    bind(engine, Sealer.of(keys))
     hasher = make_password_hasher(
         settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
     )
