@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Table, text
 from reference_app.carers.models import Carer, ChildCarer
 from reference_app.children.models import Child
 from reference_app.kit.crypto import Crypto
+from reference_app.kit.sealing import stored_table
 from reference_app.practitioners.models import Practitioner
 from reference_app.practitioners.service import NO_PASSWORD
 from reference_app.services.models import Involvement, Organisation
@@ -349,15 +350,17 @@ def copy_into(conn: Any, columns: Columns) -> None:
 
 
 def insert_into(conn: Connection, columns: Columns) -> None:
-    """Insert one table's rows through SQLAlchemy Core (SQLite, or any other backend)."""
+    """Insert one table's rows through SQLAlchemy Core (SQLite, or any other backend), as
+    stored: the encoder seals what is sealed itself, as it does for COPY."""
+    target = stored_table(columns.table)
     batch: list[dict[str, Any]] = []
     for record in columns.records():
         batch.append(record)
         if len(batch) >= 5000:
-            conn.execute(columns.table.insert(), batch)
+            conn.execute(target.insert(), batch)
             batch = []
     if batch:
-        conn.execute(columns.table.insert(), batch)
+        conn.execute(target.insert(), batch)
 
 
 def deferred_ddl(conn: Connection) -> dict[str, list[str]]:

@@ -32,8 +32,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import Engine, LargeBinary
+from sqlalchemy import Engine, LargeBinary, Table, column, table
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.expression import TableClause
 from sqlalchemy.types import TypeDecorator
 
 from reference_app.kit.crypto import DecryptionError, FieldCipher
@@ -145,3 +146,15 @@ class SealedFlag(TypeDecorator[bool]):
 
     def process_literal_param(self, value: Any, dialect: Dialect) -> str:
         raise SealingUnbound(f"{self.column} cannot be rendered as a literal")
+
+
+def stored_table(source: Table) -> TableClause:
+    """``source`` with its sealed columns typed as stored (bytes): for writers that seal values
+    themselves (the bulk loader) and readers that must see what a copy of the database holds."""
+    return table(
+        source.name,
+        *(
+            column(c.name, LargeBinary() if isinstance(c.type, SealedRef | SealedFlag) else c.type)
+            for c in source.columns
+        ),
+    )
