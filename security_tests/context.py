@@ -413,11 +413,13 @@ class Context:
         postcode: str | None = None,
         shielded: bool = False,
         age: int = 9,
+        given_name: str | None = None,
+        gender: str | None = None,
     ) -> Child:
         """Register a fictional child in the data manager's local authority."""
         dm = manager or self.caller(DATA_MANAGER)
         family = family_name or fictional_family_name()
-        given = secrets.choice(_GIVEN)
+        given = given_name or secrets.choice(_GIVEN)
         born = dt.date.today().replace(day=1) - dt.timedelta(days=365 * age + 40)
         # Postcode areas beginning with Q are never used by Royal Mail: no real address.
         code = postcode or f"Q{secrets.choice('ABCDEFGH')}{secrets.randbelow(90) + 1} 9ZZ"
@@ -427,7 +429,7 @@ class Context:
                 "given_name": given,
                 "family_name": family,
                 "date_of_birth": born.isoformat(),
-                "gender": secrets.choice(["female", "male"]),
+                "gender": gender or secrets.choice(["female", "male"]),
                 "address": {"line1": "1 Harness Row", "town": "Nowhere", "postcode": code},
             },
         )

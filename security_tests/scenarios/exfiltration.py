@@ -29,8 +29,10 @@ from security_tests.context import (
     Context,
     error_code,
     expect_error,
+    fictional_family_name,
     status_text,
 )
+from security_tests.dump import Subject, scan
 from security_tests.engine import Severity, Skip, expect, scenario
 from security_tests.scenarios._common import (
     altered,
@@ -41,6 +43,7 @@ from security_tests.scenarios._common import (
     recipient,
     request_export,
 )
+from security_tests.scenarios.shielding import add_carer, sensitive_clinician
 from security_tests.target import Account
 
 WORKFLOW_AGE = 9  # the harness child's age, and the one-year scope the workflow exports
@@ -509,3 +512,79 @@ def sock_puppet_approver(ctx: Context) -> None:
         expect_error(answer, 403)
     finally:
         requester.post(f"/exports/{export.id}/refuse", json={"note": "harness: withdrawn"})
+
+
+# -- a stolen copy of the database ---------------------------------------------------------------
+
+
+@scenario(
+    "exfiltration.dump-inference",
+    owasp=["API3:2023", "API8:2023"],
+    asvs=["14.2.4"],
+    severity=Severity.CRITICAL,
+    gap="sealing is part of the schema (migrations 0015 to 0017), not a switch; "
+    "tests/security_tests/test_dump.py runs the same scan on a copy written as before sealing "
+    "and finds every fact",
+    needs=["database"],
+)
+def dump_inference(ctx: Context) -> None:
+    """A copy of the database tells no child's shield, sensitive service, household or viewers."""
+    dm = ctx.manager()
+    family = fictional_family_name()
+
+    def alike(postcode: str | None = None) -> Child:
+        # One name, gender, age and shape of postcode: the rows differ only by what is done to them.
+        code = postcode or f"Q{secrets.choice('ABCDEFGH')}{secrets.randbelow(90) + 10} 9ZZ"
+        made = ctx.new_child(
+            dm, family_name=family, given_name="Esme", gender="female", postcode=code
+        )
+        return made
+
+    shielded = alike()
+    carer_id, _ = add_carer(dm, shielded)
+    sibling = alike(shielded.postcode)
+    linked = dm.post(
+        f"/children/{sibling.child_id}/carers/{carer_id}",
+        json={"relationship": "mother", "parental_responsibility": True},
+    )
+    expect(linked.status_code == 201, f"cannot link the carer to a sibling: {status_text(linked)}")
+    shield = dm.post(
+        f"/children/{shielded.child_id}/shield", json={"shielded": True, "decision_note": "harness"}
+    )
+    expect(shield.status_code == 200, f"cannot shield the child: {status_text(shield)}")
+    controls = [alike(), alike()]
+    for control in controls:
+        add_carer(dm, control)
+    patient = alike()
+    add_carer(dm, patient)
+    clinician, service = sensitive_clinician(ctx, dm)
+    made = clinician.post(
+        f"/children/{patient.child_id}/involvements", json={"consent_recorded": True}
+    )
+    expect(made.status_code == 201, f"cannot record the sensitive service: {status_text(made)}")
+    ctx.confirm(dm, int(made.json()["id"]))
+    viewed = alike()
+    add_carer(dm, viewed)
+    viewer = ctx.colleague("health_practitioner", dm)
+    expect(viewer.view(viewed.child_id).status_code == 200, "the practitioner cannot view a child")
+    # A search that returns them all puts every one in a search event's results.
+    expect(viewer.search(family_name=family, given_name="Esme").status_code == 200, "no search")
+    subjects = [
+        Subject("the shielded child", "is shielded", shielded.child_id),
+        Subject("the shielded child's sibling", "lives with the shielded child", sibling.child_id),
+        Subject("a patient", f"uses a sensitive service ({service})", patient.child_id),
+        Subject("a viewed child", "was viewed by a named practitioner", viewed.child_id),
+    ]
+    with ctx.database.connect() as conn:
+        ways = scan(
+            conn,
+            subjects,
+            [c.child_id for c in controls],
+            distinguish={subjects[0].label, subjects[1].label},
+        )
+    expect(not ways, "a copy of the database tells: " + "; ".join(map(str, ways)))
+    ctx.note(
+        f"{len(subjects)} children and 2 ordinary ones alike: no table names them outside "
+        "children, repeats a value of their rows or a moment, and no column sets the shielded "
+        "child or its household apart"
+    )

@@ -436,7 +436,7 @@ def override_opens_and_alerts(ctx: Context) -> None:
 def sensitive_services(ctx: Context) -> None:
     """A sensitive service is recorded only with consent and never shown to another LA."""
     dm = ctx.manager()
-    clinician, organisation_name = _sensitive_clinician(ctx, dm)
+    clinician, organisation_name = sensitive_clinician(ctx, dm)
     child = ctx.new_child(dm, age=15)
     path = f"/children/{child.child_id}/involvements"
     expect_error(clinician.post(path, json={}), 422, "consent_required")
@@ -470,7 +470,7 @@ def sensitive_services(ctx: Context) -> None:
     )
 
 
-def _sensitive_clinician(ctx: Context, dm: Caller) -> tuple[Caller, str]:
+def sensitive_clinician(ctx: Context, dm: Caller) -> tuple[Caller, str]:
     """A throwaway practitioner of a sensitive service in ``dm``'s LA, and the service's name."""
     from sqlalchemy import bindparam, text
 
@@ -521,7 +521,7 @@ def _shows(caller: Caller, child: Child, involvement: int) -> bool:
 def consent_withdrawal(ctx: Context) -> None:
     """Other services stop seeing a sensitive service once consent is withdrawn, or when ended."""
     dm = ctx.manager()
-    clinician, organisation_name = _sensitive_clinician(ctx, dm)
+    clinician, organisation_name = sensitive_clinician(ctx, dm)
     child = ctx.new_child(dm, age=15)
     made = clinician.post(
         f"/children/{child.child_id}/involvements", json={"consent_recorded": True}
