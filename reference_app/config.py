@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # The first lock-out of an (account, source) pair; each further one doubles, up to
     # login_lockout_seconds.
     login_backoff_seconds: int = Field(default=30, ge=1)
+    # Failed logins to one account from any sources in a window that alert its LA's team: a
+    # guesser spread over many addresses meets no per-source limit, and locking the account
+    # would hand anyone a denial of service, so people are told instead.
+    login_guessing_alert_failures: int = Field(default=20, ge=2)
 
     search_result_cap: int = Field(default=10, ge=1, le=50)
     max_request_bytes: int = Field(default=65536, ge=1024)

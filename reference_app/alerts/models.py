@@ -13,6 +13,7 @@ from reference_app.kit.db import Base, UTCDateTime
 
 class AlertKind(StrEnum):
     CANARY_ACCESS = "canary_access"
+    CREDENTIAL_GUESSING = "credential_guessing"
     EXPORT_VIOLATION = "export_violation"
     HARVESTING = "harvesting"
     INVOLVEMENT_CLAIM = "involvement_claim"

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from reference_app.access.permissions import CHILD_DATA_ROLES, Role
 from reference_app.access.principal import Principal
+from reference_app.alerts.models import AlertKind, AlertSeverity
+from reference_app.alerts.service import raise_alert
 from reference_app.audit.tags import EventTag, Outcome
 from reference_app.config import Settings
 from reference_app.context import AppContext
@@ -119,6 +121,33 @@ def _fail(call: Call, throttles: list[_Throttle], now: datetime, *, lockout: boo
             repository.lock(call.db, throttle.key, until)
 
 
+def _watch_guessing(call: Call, user: Practitioner | None, username: str, now: datetime) -> None:
+    """Count the account's failures from every source; at the threshold, alert its LA's team.
+
+    The count never locks (that would let anyone lock a practitioner out): a guesser spread over
+    many addresses, each kept under the per-source limits, is made visible instead. One alert a
+    window: the count restarts with the window.
+    """
+    settings = call.ctx.settings
+    account = call.ctx.crypto.index.username(username).hex()
+    window_start = now - timedelta(seconds=settings.login_window_seconds)
+    failures = repository.count_failure(call.db, f"guess:{account}", now, window_start)
+    if user is None or failures != settings.login_guessing_alert_failures:
+        return
+    raise_alert(
+        call,
+        user.id,
+        kind=AlertKind.CREDENTIAL_GUESSING,
+        severity=AlertSeverity.HIGH,
+        local_authority_id=user.local_authority_id,
+        child_id=None,
+        audit_event_id=None,
+        summary=f"{failures} failed logins to this account within "
+        f"{settings.login_window_seconds // 60} minutes",
+        details={"failures": failures, "window_seconds": settings.login_window_seconds},
+    )
+
+
 def _throttles(call: Call, username: str) -> list[_Throttle]:
     """The failure counts a login attempt is held to.
 
@@ -193,6 +222,7 @@ def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
         raise _invalid_credentials()
     if not ok or user is None:
         _fail(call, throttles, now, lockout=lockout)
+        _watch_guessing(call, user, username, now)
         _audit_failure(
             call, user, Outcome.FAILED, {"username_hmac": ctx.crypto.index.username(username).hex()}
         )

@@ -450,3 +450,33 @@ def test_with_session_revocation_off_ended_sessions_still_work(world: World) -> 
         relogin = _login(w, suspended.username, suspended.password, w.otp(suspended))
         assert relogin.status_code == 401
         assert relogin.json()["error"]["code"] == "invalid_credentials"
+
+
+def _guessing_alerts(world: World, user_id: int) -> list[tuple[str, int]]:
+    from reference_app.alerts.models import Alert
+
+    with world.ctx.sessions() as db:
+        query = select(Alert.kind, Alert.local_authority_id).where(
+            Alert.kind == "credential_guessing", Alert.subject_user_id == user_id
+        )
+        return [(kind, la) for kind, la in db.execute(query)]
+
+
+def test_guessing_one_account_from_many_addresses_alerts_its_la_without_locking_it(
+    world: World,
+) -> None:
+    """Each address stays under its own limits; together they reach the account's alert."""
+    threshold = world.ctx.settings.login_guessing_alert_failures
+    account = world.new_account(Role.HEALTH_PRACTITIONER)
+    for n in range(threshold - 1):
+        guesser = _from(world, f"198.51.100.{n + 20}")
+        assert _attempt(guesser, account.username, f"guess-{n}", "000000").status_code == 401
+    assert _guessing_alerts(world, account.id) == []
+    last = _from(world, "203.0.113.99")
+    assert _attempt(last, account.username, "one-more", "000000").status_code == 401
+    employer = world.la_ids[account.la]
+    assert _guessing_alerts(world, account.id) == [("credential_guessing", employer)]
+    # One alert a window, and the practitioner still logs in from their own address.
+    assert _attempt(last, account.username, "and-another", "000000").status_code == 401
+    assert len(_guessing_alerts(world, account.id)) == 1
+    assert _login(world, account.username, account.password, world.otp(account)).status_code == 200
