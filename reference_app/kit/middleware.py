@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reference_app.kit.controls import Control, enabled
@@ -234,6 +235,7 @@ class SecurityMiddleware:
         declared = _content_length(scope)
         if limited and declared is not None and declared > max_bytes:
             await self._too_large(send_with_headers, request_id)
+            await self._audit(scope, 413, "payload_too_large", request_id)
             return
         if limited:
             # Read the body (at most max_bytes) before the app sees it: a refusal here is ours
@@ -244,6 +246,7 @@ class SecurityMiddleware:
                 )
             except _BodyTooLarge:
                 await self._too_large(send_with_headers, request_id)
+                await self._audit(scope, 413, "payload_too_large", request_id)
                 return
             except _TooDeep:
                 await self._error(
@@ -253,6 +256,7 @@ class SecurityMiddleware:
                     f"The request body nests deeper than {settings.max_json_depth} levels.",
                     request_id,
                 )
+                await self._audit(scope, 400, "json_too_deep", request_id)
                 return
         try:
             async with self.admission():
@@ -280,6 +284,27 @@ class SecurityMiddleware:
                     "Something went wrong on our side.",
                     request_id,
                 )
+
+    async def _audit(self, scope: Scope, status: int, code: str, request_id: str) -> None:
+        """Put a refusal answered here, before routing, on the trail as the app's own are
+        (``audit.refusals``): after the answer is sent, with no route template (none matched
+        yet) and no principal (the token is read later), bounded per source like the rest."""
+        from reference_app.api import API_PREFIX
+        from reference_app.audit.refusals import Refusal, record_refusal
+        from reference_app.audit.service import RequestInfo
+
+        if not str(scope.get("path", "")).startswith(API_PREFIX):
+            return
+        client = scope.get("client")
+        info = RequestInfo(request_id=request_id, source=client[0] if client else None)
+        refusal = Refusal(method=str(scope.get("method", "")), route=None, status=status, code=code)
+        try:
+            async with self.admission():
+                await run_in_threadpool(
+                    record_refusal, self.ctx, refusal, principal=None, info=info
+                )
+        except Exception:  # the refusal stands even if the trail is unwritable; say so in logs
+            log.exception("could not audit a refusal")
 
     async def _too_large(self, send: Send, request_id: str) -> None:
         await self._error(

@@ -133,3 +133,27 @@ def test_with_refusal_audit_off_a_404_leaves_no_trace_but_a_403_still_does(world
         denied = w.client.post("/api/v1/users", json={}, headers=headers)
         assert denied.status_code == 403
         assert [e.tag for e in _events(w, denied)] == ["access:denied"]
+
+
+def test_bodies_refused_before_routing_are_recorded_too(world: World) -> None:
+    """Too large or nested too deep: answered by the middleware, on the trail all the same."""
+    headers = world.headers(Role.HEALTH_PRACTITIONER)
+    limit = world.ctx.settings.max_request_bytes
+    large = world.client.post(
+        "/api/v1/children/search",
+        content=b'{"family_name": "' + b"x" * limit + b'"}',
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert large.status_code == 413
+    event, details = _only(world, large)
+    assert (event.tag, event.outcome) == ("access:refused", "denied")
+    assert details == {"method": "POST", "route": None, "status": 413, "code": "payload_too_large"}
+    depth = world.ctx.settings.max_json_depth + 1
+    deep = world.client.post(
+        "/api/v1/children/search",
+        content=("[" * depth + "]" * depth).encode(),
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert deep.status_code == 400
+    event, details = _only(world, deep)
+    assert (details["status"], details["code"]) == (400, "json_too_deep")
