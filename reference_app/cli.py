@@ -11,11 +11,17 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from reference_app.config import Environment, Settings
 from reference_app.kit.commands import DATABASE, instance, settings_for
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from reference_app.kit.keys import Keyring
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -139,17 +145,54 @@ def db_upgrade(database: str | None, app_role: str | None) -> None:
     engine = make_engine(settings.database_url)
     # An upgrade that seals existing rows needs the instance's keys; an empty or current
     # database does not, and says so if it finds rows it cannot seal.
+    keyring: Keyring | None = None
     with contextlib.suppress(KeyMaterialError):
-        bind(engine, Sealer.of(load_keyring(settings)))
+        keyring = load_keyring(settings)
+        bind(engine, Sealer.of(keyring))
     try:
+        before = current_revision(engine)
         upgrade(engine)
-        role = app_role or settings_for(database).database_app_role
+        if before is not None and before < HOUSEHOLDS_REVISION:
+            # Household shielding came in with the flag unset: compute it for existing rows.
+            if keyring is None:
+                click.echo(
+                    "households not computed (no keys file): run `contactpoint db "
+                    "refresh-households` with CONTACTPOINT_KEYS_FILE set",
+                    err=True,
+                )
+            else:
+                seeds = _refresh_households(engine, keyring)
+                click.echo(f"households of {seeds} shielded children recomputed")
+        role = app_role or settings.database_app_role
         if role:
             grant_app_role(engine, role)
             click.echo(f"granted least privilege to role {role}")
         click.echo(f"schema at revision {current_revision(engine)}")
     finally:
         engine.dispose()
+
+
+# The revision that added household shielding with the flag unset on existing rows.
+HOUSEHOLDS_REVISION = "0012"
+
+
+def _refresh_households(engine: Engine, keyring: Keyring) -> int:
+    from reference_app.children.service import refresh_all_households
+    from reference_app.kit.crypto import Crypto
+    from reference_app.kit.db import make_session_factory
+
+    with make_session_factory(engine)() as session, session.begin():
+        return refresh_all_households(session, Crypto(keyring))
+
+
+@db.command("refresh-households")
+@DATABASE
+def db_refresh_households(database: str | None) -> None:
+    """Recompute which children share an address or a carer with a shielded child (after a
+    bulk load by other means, or an upgrade run without keys)."""
+    with instance(database) as ctx:
+        seeds = _refresh_households(ctx.engine, ctx.keyring)
+    click.echo(f"households of {seeds} shielded children recomputed")
 
 
 @db.command("seed-local-authorities")
