@@ -18,13 +18,15 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import Connection, bindparam, select, text
 
 from loadtests.model import KIND_ROLES
+from reference_app.children.models import Child
 from reference_app.config import Settings
 from reference_app.kit.crypto import Crypto
 from reference_app.kit.db import make_engine
 from reference_app.kit.keys import Keyring, load_keyring
+from reference_app.kit.sealing import Sealer, bind
 from synthetic_data.runner import Argon2Settings, _hash, new_credentials, store_credentials
 
 ROLES = sorted(set(KIND_ROLES.values()))
@@ -41,8 +43,10 @@ def provision(
     keyring: Keyring | None = None,
 ) -> dict[str, Any]:
     """Give `per_role` accounts of each role in the `las` largest LAs credentials; write `out`."""
+    keys = keyring or load_keyring(settings)
     engine = make_engine(settings.database_url)
-    crypto = Crypto(keyring or load_keyring(settings))
+    bind(engine, Sealer.of(keys))  # the shield flags are sealed: read through the keys
+    crypto = Crypto(keys)
     with engine.connect() as conn:
         la_rows = conn.execute(
             text(
@@ -71,21 +75,7 @@ def provision(
             )
         ).all()
         orgs = sorted({int(r.organisation_id) for r in picked})
-        cases: dict[int, list[str]] = defaultdict(list)
-        for org, child in conn.execute(
-            text(
-                "SELECT organisation_id, child_id FROM ("
-                " SELECT i.organisation_id, i.child_id, row_number() OVER"
-                " (PARTITION BY i.organisation_id ORDER BY i.id) AS k"
-                " FROM involvements i JOIN children c ON c.id = i.child_id"
-                " WHERE i.organisation_id IN :orgs AND i.ended_on IS NULL AND NOT i.sensitive"
-                " AND i.confirmed_at IS NOT NULL"
-                " AND NOT c.shielded AND NOT c.household_shielded AND c.archived_at IS NULL"
-                " AND c.deceased_recorded_at IS NULL) s WHERE k <= :n"
-            ).bindparams(bindparam("orgs", expanding=True)),
-            {"orgs": orgs, "n": caseload},
-        ):
-            cases[int(org)].append(str(child))
+        cases = _caseloads(conn, orgs, caseload)
         children = _children(conn, crypto, sorted({c for ids in cases.values() for c in ids}))
     accounts = [*picked, *auditors]
     credentials = new_credentials(len(accounts))
@@ -119,6 +109,54 @@ def provision(
         "caseload_children": len(children),
         "out": str(out),
     }
+
+
+def _caseloads(conn: Connection, orgs: list[int], n: int) -> dict[int, list[str]]:
+    """Up to ``n`` children a practitioner of each organisation works with, open and never
+    protected (shielded or in a shielded child's household), first involvements first.
+
+    The shield flags are sealed, so SQL picks candidates and the flags are opened here; while
+    protected children leave an organisation short of ``n`` in a window SQL filled, a wider
+    window is read.
+    """
+    window = 2 * n
+    while True:
+        candidates = conn.execute(
+            text(
+                "SELECT organisation_id, child_id, k FROM ("
+                " SELECT i.organisation_id, i.child_id, row_number() OVER"
+                " (PARTITION BY i.organisation_id ORDER BY i.id) AS k"
+                " FROM involvements i JOIN children c ON c.id = i.child_id"
+                " WHERE i.organisation_id IN :orgs AND i.ended_on IS NULL AND NOT i.sensitive"
+                " AND i.confirmed_at IS NOT NULL"
+                " AND c.archived_at IS NULL AND c.deceased_recorded_at IS NULL) s"
+                " WHERE k <= :n ORDER BY organisation_id, k"
+            ).bindparams(bindparam("orgs", expanding=True)),
+            {"orgs": orgs, "n": window},
+        ).all()
+        protected = _protected(conn, sorted({str(row.child_id) for row in candidates}))
+        cases: dict[int, list[str]] = defaultdict(list)
+        read: dict[int, int] = defaultdict(int)
+        for org, child, _ in candidates:
+            read[int(org)] += 1
+            if str(child) not in protected and len(cases[int(org)]) < n:
+                cases[int(org)].append(str(child))
+        if all(len(cases[org]) >= n or read[org] < window for org in orgs):
+            return cases
+        window *= 4
+
+
+def _protected(conn: Connection, ids: list[str]) -> set[str]:
+    """Which of these children are shielded or in a shielded child's household."""
+    found: set[str] = set()
+    for start in range(0, len(ids), 5000):
+        rows = conn.execute(
+            select(Child.id, Child.shielded, Child.household_shielded).where(
+                Child.id.in_(ids[start : start + 5000])
+            )
+        )
+        found.update(child_id for child_id, shielded, household in rows if shielded or household)
+    return found
 
 
 def _children(conn: Any, crypto: Crypto, ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -25,8 +25,9 @@ from sqlalchemy import Connection, Table, text
 
 from reference_app.carers.models import Carer, ChildCarer
 from reference_app.children.models import Child
+from reference_app.kit.clock import start_of_day
 from reference_app.kit.crypto import Crypto
-from reference_app.kit.sealing import stored_table
+from reference_app.kit.sealing import Sealer, stored_table
 from reference_app.practitioners.models import Practitioner
 from reference_app.practitioners.service import NO_PASSWORD
 from reference_app.services.models import Involvement, Organisation
@@ -69,8 +70,11 @@ STAFF_TENURE = timedelta(days=365)
 class Encoder:
     """Encrypt and index a chunk's rows for the registry's tables, as the app would write them."""
 
-    def __init__(self, crypto: Crypto, plan: Plan, la_ids: dict[str, int], now: datetime) -> None:
+    def __init__(
+        self, crypto: Crypto, sealer: Sealer, plan: Plan, la_ids: dict[str, int], now: datetime
+    ) -> None:
         self.crypto = crypto
+        self.sealer = sealer
         self.plan = plan
         self.now = now
         self.la_by_index = np.asarray([la_ids[la.code] for la in plan.las], dtype=np.int32)
@@ -121,14 +125,14 @@ class Encoder:
         postcode_bidx = np.asarray(
             [self.crypto.index.postcode(p) for p in t.households["postcode"].to_pylist()], "S16"
         )
+        day = start_of_day(self.now)
         batch = pgcopy.Batch(
             rows=data.children,
-            constants={"archived_at": None, "created_at": self.now, "updated_at": self.now},
+            # The day only, as the registry stores it (``kit.clock.start_of_day``).
+            constants={"archived_at": None, "created_at": day, "updated_at": day},
             fixed={
                 "id": ("char13", np.asarray(t.children["child_id"].to_pylist(), "S13"), None),
                 "local_authority_id": ("int4", self.la_by_index[data.child_la], None),
-                "shielded": ("bool", data.child_shielded, None),
-                "household_shielded": ("bool", household_shielded(data), None),
                 "given_name_bidx": ("bytes16", self.first_name_bidx[data.child_given], None),
                 "family_name_bidx": ("bytes16", self.surname_bidx[data.child_family], None),
                 "family_name_phonetic_bidx": (
@@ -146,6 +150,11 @@ class Encoder:
                 "date_of_birth_enc": cipher.encrypt_many(dob, "children.date_of_birth"),
                 "address_enc": cipher.encrypt_many(
                     [addresses[h] for h in household], "children.address"
+                ),
+                # Sealed as ``SealedFlag`` seals them: every row a fresh ciphertext.
+                "shielded": self.sealer.flags(data.child_shielded.tolist(), "children.shielded"),
+                "household_shielded": self.sealer.flags(
+                    household_shielded(data).tolist(), "children.household_shielded"
                 ),
             },
         )

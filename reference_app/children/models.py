@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, false, text
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, event, inspect, text
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm.attributes import flag_modified
 
 from reference_app.kit.db import Base, UTCDateTime
+from reference_app.kit.sealing import SealedFlag
 
 
 class Gender(StrEnum):
@@ -49,15 +52,21 @@ class Child(Base):
     family_name_phonetic_bidx: Mapped[bytes] = mapped_column(LargeBinary(16))
     date_of_birth_bidx: Mapped[bytes] = mapped_column(LargeBinary(16))
     postcode_bidx: Mapped[bytes] = mapped_column(LargeBinary(16))
-    shielded: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Both flags are sealed (a copy of the database must not say which children are shielded),
+    # so no query can filter on them: the repository decides after reading.
+    shielded: Mapped[bool] = mapped_column(SealedFlag("children.shielded"), default=False)
     # Shares an address or a carer with another shielded child, so shielding protects it too
     # (the address and carers would lead to the shielded child). Kept by
     # ``children.service.refresh_households`` whenever a shield, an address or a carer link
     # changes: addresses are encrypted with a random nonce, so no query can compare them.
-    household_shielded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    household_shielded: Mapped[bool] = mapped_column(
+        SealedFlag("children.household_shielded"), default=False
+    )
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the LA recorded that the child has died; no date of death is held.
     deceased_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The start of the UTC day only (``kit.clock.start_of_day``): an exact time would match the
+    # row to the audit event of the change, a shield among them.
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -70,6 +79,16 @@ class Child(Base):
     def closed(self) -> bool:
         """Archived or deceased: for the owning LA's data managers only, and never exported."""
         return self.archived_at is not None or self.deceased_recorded_at is not None
+
+
+@event.listens_for(Child, "before_update")
+def _reseal_flags(mapper: Any, connection: Any, child: Child) -> None:
+    """Seal both flags afresh whenever the row changes: two copies of the database taken
+    before and after a shield then differ in the same columns as for any other change."""
+    unloaded = inspect(child).unloaded  # an expired flag is not read back in mid-flush
+    for name in ("shielded", "household_shielded"):
+        if name not in unloaded:
+            flag_modified(child, name)
 
 
 class UnshieldStatus(StrEnum):

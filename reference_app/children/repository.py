@@ -54,27 +54,32 @@ def open_record() -> ColumnElement[bool]:
     return and_(Child.archived_at.is_(None), Child.deceased_recorded_at.is_(None))
 
 
-def searchable(
-    principal: Principal, *, uses_hidden_fields: bool, need_to_know: bool, shielding: bool
-) -> list[ColumnElement[bool]]:
-    """Rows a search by ``principal`` may return.
-
-    Archived and deceased records are for the owning LA's data managers only (need-to-know). A
-    search that uses a field shielding hides (the postcode) never returns a shielded child, nor
-    a child of a shielded child's household (same address or carer: finding the sibling finds
-    where the shielded child lives), unless the caller manages that child's LA, so a search can
-    never confirm that a shielded child lives somewhere. Either rule is dropped only when its
-    control is switched off.
-    """
-    own_la = Child.local_authority_id == principal.local_authority_id
-    manages = [own_la] if principal.is_data_manager else []
+def searchable(principal: Principal, *, need_to_know: bool) -> list[ColumnElement[bool]]:
+    """Rows a search by ``principal`` may return, as far as SQL can tell (``findable`` decides
+    the rest after reading): archived and deceased records are for the owning LA's data
+    managers only (need-to-know), unless that control is switched off."""
     rules: list[ColumnElement[bool]] = []
     if need_to_know:
-        rules.append(or_(open_record(), *manages))
-    if uses_hidden_fields and shielding:
-        unprotected = and_(Child.shielded.is_(False), Child.household_shielded.is_(False))
-        rules.append(or_(unprotected, *manages))
+        manages = [Child.local_authority_id == principal.local_authority_id]
+        rules.append(or_(open_record(), *(manages if principal.is_data_manager else [])))
     return rules
+
+
+def findable(
+    principal: Principal, child: Child, *, uses_hidden_fields: bool, shielding: bool
+) -> bool:
+    """Whether a search by ``principal`` may return ``child``, on what SQL cannot read (the
+    shield flags are sealed).
+
+    A search that uses a field shielding hides (the postcode) never returns a shielded child,
+    nor a child of a shielded child's household (same address or carer: finding the sibling
+    finds where the shielded child lives), unless the caller manages that child's LA, so a
+    search can never confirm that a shielded child lives somewhere. The rule is dropped only
+    when shielding is switched off.
+    """
+    if not (uses_hidden_fields and shielding) or not child.protected:
+        return True
+    return principal.is_data_manager and child.local_authority_id == principal.local_authority_id
 
 
 def search(
@@ -90,7 +95,8 @@ def search(
     need_to_know: bool,
     shielding: bool,
 ) -> Sequence[Child]:
-    """Children matching every criterion given: exact blind-index matches, surname also phonetic."""
+    """Up to ``limit`` children matching every criterion given (exact blind-index matches,
+    surname also phonetic) that ``principal`` may find: all of them when there are fewer."""
     conditions: list[ColumnElement[bool]] = [
         or_(
             Child.family_name_bidx == family_name,
@@ -103,15 +109,25 @@ def search(
         conditions.append(Child.date_of_birth_bidx == date_of_birth)
     if postcode is not None:
         conditions.append(Child.postcode_bidx == postcode)
-    conditions.extend(
-        searchable(
-            principal,
-            uses_hidden_fields=postcode is not None,
-            need_to_know=need_to_know,
-            shielding=shielding,
-        )
-    )
-    return db.scalars(select(Child).where(and_(*conditions)).limit(limit)).all()
+    conditions.extend(searchable(principal, need_to_know=need_to_know))
+    statement = select(Child).where(and_(*conditions))
+    hidden = postcode is not None
+    # Rows ``findable`` drops still count against a SQL LIMIT, so a LIMIT of exactly ``limit``
+    # could let them crowd out rows the caller may find: read a wider window, and again a wider
+    # one while the dropped rows kept it from yielding ``limit`` (a window SQL did not fill
+    # holds every match). Without the rule, the window is the limit.
+    filtered = hidden and shielding
+    window = 2 * limit if filtered else limit
+    while True:
+        rows = db.scalars(statement.limit(window)).all()
+        kept = [
+            child
+            for child in rows
+            if findable(principal, child, uses_hidden_fields=hidden, shielding=shielding)
+        ]
+        if len(kept) >= limit or len(rows) < window:
+            return kept[:limit]
+        window *= 4
 
 
 def involvement_standing(
@@ -185,9 +201,11 @@ def sharing_a_carer(db: Session, child_id: str) -> Sequence[Child]:
     return db.scalars(select(Child).where(Child.id.in_(others))).all()
 
 
-def shielded_ids(db: Session) -> Sequence[str]:
-    """Every shielded child: the seeds for recomputing all households."""
-    return db.scalars(select(Child.id).where(Child.shielded.is_(True))).all()
+def shielded_ids(db: Session) -> list[str]:
+    """Every shielded child: the seeds for recomputing all households. The flag is sealed, so
+    every child's is read and opened here (in batches, for a national registry)."""
+    rows = db.execute(select(Child.id, Child.shielded).execution_options(yield_per=10_000))
+    return [child_id for child_id, shielded in rows if shielded]
 
 
 def local_authority(db: Session, la_id: int) -> LocalAuthority | None:

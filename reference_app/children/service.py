@@ -58,7 +58,7 @@ from reference_app.children.schemas import (
 )
 from reference_app.config import Settings
 from reference_app.kit import identifiers
-from reference_app.kit.clock import age_on
+from reference_app.kit.clock import age_on, start_of_day
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.crypto import Crypto
 from reference_app.kit.errors import BadRequest, Conflict, Forbidden, InvalidInput, NotFound
@@ -558,8 +558,8 @@ def create(call: Call, principal: Principal, body: ChildCreate) -> Child:
         local_authority_id=principal.local_authority_id,
         gender=body.gender.value,
         shielded=False,
-        created_at=now,
-        updated_at=now,
+        created_at=start_of_day(now),
+        updated_at=start_of_day(now),
         **child_columns(
             call.ctx.crypto,
             given_name=body.given_name,
@@ -590,7 +590,7 @@ def correct(call: Call, principal: Principal, raw_child_id: str, body: ChildCorr
     now = call.ctx.clock.now()
     if deceased and child.deceased_recorded_at is None:
         child.deceased_recorded_at = now
-        child.updated_at = now
+        child.updated_at = start_of_day(now)
         call.audit(EventTag.CHILD_DECEASED_RECORDED, principal=principal, child_id=child.id)
     if not changes:
         return child
@@ -609,7 +609,7 @@ def correct(call: Call, principal: Principal, raw_child_id: str, body: ChildCorr
         setattr(child, column, value)
     if "gender" in changes:
         child.gender = changes["gender"].value
-    child.updated_at = now
+    child.updated_at = start_of_day(now)
     if "address" in changes:
         call.db.flush()
         refresh_households(call.db, call.ctx.crypto, [child, *before])
@@ -645,7 +645,7 @@ def set_shield(
         _request_unshield(call, principal, child, note)
         return child
     child.shielded = shielded
-    child.updated_at = call.ctx.clock.now()
+    child.updated_at = start_of_day(call.ctx.clock.now())
     call.db.flush()
     refresh_households(call.db, call.ctx.crypto, [child])
     details: dict[str, Any] = {}

@@ -30,12 +30,12 @@ class Scope:
 
 
 def _in_scope(scope: Scope) -> list[ColumnElement[bool]]:
-    """The scope's rows: never shielded (nor a shielded child's household, whose address is
-    the shielded child's), archived, deceased or a honeytoken (other exports' watermarks)."""
+    """The scope's rows as far as SQL can tell: never archived, deceased or a honeytoken (other
+    exports' watermarks). The shield flags are sealed: the readers below leave out shielded
+    children (and a shielded child's household, whose address is the shielded child's) after
+    reading."""
     rules: list[ColumnElement[bool]] = [
         Child.local_authority_id == scope.local_authority_id,
-        Child.shielded.is_(False),
-        Child.household_shielded.is_(False),
         open_record(),
         ~exists().where(Canary.child_id == Child.id),
     ]
@@ -57,15 +57,20 @@ def _in_scope(scope: Scope) -> list[ColumnElement[bool]]:
 
 
 def count_scope(db: Session, scope: Scope) -> int:
-    return db.scalar(select(func.count()).select_from(Child).where(*_in_scope(scope))) or 0
+    return len(scope_ids(db, scope))
 
 
 def scope_children(db: Session, scope: Scope) -> Sequence[Child]:
-    return db.scalars(select(Child).where(*_in_scope(scope)).order_by(Child.id)).all()
+    rows = db.scalars(select(Child).where(*_in_scope(scope)).order_by(Child.id)).all()
+    return [child for child in rows if not child.protected]
 
 
 def scope_ids(db: Session, scope: Scope) -> list[str]:
-    return list(db.scalars(select(Child.id).where(*_in_scope(scope)).order_by(Child.id)))
+    """The scope's children, less the protected ones: every candidate's flags are read and
+    opened (in batches: an LA holds tens of thousands of children)."""
+    query = select(Child.id, Child.shielded, Child.household_shielded).where(*_in_scope(scope))
+    rows = db.execute(query.order_by(Child.id).execution_options(yield_per=10_000))
+    return [child_id for child_id, shielded, household in rows if not (shielded or household)]
 
 
 def children_by_id(db: Session, child_ids: Sequence[str]) -> Sequence[Child]:

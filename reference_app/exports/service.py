@@ -38,6 +38,7 @@ from reference_app.exports import links, repository, watermark
 from reference_app.exports.models import ExportRequest, ExportStatus, ExportWatermark, ScopeKind
 from reference_app.exports.schemas import MAX_AGE, ExportCreate, ExportLink, ExportOut, ExportScope
 from reference_app.kit import identifiers
+from reference_app.kit.clock import start_of_day
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.crypto import Crypto
 from reference_app.kit.envelope import EnvelopeError, fingerprint, load_recipient, seal
@@ -401,8 +402,8 @@ def _register_watermarks(call: Call, export: ExportRequest, now: datetime) -> in
                 gender=row.gender,
                 shielded=False,
                 archived_at=None,
-                created_at=now,
-                updated_at=now,
+                created_at=start_of_day(now),
+                updated_at=start_of_day(now),
                 **child_columns(
                     crypto,
                     given_name=row.given_name,

@@ -35,8 +35,7 @@ def seeded(fresh_database: Database, keyring: Keyring, tmp_path: Path) -> Iterat
     with TestClient(create_app(ctx)) as client:
         headers = persona_headers(client, generated.persona("la_data_manager"))
         with ctx.sessions() as db:
-            child = db.scalars(select(Child).where(Child.shielded.is_(False))).first()
-            assert child is not None
+            child = next(c for c in db.scalars(select(Child)) if not c.shielded)
             family = ctx.crypto.cipher.decrypt(child.family_name_enc, "children.family_name")
         client.post(
             "/api/v1/children/search",
