@@ -25,6 +25,7 @@ from reference_app.config import Settings
 from reference_app.kit.crypto import Crypto
 from reference_app.kit.db import make_engine
 from reference_app.kit.keys import Keyring, load_keyring
+from reference_app.kit.sealing import Sealer
 from synthetic_data.runner import Argon2Settings, _hash, new_credentials, store_credentials
 
 ROLES = sorted(set(KIND_ROLES.values()))
@@ -42,7 +43,8 @@ def provision(
 ) -> dict[str, Any]:
     """Give `per_role` accounts of each role in the `las` largest LAs credentials; write `out`."""
     engine = make_engine(settings.database_url)
-    crypto = Crypto(keyring or load_keyring(settings))
+    keys = keyring or load_keyring(settings)
+    crypto = Crypto(keys)
     with engine.connect() as conn:
         la_rows = conn.execute(
             text(
@@ -71,21 +73,7 @@ def provision(
             )
         ).all()
         orgs = sorted({int(r.organisation_id) for r in picked})
-        cases: dict[int, list[str]] = defaultdict(list)
-        for org, child in conn.execute(
-            text(
-                "SELECT organisation_id, child_id FROM ("
-                " SELECT i.organisation_id, i.child_id, row_number() OVER"
-                " (PARTITION BY i.organisation_id ORDER BY i.id) AS k"
-                " FROM involvements i JOIN children c ON c.id = i.child_id"
-                " WHERE i.organisation_id IN :orgs AND i.ended_on IS NULL AND NOT i.sensitive"
-                " AND i.confirmed_at IS NOT NULL"
-                " AND NOT c.shielded AND NOT c.household_shielded AND c.archived_at IS NULL"
-                " AND c.deceased_recorded_at IS NULL) s WHERE k <= :n"
-            ).bindparams(bindparam("orgs", expanding=True)),
-            {"orgs": orgs, "n": caseload},
-        ):
-            cases[int(org)].append(str(child))
+        cases = _caseloads(conn, Sealer.of(keys), orgs, caseload)
         children = _children(conn, crypto, sorted({c for ids in cases.values() for c in ids}))
     accounts = [*picked, *auditors]
     credentials = new_credentials(len(accounts))
@@ -119,6 +107,45 @@ def provision(
         "caseload_children": len(children),
         "out": str(out),
     }
+
+
+def _caseloads(conn: Any, sealer: Sealer, orgs: list[int], n: int) -> dict[int, list[str]]:
+    """Up to ``n`` children each organisation works with (current, confirmed, not sensitive),
+    whose records any of its staff may see in full.
+
+    The involvement's child reference is sealed, so no SQL joins it to ``children``: the
+    involvements are read and opened first, then the children they name are checked by id.
+    """
+    involved: list[tuple[int, str]] = [
+        (int(org), sealer.open_ref(token, "involvements.child_id"))
+        for org, token in conn.execute(
+            text(
+                "SELECT organisation_id, child_id FROM involvements"
+                " WHERE organisation_id IN :orgs AND ended_on IS NULL AND NOT sensitive"
+                " AND confirmed_at IS NOT NULL ORDER BY organisation_id, id"
+            ).bindparams(bindparam("orgs", expanding=True)),
+            {"orgs": orgs},
+        )
+    ]
+    ids = sorted({child for _, child in involved})
+    visible: set[str] = set()
+    for start in range(0, len(ids), 5000):
+        visible.update(
+            str(child)
+            for (child,) in conn.execute(
+                text(
+                    "SELECT c.id FROM children c WHERE c.id IN :ids"
+                    " AND NOT c.shielded AND NOT c.household_shielded AND c.archived_at IS NULL"
+                    " AND c.deceased_recorded_at IS NULL"
+                ).bindparams(bindparam("ids", expanding=True)),
+                {"ids": ids[start : start + 5000]},
+            )
+        )
+    cases: dict[int, list[str]] = defaultdict(list)
+    for org, child in involved:
+        if child in visible and len(cases[org]) < n:
+            cases[org].append(child)
+    return cases
 
 
 def _children(conn: Any, crypto: Crypto, ids: list[str]) -> dict[str, dict[str, Any]]:

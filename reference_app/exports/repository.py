@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -18,6 +18,9 @@ from reference_app.localauthorities.models import LocalAuthority
 from reference_app.practitioners.models import Practitioner
 from reference_app.services.models import Involvement, Organisation
 
+# Child ids bound in one statement: well under SQLite's and PostgreSQL's parameter limits.
+_ID_BATCH = 5000
+
 
 @dataclass(frozen=True, slots=True)
 class Scope:
@@ -31,7 +34,8 @@ class Scope:
 
 def _in_scope(scope: Scope) -> list[ColumnElement[bool]]:
     """The scope's rows: never shielded (nor a shielded child's household, whose address is
-    the shielded child's), archived, deceased or a honeytoken (other exports' watermarks)."""
+    the shielded child's), archived, deceased or a honeytoken (other exports' watermarks).
+    An organisation's scope also keeps only the children it works with (``_scope_batches``)."""
     rules: list[ColumnElement[bool]] = [
         Child.local_authority_id == scope.local_authority_id,
         Child.shielded.is_(False),
@@ -39,33 +43,63 @@ def _in_scope(scope: Scope) -> list[ColumnElement[bool]]:
         open_record(),
         ~exists().where(Canary.child_id == Child.id),
     ]
-    if scope.organisation_id is not None:
-        rules.append(
-            exists().where(
-                Involvement.child_id == Child.id,
-                Involvement.organisation_id == scope.organisation_id,
-                # A claim the child's LA has not confirmed puts no child in an export.
-                Involvement.confirmed_at.is_not(None),
-                Involvement.started_on <= scope.today,
-                or_(Involvement.ended_on.is_(None), Involvement.ended_on >= scope.today),
-            )
-        )
     if scope.date_of_birth_bidx is not None:
         # Dates of birth are encrypted: an age range is the set of their keyed hashes.
         rules.append(Child.date_of_birth_bidx.in_(list(scope.date_of_birth_bidx)))
     return rules
 
 
+def involved_children(db: Session, organisation_id: int, today: date) -> list[str]:
+    """The children an organisation works with today, in id order: only confirmed
+    involvements count (a claim the child's LA has not confirmed puts no child in an export)."""
+    found = db.scalars(
+        select(Involvement.child_id).where(
+            Involvement.organisation_id == organisation_id,
+            Involvement.confirmed_at.is_not(None),
+            Involvement.started_on <= today,
+            or_(Involvement.ended_on.is_(None), Involvement.ended_on >= today),
+        )
+    )
+    return sorted(set(found))
+
+
+def _scope_batches(db: Session, scope: Scope) -> Iterator[list[ColumnElement[bool]]]:
+    """The scope's rules, with an organisation's children a batch at a time, in id order.
+
+    An involvement's child reference is sealed, so no SQL can join it to ``children``: the
+    organisation's children are read first and looked up by id, in batches that stay within
+    every backend's limit on bound parameters.
+    """
+    rules = _in_scope(scope)
+    if scope.organisation_id is None:
+        yield rules
+        return
+    ids = involved_children(db, scope.organisation_id, scope.today)
+    for start in range(0, len(ids), _ID_BATCH):
+        yield [*rules, Child.id.in_(ids[start : start + _ID_BATCH])]
+
+
 def count_scope(db: Session, scope: Scope) -> int:
-    return db.scalar(select(func.count()).select_from(Child).where(*_in_scope(scope))) or 0
+    return sum(
+        db.scalar(select(func.count()).select_from(Child).where(*rules)) or 0
+        for rules in _scope_batches(db, scope)
+    )
 
 
 def scope_children(db: Session, scope: Scope) -> Sequence[Child]:
-    return db.scalars(select(Child).where(*_in_scope(scope)).order_by(Child.id)).all()
+    return [
+        child
+        for rules in _scope_batches(db, scope)
+        for child in db.scalars(select(Child).where(*rules).order_by(Child.id))
+    ]
 
 
 def scope_ids(db: Session, scope: Scope) -> list[str]:
-    return list(db.scalars(select(Child.id).where(*_in_scope(scope)).order_by(Child.id)))
+    return [
+        child_id
+        for rules in _scope_batches(db, scope)
+        for child_id in db.scalars(select(Child.id).where(*rules).order_by(Child.id))
+    ]
 
 
 def children_by_id(db: Session, child_ids: Sequence[str]) -> Sequence[Child]:

@@ -9,7 +9,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 from reference_app.kit.db import make_engine
+from reference_app.kit.keys import Keyring
 from reference_app.kit.migrate import target_metadata, upgrade
+from reference_app.kit.sealing import Sealer, bind
 from tests.fixtures.database import Database
 
 
@@ -24,11 +26,14 @@ def test_migrated_schema_matches_the_models(database: Database) -> None:
     assert differences == []
 
 
-def test_a_populated_sqlite_registry_upgrades_keeping_every_row(tmp_path: Path) -> None:
+def test_a_populated_sqlite_registry_upgrades_keeping_every_row(
+    tmp_path: Path, keyring: Keyring
+) -> None:
     # A column with a default rebuilds a SQLite table (copy, drop, rename): with foreign keys on,
     # dropping the old children table deleted every involvement and carer link through
     # ON DELETE CASCADE. An empty database never shows it; this one holds a row of each.
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    bind(engine, Sealer.of(keyring))  # the upgrade seals the links' child references
     blob, when = "x'00'", "'2026-01-01 00:00:00'"
     rows = {
         "local_authorities": "(id, ons_code, name, region) "
