@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Table, text
 from reference_app.carers.models import Carer, ChildCarer
 from reference_app.children.models import Child
 from reference_app.kit.crypto import Crypto
-from reference_app.kit.sealing import stored_table
+from reference_app.kit.sealing import Sealer, stored_table
 from reference_app.practitioners.models import Practitioner
 from reference_app.practitioners.service import NO_PASSWORD
 from reference_app.services.models import Involvement, Organisation
@@ -37,6 +37,8 @@ from synthetic_data.tables import GENDERS, ChunkTables
 from synthetic_data.vocab import vocabulary
 
 S16 = npt.NDArray[np.bytes_]
+# A child id (13 characters) sealed with AES-SIV: the id and a 16-byte tag.
+SEALED_ID_BYTES = 13 + 16
 BULK_TABLES = ("children", "carers", "child_carers", "involvements")
 LEDGER_DDL = (
     """
@@ -69,8 +71,11 @@ STAFF_TENURE = timedelta(days=365)
 class Encoder:
     """Encrypt and index a chunk's rows for the registry's tables, as the app would write them."""
 
-    def __init__(self, crypto: Crypto, plan: Plan, la_ids: dict[str, int], now: datetime) -> None:
+    def __init__(
+        self, crypto: Crypto, sealer: Sealer, plan: Plan, la_ids: dict[str, int], now: datetime
+    ) -> None:
         self.crypto = crypto
+        self.sealer = sealer
         self.plan = plan
         self.now = now
         self.la_by_index = np.asarray([la_ids[la.code] for la in plan.las], dtype=np.int32)
@@ -180,12 +185,19 @@ class Encoder:
         )
         return Columns(Carer.__table__, batch)  # type: ignore[arg-type]
 
+    def _sealed_ids(self, t: ChunkTables, column: str) -> npt.NDArray[np.bytes_]:
+        """Each child's id sealed for ``column``, once per child (the app's ``SealedRef``)."""
+        tokens = [self.sealer.ref(i, column) for i in t.children["child_id"].to_pylist()]
+        if any(len(token) != SEALED_ID_BYTES for token in tokens):
+            raise ValueError("a child id is not 13 characters long")
+        return np.asarray(tokens, f"S{SEALED_ID_BYTES}")
+
     def child_carers(self, t: ChunkTables, data: ChunkData) -> Columns:
-        ids = np.asarray(t.children["child_id"].to_pylist(), "S13")
+        ids = self._sealed_ids(t, "child_carers.child_id")
         batch = pgcopy.Batch(
             rows=len(data.link_child),
             fixed={
-                "child_id": ("char13", ids[data.link_child], None),
+                "child_id": ("sealed_id", ids[data.link_child], None),
                 "carer_id": ("int4", data.carer_id[data.link_carer], None),
                 "parental_responsibility": ("bool", data.link_responsibility, None),
             },
@@ -194,7 +206,7 @@ class Encoder:
         return Columns(ChildCarer.__table__, batch)  # type: ignore[arg-type]
 
     def involvements(self, t: ChunkTables, data: ChunkData) -> Columns:
-        ids = np.asarray(t.children["child_id"].to_pylist(), "S13")
+        ids = self._sealed_ids(t, "involvements.child_id")
         staff = data.involvement_practitioner
         batch = pgcopy.Batch(
             rows=len(data.involvement_id),
@@ -203,7 +215,7 @@ class Encoder:
             constants={"ended_on": None, "created_at": self.now, "confirmed_by": None},
             fixed={
                 "id": ("int4", data.involvement_id, None),
-                "child_id": ("char13", ids[data.involvement_child], None),
+                "child_id": ("sealed_id", ids[data.involvement_child], None),
                 "organisation_id": ("int4", data.involvement_org, None),
                 "practitioner_id": ("int4", staff, staff == 0),
                 "started_on": ("date", data.involvement_started, None),
@@ -314,9 +326,11 @@ def household_shielded(data: ChunkData) -> npt.NDArray[np.bool_]:
 def _python_values(
     kind: str, values: npt.NDArray[Any], mask: npt.NDArray[np.bool_] | None
 ) -> list[Any]:
-    if kind == "bytes16":
-        raw = np.ascontiguousarray(values).view("V16").tobytes()
-        out: list[Any] = [raw[i * 16 : (i + 1) * 16] for i in range(len(values))]
+    if kind in ("bytes16", "sealed_id"):
+        # Raw bytes: NumPy's "S" type would drop trailing zero bytes.
+        width = values.dtype.itemsize
+        raw = np.ascontiguousarray(values).view(f"V{width}").tobytes()
+        out: list[Any] = [raw[i * width : (i + 1) * width] for i in range(len(values))]
     elif kind == "char13":
         out = [v.decode("ascii") for v in values.tolist()]
     elif kind == "date":

@@ -35,6 +35,7 @@ from reference_app.kit.crypto import Crypto
 from reference_app.kit.db import is_sqlite, make_engine
 from reference_app.kit.keys import Keyring
 from reference_app.kit.migrate import upgrade
+from reference_app.kit.sealing import Sealer, bind
 from reference_app.localauthorities.models import LocalAuthority
 from reference_app.localauthorities.service import seed_local_authorities
 from synthetic_data import load
@@ -158,8 +159,12 @@ def _init_worker(config: RunConfig, la_ids: dict[str, int], done: frozenset[int]
     state = _WorkerState(config, plan, done=done)
     if config.database_url is not None:
         assert config.keyring is not None
+        sealer = Sealer.of(config.keyring)
         state.engine = make_engine(config.database_url, pool_size=1)
-        state.encoder = load.Encoder(Crypto(config.keyring), plan, la_ids, datetime.now(UTC))
+        bind(state.engine, sealer)
+        state.encoder = load.Encoder(
+            Crypto(config.keyring), sealer, plan, la_ids, datetime.now(UTC)
+        )
     _STATE = state
 
 
@@ -369,7 +374,9 @@ def _prepare_database(
             for statement in ddl["drop"]:
                 conn.execute(text(statement))
             assert config.keyring is not None
-            encoder = load.Encoder(Crypto(config.keyring), plan, la_ids, datetime.now(UTC))
+            encoder = load.Encoder(
+                Crypto(config.keyring), Sealer.of(config.keyring), plan, la_ids, datetime.now(UTC)
+            )
             for layout in [*plan.las, None]:
                 orgs = organisations_table(plan, layout)
                 staff = practitioners_table(plan, layout)
@@ -553,6 +560,10 @@ def run(config: RunConfig) -> RunReport:
     chunks = plan.shard(config.shard, config.shards)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(config.database_url) if config.database_url else None
+    if engine is not None:
+        assert config.keyring is not None
+        # The instance's keys, as the registry holds them: the upgrade seals existing links.
+        bind(engine, Sealer.of(config.keyring))
     try:
         la_ids: dict[str, int] = {}
         done: frozenset[int] = frozenset()
