@@ -50,32 +50,34 @@ def _convert(
     """Fill a new ``child_ref`` column of ``table`` with each row's converted ``child_id``,
     a page of rows at a time in key order (a registry holds millions)."""
     bind = op.get_bind()
-    # Names from this module, not from input.
-    columns = ", ".join(keys)
-    held = bind.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar()  # noqa: S608
+    held = bind.execute(sa.select(sa.func.count()).select_from(sa.table(table))).scalar()
     sealer = _sealer() if held else None
     with op.batch_alter_table(table) as batch:
         batch.add_column(sa.Column("child_ref", new_type, nullable=True))
     if sealer is None:
         return
-    match = " AND ".join(f"{key} = :{key}" for key in keys)
-    update = sa.text(f"UPDATE {table} SET child_ref = :ref WHERE {match}")  # noqa: S608
-    page = f"SELECT {columns}, child_id FROM {table}"  # noqa: S608
-    order = f" ORDER BY {columns} LIMIT :n"
-    first = sa.text(page + order)
-    bounds = ", ".join(f":{key}" for key in keys)
-    after = sa.text(f"{page} WHERE ({columns}) > ({bounds}){order}")
-    rows = bind.execute(first, {"n": _BATCH}).all()
+    rows_of = sa.table(table, *(sa.column(k) for k in keys), sa.column("child_id"))
+    key = [rows_of.c[k] for k in keys]
+    page = sa.select(*key, rows_of.c.child_id).order_by(*key).limit(_BATCH)
+    target = sa.table(table, *(sa.column(k) for k in keys), sa.column("child_ref"))
+    update = (
+        sa.update(target)
+        .where(*(target.c[k] == sa.bindparam(f"old_{k}") for k in keys))
+        .values(child_ref=sa.bindparam("ref"))
+    )
+    rows = bind.execute(page).all()
     while rows:
         bind.execute(
             update,
             [
-                {**dict(zip(keys, row[:-1], strict=True)), "ref": convert(sealer, row[-1])}
+                {
+                    **{f"old_{k}": value for k, value in zip(keys, row[:-1], strict=True)},
+                    "ref": convert(sealer, row[-1]),
+                }
                 for row in rows
             ],
         )
-        last = dict(zip(keys, rows[-1][:-1], strict=True))
-        rows = bind.execute(after, {**last, "n": _BATCH}).all()
+        rows = bind.execute(page.where(sa.tuple_(*key) > sa.tuple_(*rows[-1][:-1]))).all()
 
 
 def upgrade() -> None:
