@@ -75,7 +75,7 @@ def provision(
             )
         ).all()
         orgs = sorted({int(r.organisation_id) for r in picked})
-        cases = _caseloads(conn, orgs, caseload)
+        cases = _caseloads(conn, Sealer.of(keys), orgs, caseload)
         children = _children(conn, crypto, sorted({c for ids in cases.values() for c in ids}))
     accounts = [*picked, *auditors]
     credentials = new_credentials(len(accounts))
@@ -111,51 +111,48 @@ def provision(
     }
 
 
-def _caseloads(conn: Connection, orgs: list[int], n: int) -> dict[int, list[str]]:
-    """Up to ``n`` children a practitioner of each organisation works with, open and never
-    protected (shielded or in a shielded child's household), first involvements first.
+def _caseloads(conn: Any, sealer: Sealer, orgs: list[int], n: int) -> dict[int, list[str]]:
+    """Up to ``n`` children each organisation works with (current, confirmed, not sensitive),
+    whose records any of its staff may see in full: open and never protected (shielded or in a
+    shielded child's household), first involvements first.
 
-    The shield flags are sealed, so SQL picks candidates and the flags are opened here; while
-    protected children leave an organisation short of ``n`` in a window SQL filled, a wider
-    window is read.
+    The involvement's child reference and the shield flags are sealed, so no SQL joins or
+    filters on them: the involvements are read and opened first, then the children they name
+    are checked by id, their flags opened here.
     """
-    window = 2 * n
-    while True:
-        candidates = conn.execute(
+    involved: list[tuple[int, str]] = [
+        (int(org), sealer.open_ref(token, "involvements.child_id"))
+        for org, token in conn.execute(
             text(
-                "SELECT organisation_id, child_id, k FROM ("
-                " SELECT i.organisation_id, i.child_id, row_number() OVER"
-                " (PARTITION BY i.organisation_id ORDER BY i.id) AS k"
-                " FROM involvements i JOIN children c ON c.id = i.child_id"
-                " WHERE i.organisation_id IN :orgs AND i.ended_on IS NULL AND NOT i.sensitive"
-                " AND i.confirmed_at IS NOT NULL"
-                " AND c.archived_at IS NULL AND c.deceased_recorded_at IS NULL) s"
-                " WHERE k <= :n ORDER BY organisation_id, k"
+                "SELECT organisation_id, child_id FROM involvements"
+                " WHERE organisation_id IN :orgs AND ended_on IS NULL AND NOT sensitive"
+                " AND confirmed_at IS NOT NULL ORDER BY organisation_id, id"
             ).bindparams(bindparam("orgs", expanding=True)),
-            {"orgs": orgs, "n": window},
-        ).all()
-        protected = _protected(conn, sorted({str(row.child_id) for row in candidates}))
-        cases: dict[int, list[str]] = defaultdict(list)
-        read: dict[int, int] = defaultdict(int)
-        for org, child, _ in candidates:
-            read[int(org)] += 1
-            if str(child) not in protected and len(cases[int(org)]) < n:
-                cases[int(org)].append(str(child))
-        if all(len(cases[org]) >= n or read[org] < window for org in orgs):
-            return cases
-        window *= 4
+            {"orgs": orgs},
+        )
+    ]
+    visible = _visible(conn, sorted({child for _, child in involved}))
+    cases: dict[int, list[str]] = defaultdict(list)
+    for org, child in involved:
+        if child in visible and len(cases[org]) < n:
+            cases[org].append(child)
+    return cases
 
 
-def _protected(conn: Connection, ids: list[str]) -> set[str]:
-    """Which of these children are shielded or in a shielded child's household."""
+def _visible(conn: Connection, ids: list[str]) -> set[str]:
+    """Which of these children are open, and neither shielded nor in a shielded household."""
     found: set[str] = set()
     for start in range(0, len(ids), 5000):
         rows = conn.execute(
             select(Child.id, Child.shielded, Child.household_shielded).where(
-                Child.id.in_(ids[start : start + 5000])
+                Child.id.in_(ids[start : start + 5000]),
+                Child.archived_at.is_(None),
+                Child.deceased_recorded_at.is_(None),
             )
         )
-        found.update(child_id for child_id, shielded, household in rows if shielded or household)
+        found.update(
+            child_id for child_id, shielded, household in rows if not (shielded or household)
+        )
     return found
 
 

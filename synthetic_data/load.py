@@ -38,6 +38,8 @@ from synthetic_data.tables import GENDERS, ChunkTables
 from synthetic_data.vocab import vocabulary
 
 S16 = npt.NDArray[np.bytes_]
+# A child id (13 characters) sealed with AES-SIV: the id and a 16-byte tag.
+SEALED_ID_BYTES = 13 + 16
 BULK_TABLES = ("children", "carers", "child_carers", "involvements")
 LEDGER_DDL = (
     """
@@ -189,12 +191,19 @@ class Encoder:
         )
         return Columns(Carer.__table__, batch)  # type: ignore[arg-type]
 
+    def _sealed_ids(self, t: ChunkTables, column: str) -> npt.NDArray[np.bytes_]:
+        """Each child's id sealed for ``column``, once per child (the app's ``SealedRef``)."""
+        tokens = [self.sealer.ref(i, column) for i in t.children["child_id"].to_pylist()]
+        if any(len(token) != SEALED_ID_BYTES for token in tokens):
+            raise ValueError("a child id is not 13 characters long")
+        return np.asarray(tokens, f"S{SEALED_ID_BYTES}")
+
     def child_carers(self, t: ChunkTables, data: ChunkData) -> Columns:
-        ids = np.asarray(t.children["child_id"].to_pylist(), "S13")
+        ids = self._sealed_ids(t, "child_carers.child_id")
         batch = pgcopy.Batch(
             rows=len(data.link_child),
             fixed={
-                "child_id": ("char13", ids[data.link_child], None),
+                "child_id": ("sealed_id", ids[data.link_child], None),
                 "carer_id": ("int4", data.carer_id[data.link_carer], None),
                 "parental_responsibility": ("bool", data.link_responsibility, None),
             },
@@ -203,7 +212,7 @@ class Encoder:
         return Columns(ChildCarer.__table__, batch)  # type: ignore[arg-type]
 
     def involvements(self, t: ChunkTables, data: ChunkData) -> Columns:
-        ids = np.asarray(t.children["child_id"].to_pylist(), "S13")
+        ids = self._sealed_ids(t, "involvements.child_id")
         staff = data.involvement_practitioner
         batch = pgcopy.Batch(
             rows=len(data.involvement_id),
@@ -212,7 +221,7 @@ class Encoder:
             constants={"ended_on": None, "created_at": self.now, "confirmed_by": None},
             fixed={
                 "id": ("int4", data.involvement_id, None),
-                "child_id": ("char13", ids[data.involvement_child], None),
+                "child_id": ("sealed_id", ids[data.involvement_child], None),
                 "organisation_id": ("int4", data.involvement_org, None),
                 "practitioner_id": ("int4", staff, staff == 0),
                 "started_on": ("date", data.involvement_started, None),
@@ -323,9 +332,11 @@ def household_shielded(data: ChunkData) -> npt.NDArray[np.bool_]:
 def _python_values(
     kind: str, values: npt.NDArray[Any], mask: npt.NDArray[np.bool_] | None
 ) -> list[Any]:
-    if kind == "bytes16":
-        raw = np.ascontiguousarray(values).view("V16").tobytes()
-        out: list[Any] = [raw[i * 16 : (i + 1) * 16] for i in range(len(values))]
+    if kind in ("bytes16", "sealed_id"):
+        # Raw bytes: NumPy's "S" type would drop trailing zero bytes.
+        width = values.dtype.itemsize
+        raw = np.ascontiguousarray(values).view(f"V{width}").tobytes()
+        out: list[Any] = [raw[i * width : (i + 1) * width] for i in range(len(values))]
     elif kind == "char13":
         out = [v.decode("ascii") for v in values.tolist()]
     elif kind == "date":

@@ -76,6 +76,7 @@ FIXED_TYPES = {
     "bool": "?",
     "char13": "S13",
     "bytes16": "S16",
+    "sealed_id": "S29",  # a 13-character child id sealed with AES-SIV (16-byte tag)
     "date": ">i4",
     "midnight": ">i8",
 }

@@ -454,13 +454,28 @@ def generate_chunk(plan: Plan, chunk: Chunk) -> ChunkData:
             sensitive=True,
         )
 
+    # Involvements, carers and links in no particular order, numbered after the shuffle: rows
+    # (and ids) in the children's order would let a copy of the database line a sealed child
+    # reference up with the child it hides. Drawn last, so every other value stays as it was.
     columns = [np.concatenate(col) for col in zip(*inv.parts, strict=True)]
-    inv_order = np.argsort(columns[0], kind="stable")
+    inv_order = rng.permutation(len(columns[0]))
     inv_child, inv_org, inv_staff, inv_started, inv_lead, inv_caf, inv_sensitive = (
         c[inv_order] for c in columns
     )
     involvement_base = chunk.index * CHUNK_CHILDREN * INVOLVEMENTS_PER_CHILD_MAX
     involvement_id = (involvement_base + 1 + np.arange(len(inv_child))).astype(np.int64)
+    carer_order = rng.permutation(m)
+    carer_household, carer_given, carer_family, carer_dob, phone, email = (
+        a[carer_order]
+        for a in (carer_household, carer_given, carer_family, carer_dob, phone, email)
+    )
+    carer_sex, phone_kind = carer_sex[carer_order], phone_kind[carer_order]
+    carer_position = np.empty(m, np.int32)
+    carer_position[carer_order] = np.arange(m, dtype=np.int32)
+    link_order = rng.permutation(len(link_child))
+    link_child = link_child[link_order]
+    link_carer = carer_position[link_carer[link_order]]
+    relationship, responsibility = relationship[link_order], responsibility[link_order]
 
     positions = chunk.index * CHUNK_CHILDREN + np.arange(n, dtype=np.int64)
     sample = np.zeros(0, dtype=np.int64)

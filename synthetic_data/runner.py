@@ -159,9 +159,11 @@ def _init_worker(config: RunConfig, la_ids: dict[str, int], done: frozenset[int]
     state = _WorkerState(config, plan, done=done)
     if config.database_url is not None:
         assert config.keyring is not None
+        sealer = Sealer.of(config.keyring)
         state.engine = make_engine(config.database_url, pool_size=1)
+        bind(state.engine, sealer)
         state.encoder = load.Encoder(
-            Crypto(config.keyring), Sealer.of(config.keyring), plan, la_ids, datetime.now(UTC)
+            Crypto(config.keyring), sealer, plan, la_ids, datetime.now(UTC)
         )
     _STATE = state
 
@@ -558,8 +560,9 @@ def run(config: RunConfig) -> RunReport:
     chunks = plan.shard(config.shard, config.shards)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(config.database_url) if config.database_url else None
-    if engine is not None and config.keyring is not None:
-        # The upgrade seals what an existing registry holds, with the instance's keys.
+    if engine is not None:
+        assert config.keyring is not None
+        # The instance's keys, as the registry holds them: the upgrade seals existing links.
         bind(engine, Sealer.of(config.keyring))
     try:
         la_ids: dict[str, int] = {}

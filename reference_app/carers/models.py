@@ -8,6 +8,7 @@ from sqlalchemy import Boolean, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reference_app.kit.db import Base
+from reference_app.kit.sealing import SealedRef
 
 
 class Relationship(StrEnum):
@@ -34,9 +35,9 @@ class Carer(Base):
 class ChildCarer(Base):
     __tablename__ = "child_carers"
 
-    child_id: Mapped[str] = mapped_column(
-        ForeignKey("children.id", ondelete="CASCADE"), primary_key=True
-    )
+    # Sealed: a copy of the database cannot tell whose carer this is, nor, through a shared
+    # carer, which children live together.
+    child_id: Mapped[str] = mapped_column(SealedRef("child_carers.child_id"), primary_key=True)
     carer_id: Mapped[int] = mapped_column(
         ForeignKey("carers.id", ondelete="CASCADE"), primary_key=True, index=True
     )

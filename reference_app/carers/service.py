@@ -50,14 +50,20 @@ def add(call: Call, principal: Principal, raw_child_id: str, fields: dict[str, A
 
 def _in_own_la(call: Call, principal: Principal, carer_id: int) -> tuple[Carer, str]:
     """A carer linked to a child of the caller's LA (and that child), or not found."""
-    child_id = call.db.scalar(
-        select(ChildCarer.child_id)
-        .join(Child, Child.id == ChildCarer.child_id)
-        .where(
-            ChildCarer.carer_id == carer_id,
-            Child.local_authority_id == principal.local_authority_id,
+    # The link's child reference is sealed, so no SQL joins it to ``children``: the carer's
+    # children (a household's few) first, then which of them the caller's LA holds.
+    linked = sorted(
+        set(call.db.scalars(select(ChildCarer.child_id).where(ChildCarer.carer_id == carer_id)))
+    )
+    child_id = (
+        call.db.scalar(
+            select(Child.id)
+            .where(Child.id.in_(linked), Child.local_authority_id == principal.local_authority_id)
+            .order_by(Child.id)
+            .limit(1)
         )
-        .limit(1)
+        if linked
+        else None
     )
     carer = call.db.get(Carer, carer_id) if child_id else None
     if carer is None or child_id is None:

@@ -193,12 +193,21 @@ def at_postcode(db: Session, postcode: bytes, *, other_than: str) -> Sequence[Ch
 
 
 def sharing_a_carer(db: Session, child_id: str) -> Sequence[Child]:
-    """Other children linked to any of this child's carers."""
+    """Other children linked to any of this child's carers.
+
+    Two queries: the link's child reference is sealed, so no SQL can join it to ``children``.
+    """
     mine = select(ChildCarer.carer_id).where(ChildCarer.child_id == child_id)
-    others = select(ChildCarer.child_id).where(
-        ChildCarer.carer_id.in_(mine), ChildCarer.child_id != child_id
+    others = set(
+        db.scalars(
+            select(ChildCarer.child_id).where(
+                ChildCarer.carer_id.in_(mine), ChildCarer.child_id != child_id
+            )
+        )
     )
-    return db.scalars(select(Child).where(Child.id.in_(others))).all()
+    if not others:
+        return []
+    return db.scalars(select(Child).where(Child.id.in_(sorted(others)))).all()
 
 
 def shielded_ids(db: Session) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -17,6 +17,9 @@ from reference_app.exports.models import ExportRequest, ExportWatermark
 from reference_app.localauthorities.models import LocalAuthority
 from reference_app.practitioners.models import Practitioner
 from reference_app.services.models import Involvement, Organisation
+
+# Child ids bound in one statement: well under SQLite's and PostgreSQL's parameter limits.
+_ID_BATCH = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,27 +36,47 @@ def _in_scope(scope: Scope) -> list[ColumnElement[bool]]:
     """The scope's rows as far as SQL can tell: never archived, deceased or a honeytoken (other
     exports' watermarks). The shield flags are sealed: the readers below leave out shielded
     children (and a shielded child's household, whose address is the shielded child's) after
-    reading."""
+    reading. An organisation's scope also keeps only the children it works with
+    (``_scope_batches``)."""
     rules: list[ColumnElement[bool]] = [
         Child.local_authority_id == scope.local_authority_id,
         open_record(),
         ~exists().where(Canary.child_id == Child.id),
     ]
-    if scope.organisation_id is not None:
-        rules.append(
-            exists().where(
-                Involvement.child_id == Child.id,
-                Involvement.organisation_id == scope.organisation_id,
-                # A claim the child's LA has not confirmed puts no child in an export.
-                Involvement.confirmed_at.is_not(None),
-                Involvement.started_on <= scope.today,
-                or_(Involvement.ended_on.is_(None), Involvement.ended_on >= scope.today),
-            )
-        )
     if scope.date_of_birth_bidx is not None:
         # Dates of birth are encrypted: an age range is the set of their keyed hashes.
         rules.append(Child.date_of_birth_bidx.in_(list(scope.date_of_birth_bidx)))
     return rules
+
+
+def involved_children(db: Session, organisation_id: int, today: date) -> list[str]:
+    """The children an organisation works with today, in id order: only confirmed
+    involvements count (a claim the child's LA has not confirmed puts no child in an export)."""
+    found = db.scalars(
+        select(Involvement.child_id).where(
+            Involvement.organisation_id == organisation_id,
+            Involvement.confirmed_at.is_not(None),
+            Involvement.started_on <= today,
+            or_(Involvement.ended_on.is_(None), Involvement.ended_on >= today),
+        )
+    )
+    return sorted(set(found))
+
+
+def _scope_batches(db: Session, scope: Scope) -> Iterator[list[ColumnElement[bool]]]:
+    """The scope's rules, with an organisation's children a batch at a time, in id order.
+
+    An involvement's child reference is sealed, so no SQL can join it to ``children``: the
+    organisation's children are read first and looked up by id, in batches that stay within
+    every backend's limit on bound parameters.
+    """
+    rules = _in_scope(scope)
+    if scope.organisation_id is None:
+        yield rules
+        return
+    ids = involved_children(db, scope.organisation_id, scope.today)
+    for start in range(0, len(ids), _ID_BATCH):
+        yield [*rules, Child.id.in_(ids[start : start + _ID_BATCH])]
 
 
 def count_scope(db: Session, scope: Scope) -> int:
@@ -61,16 +84,23 @@ def count_scope(db: Session, scope: Scope) -> int:
 
 
 def scope_children(db: Session, scope: Scope) -> Sequence[Child]:
-    rows = db.scalars(select(Child).where(*_in_scope(scope)).order_by(Child.id)).all()
-    return [child for child in rows if not child.protected]
+    return [
+        child
+        for rules in _scope_batches(db, scope)
+        for child in db.scalars(select(Child).where(*rules).order_by(Child.id))
+        if not child.protected
+    ]
 
 
 def scope_ids(db: Session, scope: Scope) -> list[str]:
     """The scope's children, less the protected ones: every candidate's flags are read and
     opened (in batches: an LA holds tens of thousands of children)."""
-    query = select(Child.id, Child.shielded, Child.household_shielded).where(*_in_scope(scope))
-    rows = db.execute(query.order_by(Child.id).execution_options(yield_per=10_000))
-    return [child_id for child_id, shielded, household in rows if not (shielded or household)]
+    found: list[str] = []
+    for rules in _scope_batches(db, scope):
+        query = select(Child.id, Child.shielded, Child.household_shielded).where(*rules)
+        rows = db.execute(query.order_by(Child.id).execution_options(yield_per=10_000))
+        found += [child_id for child_id, shielded, household in rows if not (shielded or household)]
+    return found
 
 
 def children_by_id(db: Session, child_ids: Sequence[str]) -> Sequence[Child]:

@@ -66,17 +66,26 @@ def purge(db: Session, child_ids: list[str], before: datetime) -> tuple[list[str
     """Delete the children (still archived before ``before``), their carer links,
     involvements, canary rows, change and unshield requests, and the carers left linked to no child.
     Return the purged ids and how many carers went. The audit trail is kept: it has no
-    foreign key to the children."""
-    carer_ids = set(
-        db.scalars(select(ChildCarer.carer_id).where(ChildCarer.child_id.in_(child_ids)))
+    foreign key to the children.
+
+    Carer links and involvements refer to the child by a sealed reference, which no foreign key
+    can follow, so nothing cascades: each is deleted here by child id. The children still due
+    are locked first, so a record reinstated meanwhile keeps its links.
+    """
+    due = list(
+        db.scalars(
+            select(Child.id)
+            .where(Child.id.in_(child_ids), Child.archived_at < before)
+            .with_for_update()
+        )
     )
+    if not due:
+        return [], 0
+    carer_ids = set(db.scalars(select(ChildCarer.carer_id).where(ChildCarer.child_id.in_(due))))
     for table in (ChildCarer, Involvement, Canary, ChangeRequest, UnshieldRequest):
-        db.execute(delete(table).where(table.child_id.in_(child_ids)).execution_options(**_BULK))
+        db.execute(delete(table).where(table.child_id.in_(due)).execution_options(**_BULK))
     purged = db.execute(
-        delete(Child)
-        .where(Child.id.in_(child_ids), Child.archived_at < before)
-        .returning(Child.id)
-        .execution_options(**_BULK)
+        delete(Child).where(Child.id.in_(due)).returning(Child.id).execution_options(**_BULK)
     )
     purged_ids = [row[0] for row in purged]
     carers = 0

@@ -9,6 +9,7 @@ from sqlalchemy import Boolean, Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reference_app.kit.db import Base, UTCDateTime
+from reference_app.kit.sealing import SealedRef
 
 
 class OrganisationKind(StrEnum):
@@ -63,11 +64,15 @@ class Involvement(Base):
     __tablename__ = "involvements"
     __table_args__ = (
         Index("ix_involvements_child_org", "child_id", "organisation_id"),
+        # An organisation's export scope starts from its involvements: the child reference is
+        # sealed, so it cannot start from the children and look each one up.
+        Index("ix_involvements_organisation", "organisation_id"),
         Index("ix_involvements_practitioner", "practitioner_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    child_id: Mapped[str] = mapped_column(ForeignKey("children.id", ondelete="CASCADE"))
+    # Sealed: a copy of the database cannot tell which child a service works with.
+    child_id: Mapped[str] = mapped_column(SealedRef("involvements.child_id"))
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     practitioner_id: Mapped[int | None] = mapped_column(ForeignKey("practitioners.id"))
     started_on: Mapped[date] = mapped_column(Date)

@@ -309,14 +309,13 @@ def dump_holds_no_clear_text(ctx: Context) -> None:
     unique = {k: v for k, v in needles.items() if k != "given name"}
     shown: dict[str, set[str]] = {}
     rows_read = 0
+    # The link's child reference is sealed: the carer's rows are found by the carer's id.
+    carer_id = added.json()["carer_id"]
     with ctx.database.connect() as conn:
         own = {
             "children": ("id = :c", {"c": child.child_id}),
-            "carers": (
-                "id IN (SELECT carer_id FROM child_carers WHERE child_id = :c)",
-                {"c": child.child_id},
-            ),
-            "child_carers": ("child_id = :c", {"c": child.child_id}),
+            "carers": ("id = :k", {"k": carer_id}),
+            "child_carers": ("carer_id = :k", {"k": carer_id}),
         }
         for table, (where, params) in own.items():
             found = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,8 +15,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select, text
 
 from reference_app.app import create_app
+from reference_app.carers.models import ChildCarer
+from reference_app.children.models import Child
 from reference_app.context import AppContext
 from reference_app.kit.keys import Keyring
+from reference_app.kit.sealing import Sealer, bind, stored_table
 from reference_app.services.models import Involvement
 from synthetic_data import load
 from synthetic_data.plan import Options, build_plan
@@ -94,6 +98,22 @@ def test_the_feeds_involvements_arrive_confirmed_from_the_day_they_started(
     for started_on, confirmed_at, confirmed_by in rows:
         assert confirmed_by is None
         assert confirmed_at == dt.datetime.combine(started_on, dt.time(0), dt.UTC)
+
+
+def test_stored_involvements_do_not_follow_the_children(
+    loaded: tuple[Generated, AppContext], keyring: Keyring
+) -> None:
+    """Read as a copy of the database holds them: in id order, a child's involvements would
+    follow each other if the rows were written in the children's order."""
+    _, ctx = loaded
+    stored = stored_table(Involvement.__table__)  # type: ignore[arg-type]
+    with ctx.engine.connect() as conn:
+        tokens = conn.execute(select(stored.c.child_id).order_by(stored.c.id)).scalars().all()
+    sealer = Sealer.of(keyring)
+    children = [sealer.open_ref(token, "involvements.child_id") for token in tokens]
+    assert len(set(children)) > 1000
+    neighbours = sum(a == b for a, b in itertools.pairwise(children))
+    assert neighbours / len(children) < 0.05
 
 
 def test_the_registry_finds_sampled_children_by_its_own_search(
@@ -230,21 +250,19 @@ def test_an_interrupted_load_keeps_whole_chunks_and_a_rerun_completes_it(
     with pytest.raises(RuntimeError, match="power cut"):
         generate_into(fresh_database, keyring, tmp_path, children=CHILDREN, seed=3)
     engine = create_engine(fresh_database.owner_url)
+    bind(engine, Sealer.of(keyring))
     try:
         with engine.connect() as conn:
             ledger = conn.execute(text("SELECT sum(children) FROM synthetic_load_chunks")).scalar()
-            held = conn.execute(text("SELECT count(*) FROM children")).scalar_one()
-            orphans = conn.execute(
-                text(
-                    "SELECT count(*) FROM involvements i "
-                    "WHERE NOT EXISTS (SELECT 1 FROM children c WHERE c.id = i.child_id)"
-                )
-            ).scalar_one()
+            ids = set(conn.execute(select(Child.id)).scalars())
+            # Sealed references: no SQL can join them to the children, so compare the ids.
+            linked = set(conn.execute(select(Involvement.child_id)).scalars())
+            linked |= set(conn.execute(select(ChildCarer.child_id)).scalars())
     finally:
         engine.dispose()
-    assert 0 < held < CHILDREN
-    assert held == ledger  # whole chunks only: nothing of the interrupted one
-    assert orphans == 0
+    assert 0 < len(ids) < CHILDREN
+    assert len(ids) == ledger  # whole chunks only: nothing of the interrupted one
+    assert linked <= ids
     monkeypatch.undo()
     generated = generate_into(fresh_database, keyring, tmp_path, children=CHILDREN, seed=3)
     assert generated.report.skipped > 0

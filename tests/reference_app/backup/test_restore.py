@@ -77,14 +77,14 @@ def target_state(url: str) -> tuple[set[str], set[str], dict[str, tuple[int, str
 
 
 def rows_of(url: str, table_name: str) -> list[tuple[Any, ...]]:
-    """The table's rows as stored: sealed columns as their bytes (a restore keeps them)."""
-    source = target_metadata.tables[table_name]
-    table = stored_table(source)
-    key = [table.c[c.name] for c in source.primary_key]
+    """The table's rows as stored (sealed columns as their bytes: no keys needed)."""
+    table = target_metadata.tables[table_name]
+    stored = stored_table(table)
+    key = [stored.c[c.name] for c in table.primary_key]
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(select(table).order_by(*key))]
+            return [tuple(r) for r in conn.execute(select(stored).order_by(*key))]
     finally:
         engine.dispose()
 
