@@ -14,6 +14,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import select
+
 from reference_app.access.principal import Principal
 from reference_app.alerts import repository
 from reference_app.alerts.models import Alert, AlertKind, AlertSeverity, AlertStatus
@@ -178,6 +180,32 @@ def step(
         tag, principal=principal, child_id=alert.child_id, details=_note_details(call, alert, note)
     )
     return alert
+
+
+def close_claim_alerts(
+    call: Call, principal: Principal, child_id: str, involvement_id: int, decision: str
+) -> list[Alert]:
+    """Close the open alerts a claim raised, now that ``principal`` decided it: the team's list
+    keeps only what still needs someone, and the trail records who closed them and why."""
+    candidates = call.db.scalars(
+        select(Alert).where(
+            Alert.kind == AlertKind.INVOLVEMENT_CLAIM.value,
+            Alert.local_authority_id == principal.local_authority_id,
+            Alert.child_id == child_id,
+            Alert.status != AlertStatus.CLOSED.value,
+        )
+    ).all()
+    closed = []
+    for alert in candidates:
+        if json.loads(alert.details or "{}").get("involvement_id") != involvement_id:
+            continue
+        alert.status = AlertStatus.CLOSED.value
+        alert.updated_at = call.ctx.clock.now()
+        alert.handled_by = principal.user_id
+        details = {"alert_id": alert.id, "kind": alert.kind, "claim": decision}
+        call.audit(EventTag.ALERT_CLOSED, principal=principal, child_id=child_id, details=details)
+        closed.append(alert)
+    return closed
 
 
 def set_subject_status(

@@ -14,7 +14,7 @@ import datetime as dt
 
 from reference_app.access.principal import Principal
 from reference_app.alerts.models import AlertKind, AlertSeverity
-from reference_app.alerts.service import raise_alert
+from reference_app.alerts.service import close_claim_alerts, raise_alert
 from reference_app.audit.tags import EventTag
 from reference_app.children import repository as children
 from reference_app.children.service import parse_child_id
@@ -212,6 +212,7 @@ def confirm(call: Call, principal: Principal, involvement_id: int) -> Involvemen
     involvement = _decidable(call, principal, involvement_id)
     involvement.confirmed_at = call.ctx.clock.now()
     involvement.confirmed_by = principal.user_id
+    close_claim_alerts(call, principal, involvement.child_id, involvement.id, "confirmed")
     call.audit(
         EventTag.INVOLVEMENT_CONFIRMED,
         principal=principal,
@@ -226,6 +227,7 @@ def reject(call: Call, principal: Principal, involvement_id: int) -> Involvement
     involvement = _decidable(call, principal, involvement_id)
     involvement.ended_on = call.ctx.clock.now().date()
     involvement.is_lead_professional = False
+    close_claim_alerts(call, principal, involvement.child_id, involvement.id, "rejected")
     call.audit(
         EventTag.INVOLVEMENT_REJECTED,
         principal=principal,

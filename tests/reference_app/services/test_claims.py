@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from reference_app.access.permissions import Role
@@ -161,3 +162,17 @@ def test_with_claim_confirmation_off_a_claim_counts_at_once_unalerted(world: Wor
             access = _view(w, headers, child.id)
             assert (access["level"], access["relationship"]) == ("full", "involved")
         assert _claim_alerts(w, LA_B, child.id) == []
+
+
+@pytest.mark.parametrize("decision", ["confirm", "reject"])
+def test_deciding_a_claim_closes_its_alert(world: World, decision: str) -> None:
+    child = world.child(LA_B)
+    _, claimer, _ = _claimer_and_colleague(world)
+    involvement = _claim(world, claimer, child.id).json()["id"]
+    [alert] = _claim_alerts(world, LA_B, child.id)
+    assert alert["status"] == "open"
+    manager = world.headers(Role.LA_DATA_MANAGER, LA_B)
+    assert _decide(world, decision, involvement, manager).status_code == 200
+    [after] = _claim_alerts(world, LA_B, child.id)
+    assert after["status"] == "closed"
+    assert "alert:closed" in _tags(world, child.id)
