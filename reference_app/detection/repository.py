@@ -71,12 +71,13 @@ def sealed_events_after(
 
 def children(
     db: Session, ids: Iterable[str]
-) -> dict[str, Row[tuple[str, bool, bytes, bytes, int]]]:
+) -> dict[str, Row[tuple[str, bool, bool, bytes, bytes, int]]]:
     wanted = sorted(set(ids))
     rows = db.execute(
         select(
             Child.id,
             Child.shielded,
+            Child.household_shielded,
             Child.family_name_bidx,
             Child.postcode_bidx,
             Child.local_authority_id,

@@ -9,7 +9,7 @@ signs (a look without involvement, an evening view) alert only when they pile up
 | canary | 100 | the child is a honeytoken |
 | same_address | 60 | the child lives at the viewer's home postcode; the viewer is not involved |
 | same_surname | 50 | the child shares the viewer's family name; the viewer is not involved |
-| shielded | 40 | the child is shielded and the viewer is not involved |
+| shielded | 40 | the child is shielded or in its household; the viewer is not involved |
 | override | 20 | the view used the emergency override (alerted at once anyway) |
 | out_of_hours_uninvolved | 25 | outside working hours, not involved |
 | out_of_hours | 10 | outside working hours, involved |

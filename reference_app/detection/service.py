@@ -112,7 +112,9 @@ def _scan_batch(ctx: AppContext, db: Session, batch: int) -> ScanReport | None:
                 relationship=event.relationship or "",
                 local_time=event.occurred_at.astimezone(zone),
                 canary=child.id in canaries,
-                shielded=bool(child.shielded),
+                # A shielded child's household is protected as the child is: looking at a
+                # sibling finds where the shielded child lives.
+                shielded=bool(child.shielded or child.household_shielded),
                 same_surname=_same(user.family_name_bidx, child.family_name_bidx),
                 same_address=_same(user.home_postcode_bidx, child.postcode_bidx),
                 working_days=ctx.settings.working_days,

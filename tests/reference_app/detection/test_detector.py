@@ -271,3 +271,25 @@ def test_a_seven_day_service_works_weekends_but_not_nights() -> None:
     assert score_view(facts(local_time=saturday_noon)) == [SnoopRule.OUT_OF_HOURS]
     assert score_view(facts(local_time=saturday_noon, working_days=7)) == []
     assert score_view(facts(local_time=saturday_night, working_days=7)) == [SnoopRule.OUT_OF_HOURS]
+
+
+def test_a_view_of_a_shielded_childs_household_scores_as_shielded(world: World) -> None:
+    from sqlalchemy import select
+
+    from reference_app.carers.models import ChildCarer
+    from reference_app.children.service import refresh_all_households
+
+    with strict_world(world) as w:
+        move_to(w, WEDNESDAY, 11)
+        catch_up(w)
+        shielded = w.child(LA_A, shielded=True)
+        sibling = w.child(LA_A)
+        with w.ctx.sessions() as db, db.begin():
+            carer = db.scalar(select(ChildCarer.carer_id).where(ChildCarer.child_id == shielded.id))
+            db.add(ChildCarer(child_id=sibling.id, carer_id=carer, relationship="mother"))
+            db.flush()
+            refresh_all_households(db, w.ctx.crypto)
+        browser = w.new_account(Role.EDUCATION_PRACTITIONER)
+        assert view(w, w.login(browser), sibling.id).status_code == 200
+        report = detect(w)
+        assert report.rules[SnoopRule.SHIELDED] == 1
