@@ -9,6 +9,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reference_app.kit.db import Base, UTCDateTime
+from reference_app.kit.sealing import SealedRef
 
 
 class Gender(StrEnum):
@@ -96,7 +97,9 @@ class UnshieldRequest(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    child_id: Mapped[str] = mapped_column(ForeignKey("children.id", ondelete="CASCADE"), index=True)
+    # Sealed, so a copy of the database does not name the shielded child; hence no foreign key,
+    # and retention deletes a purged child's requests itself.
+    child_id: Mapped[str] = mapped_column(SealedRef("unshield_requests.child_id"), index=True)
     local_authority_id: Mapped[int] = mapped_column(ForeignKey("local_authorities.id"))
     status: Mapped[str] = mapped_column(String(10), default=UnshieldStatus.PENDING)
     requested_by: Mapped[int] = mapped_column(ForeignKey("practitioners.id"))

@@ -32,6 +32,7 @@ from reference_app.kit.envelope import (
     seal,
 )
 from reference_app.kit.migrate import target_metadata
+from reference_app.kit.sealing import stored_table
 from reference_app.services.models import Organisation
 from tests.fixtures.backup import (
     AWKWARD_NAME,
@@ -76,11 +77,14 @@ def target_state(url: str) -> tuple[set[str], set[str], dict[str, tuple[int, str
 
 
 def rows_of(url: str, table_name: str) -> list[tuple[Any, ...]]:
+    """The table's rows as stored (sealed columns as their bytes), in key order."""
     table = target_metadata.tables[table_name]
+    stored = stored_table(table)
+    key = [stored.c[c.name] for c in table.primary_key]
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(select(table).order_by(*table.primary_key))]
+            return [tuple(r) for r in conn.execute(select(stored).order_by(*key))]
     finally:
         engine.dispose()
 
