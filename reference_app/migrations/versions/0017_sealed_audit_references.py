@@ -61,12 +61,13 @@ def _sealer(table: str) -> Sealer:
 def _convert(table: str, change: Callable[[Sealer, Any], bytes]) -> None:
     """Rewrite every child_id of ``table`` through ``change``, by distinct value."""
     conn = op.get_bind()
-    values = [
-        row[0]
-        for row in conn.exec_driver_sql(
-            f"SELECT DISTINCT child_id FROM {table} WHERE child_id IS NOT NULL"  # noqa: S608
-        )
-    ]
+    # Untyped columns: values pass as the driver holds them (text or bytes on SQLite).
+    target = sa.table(table, sa.column("child_id"))
+    values = list(
+        conn.execute(
+            sa.select(target.c.child_id).distinct().where(target.c.child_id.is_not(None))
+        ).scalars()
+    )
     if not values:
         return
     sealer = _sealer(table)
@@ -78,10 +79,10 @@ def _convert(table: str, change: Callable[[Sealer, Any], bytes]) -> None:
     conn.exec_driver_sql(
         f"CREATE TEMPORARY TABLE sealing_map (old {column} PRIMARY KEY, new {column} NOT NULL)"
     )
-    insert = sa.text("INSERT INTO sealing_map (old, new) VALUES (:old, :new)")
+    mapping = sa.table("sealing_map", sa.column("old"), sa.column("new"))
     for start in range(0, len(values), _BATCH):
         conn.execute(
-            insert,
+            mapping.insert(),
             [
                 {"old": bytes(v) if postgres else v, "new": change(sealer, v)}
                 for v in values[start : start + _BATCH]
@@ -90,11 +91,8 @@ def _convert(table: str, change: Callable[[Sealer, Any], bytes]) -> None:
     guarded = postgres and table in APPEND_ONLY
     if guarded:
         op.execute(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only")
-    op.execute(
-        f"UPDATE {table} SET child_id = "  # noqa: S608
-        "(SELECT new FROM sealing_map WHERE sealing_map.old = "
-        f"{table}.child_id) WHERE child_id IS NOT NULL"
-    )
+    new = sa.select(mapping.c.new).where(mapping.c.old == target.c.child_id).scalar_subquery()
+    conn.execute(target.update().values(child_id=new).where(target.c.child_id.is_not(None)))
     if guarded:
         op.execute(f"ALTER TABLE {table} ENABLE TRIGGER {table}_append_only")
     op.execute("DROP TABLE sealing_map")
