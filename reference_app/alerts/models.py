@@ -9,6 +9,7 @@ from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reference_app.kit.db import Base, UTCDateTime
+from reference_app.kit.sealing import SealedRef
 
 
 class AlertKind(StrEnum):
@@ -46,8 +47,10 @@ class Alert(Base):
     status: Mapped[str] = mapped_column(String(15), default=AlertStatus.OPEN)
     subject_user_id: Mapped[int] = mapped_column(Integer, index=True)
     local_authority_id: Mapped[int] = mapped_column(Integer, index=True)
-    # A reference (child id, audit event id), never the child's personal data.
-    child_id: Mapped[str | None] = mapped_column(String(13))
+    # A reference (child id, audit event id), never the child's personal data; the child's id is
+    # sealed, so a copy of the database does not tell which child an alert (a canary's, an
+    # unshield's, a snooper's view) is about.
+    child_id: Mapped[str | None] = mapped_column(SealedRef("alerts.child_id"))
     audit_event_id: Mapped[int | None] = mapped_column(BigInteger)
     summary: Mapped[str] = mapped_column(String(200))
     # JSON: rule names, scores and counts behind the alert; references only.

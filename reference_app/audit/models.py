@@ -13,6 +13,7 @@ from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Tex
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reference_app.kit.db import Base, UTCDateTime
+from reference_app.kit.sealing import SealedRef
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -30,11 +31,15 @@ class AuditEvent(Base):
     actor_local_authority_id: Mapped[int | None] = mapped_column(Integer)
     source: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(32))
-    # No foreign key: the trail outlives the record it speaks of (retention purges children).
-    child_id: Mapped[str | None] = mapped_column(String(13), index=True)
+    # Sealed: a copy of the database must not tell who viewed whom. No foreign key: the trail
+    # outlives the record it speaks of (retention purges children). The log hashes the id itself
+    # (as read), so the sealing changes no leaf.
+    child_id: Mapped[str | None] = mapped_column(SealedRef("audit_events.child_id"), index=True)
     reason_code: Mapped[str | None] = mapped_column(String(40))
     relationship: Mapped[str | None] = mapped_column(String(20))
-    # Canonical JSON text, hashed as stored; never clear-text personal data.
+    # Canonical JSON text, hashed as stored; never clear-text personal data. A child it names
+    # (a search's results) is a sealed token; events written before 0017 keep clear ids, as
+    # rewriting them would break the log's proofs.
     details: Mapped[str] = mapped_column(Text, default="{}")
 
 
@@ -73,14 +78,15 @@ class AuditCheckpoint(Base):
 
 
 class AuditSearchHit(Base):
-    """A child a search event returned: the trail's ``result_ids`` indexed by child.
+    """A child a search event returned: the trail's search results indexed by child.
 
-    Derived from the event it names (whose details list the same ids, under the log's proofs),
-    so that a subject access pack finds every search that showed a child with an index lookup
-    instead of scanning every search's details. Append-only, like the trail.
+    Derived from the event it names (whose details list the same children, under the log's
+    proofs), so that a subject access pack finds every search that showed a child with an index
+    lookup instead of scanning every search's details. Append-only, like the trail; the child's
+    id is sealed, like the trail's.
     """
 
     __tablename__ = "audit_search_hits"
 
-    child_id: Mapped[str] = mapped_column(String(13), primary_key=True)
+    child_id: Mapped[str] = mapped_column(SealedRef("audit_search_hits.child_id"), primary_key=True)
     event_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)

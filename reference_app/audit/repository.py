@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from reference_app.audit.models import (
@@ -17,6 +17,8 @@ from reference_app.audit.models import (
     AuditSearchHit,
 )
 from reference_app.children.models import Child
+from reference_app.kit.crypto import DecryptionError
+from reference_app.kit.sealing import Sealer, sealer_for, stored_table
 
 
 def append_event(db: Session, values: dict[str, Any]) -> int:
@@ -73,21 +75,47 @@ def all_checkpoints(db: Session) -> Sequence[AuditCheckpoint]:
     return db.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size)).all()
 
 
-def log_in_order(db: Session, batch: int = 50000) -> Any:
-    """Yield (seq, event_id, event or None) in log order, streaming in batches."""
+def log_in_order(
+    db: Session, batch: int = 50000
+) -> Iterator[tuple[int, int, dict[str, Any] | None]]:
+    """Yield (seq, event_id, the event's column values or None) in log order, in batches.
+
+    The child's id is read as stored and opened here, not by the column's type: a token altered
+    in the database then reads as a value no leaf was signed for (an edit, named as such),
+    instead of an error that stops the verification.
+    """
+    events = stored_table(AuditEvent.__table__)  # type: ignore[arg-type]
+    sealer: Sealer | None = None
     last = -1
     while True:
         rows = db.execute(
-            select(AuditLogEntry.seq, AuditLogEntry.event_id, AuditEvent)
-            .outerjoin(AuditEvent, AuditEvent.id == AuditLogEntry.event_id)
+            select(AuditLogEntry.seq, AuditLogEntry.event_id, events)
+            .outerjoin(events, events.c.id == AuditLogEntry.event_id)
             .where(AuditLogEntry.seq > last)
             .order_by(AuditLogEntry.seq)
             .limit(batch)
         ).all()
         if not rows:
             return
-        yield from rows
+        for row in rows:
+            values = dict(row._mapping)
+            seq, event_id = values.pop("seq"), values.pop("event_id")
+            if values["id"] is None:
+                yield seq, event_id, None
+                continue
+            token = values["child_id"]
+            if token is not None:
+                sealer = sealer or sealer_for(db.get_bind().dialect)
+                values["child_id"] = _open_child(sealer, bytes(token))
+            yield seq, event_id, values
         last = rows[-1][0]
+
+
+def _open_child(sealer: Sealer, token: bytes) -> str:
+    try:
+        return sealer.open_ref(token, "audit_events.child_id")
+    except DecryptionError:
+        return f"unreadable:{token.hex()}"
 
 
 def unsealed_event_ids(db: Session, older_than: datetime) -> Sequence[int]:
@@ -114,16 +142,12 @@ def list_events(
     before_id: int | None,
     limit: int,
 ) -> Sequence[AuditEvent]:
-    """Events for review; a local authority sees its own staff's and its own children's."""
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
-    if local_authority_id is not None:
-        own_children = select(Child.id).where(Child.local_authority_id == local_authority_id)
-        query = query.where(
-            or_(
-                AuditEvent.actor_local_authority_id == local_authority_id,
-                AuditEvent.child_id.in_(own_children),
-            )
-        )
+    """Events for review; a local authority sees its own staff's and its own children's.
+
+    The trail's child ids are sealed, so SQL cannot match them against ``children``: which
+    events are about the LA's own children is decided on the ids as read.
+    """
+    query = select(AuditEvent).order_by(AuditEvent.id.desc())
     if child_id is not None:
         query = query.where(AuditEvent.child_id == child_id)
     if actor_id is not None:
@@ -132,4 +156,69 @@ def list_events(
         query = query.where(AuditEvent.tag == tag)
     if before_id is not None:
         query = query.where(AuditEvent.id < before_id)
-    return db.scalars(query).all()
+    if local_authority_id is None:
+        return db.scalars(query.limit(limit)).all()
+    if child_id is not None:
+        # One child: all its events if it is the LA's own, else only the LA's staff's.
+        if not _own_children(db, local_authority_id, [child_id]):
+            query = query.where(AuditEvent.actor_local_authority_id == local_authority_id)
+        return db.scalars(query.limit(limit)).all()
+    return _scan_own(db, query, local_authority_id, limit)
+
+
+def _own_children(db: Session, local_authority_id: int, child_ids: Iterable[str]) -> set[str]:
+    """Those of ``child_ids`` that are the LA's own children."""
+    wanted = sorted(set(child_ids))
+    own: set[str] = set()
+    for start in range(0, len(wanted), 5000):
+        own.update(
+            db.scalars(
+                select(Child.id).where(
+                    Child.id.in_(wanted[start : start + 5000]),
+                    Child.local_authority_id == local_authority_id,
+                )
+            )
+        )
+    return own
+
+
+# Pages of events an LA's reviewer's listing reads when it names no child: from a few times the
+# limit, doubling while the LA's events are sparse.
+_PAGE_FIRST, _PAGE_MOST = 200, 20000
+
+
+def _scan_own(
+    db: Session,
+    query: Select[tuple[AuditEvent]],
+    local_authority_id: int,
+    limit: int,
+) -> Sequence[AuditEvent]:
+    """The newest ``limit`` events of ``query`` by the LA's staff or about its children: their
+    ids, actors' LAs and children read newest first a page at a time, then the events kept."""
+    kept: list[int] = []
+    page = max(_PAGE_FIRST, 4 * limit)
+    heads = query.with_only_columns(
+        AuditEvent.id, AuditEvent.actor_local_authority_id, AuditEvent.child_id
+    )
+    before: int | None = None
+    while len(kept) < limit:
+        paged = heads if before is None else heads.where(AuditEvent.id < before)
+        rows = db.execute(paged.limit(page)).all()
+        own = _own_children(
+            db,
+            local_authority_id,
+            (child for _, la, child in rows if child is not None and la != local_authority_id),
+        )
+        kept.extend(
+            event_id for event_id, la, child in rows if la == local_authority_id or child in own
+        )
+        if len(rows) < page:
+            break
+        before = rows[-1][0]
+        page = min(_PAGE_MOST, page * 2)
+    wanted = kept[:limit]
+    if not wanted:
+        return []
+    return db.scalars(
+        select(AuditEvent).where(AuditEvent.id.in_(wanted)).order_by(AuditEvent.id.desc())
+    ).all()

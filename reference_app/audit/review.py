@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from reference_app.access.permissions import Role
 from reference_app.access.principal import Principal
 from reference_app.audit import repository
-from reference_app.audit.service import event_document
+from reference_app.audit.service import event_document, readable_details
 from reference_app.audit.tags import EventTag
 from reference_app.kit.http import Call
 
@@ -41,4 +40,4 @@ def review_events(
         child_id=child_id,
         details={"returned": len(events)},
     )
-    return [{**event_document(e), "details": json.loads(e.details)} for e in events]
+    return [{**event_document(e), "details": readable_details(call.db, e)} for e in events]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,11 +18,16 @@ from reference_app.audit import repository
 from reference_app.audit.models import AuditCheckpoint, AuditEvent
 from reference_app.audit.tags import EventTag, Outcome
 from reference_app.context import AppContext
+from reference_app.kit.crypto import DecryptionError
 from reference_app.kit.merkle import CompactRange, leaf_hash
+from reference_app.kit.sealing import Sealer, sealer_for
 
 CHECKPOINT_ORIGIN = "contactpoint-audit/v1"
 # Any constant will do: it names the sealer's PostgreSQL advisory lock.
 _SEALER_LOCK = 0x43504155
+# The label children named in details are sealed under, and the key a search lists them by.
+DETAILS_CHILD = "audit_events.details.child"
+RESULT_REFS = "result_refs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,30 +118,84 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat(timespec="microseconds")
 
 
+# What the log hashes of an event. The child's id is hashed as the plain id (as read through
+# the sealed column), so events written before the column was sealed verify as they always did.
+DOCUMENT_FIELDS = (
+    "id",
+    "occurred_at",
+    "tag",
+    "outcome",
+    "actor_id",
+    "actor_role",
+    "actor_organisation_id",
+    "actor_local_authority_id",
+    "source",
+    "request_id",
+    "child_id",
+    "reason_code",
+    "relationship",
+    "details",
+)
+
+
+def document_of(values: Mapping[str, Any]) -> dict[str, Any]:
+    """An event's document from its column values."""
+    document = {name: values[name] for name in DOCUMENT_FIELDS}
+    document["occurred_at"] = _iso(document["occurred_at"])
+    return document
+
+
 def event_document(event: AuditEvent) -> dict[str, Any]:
     """The event as a plain document: what is hashed into the log and shown to reviewers."""
-    return {
-        "id": event.id,
-        "occurred_at": _iso(event.occurred_at),
-        "tag": event.tag,
-        "outcome": event.outcome,
-        "actor_id": event.actor_id,
-        "actor_role": event.actor_role,
-        "actor_organisation_id": event.actor_organisation_id,
-        "actor_local_authority_id": event.actor_local_authority_id,
-        "source": event.source,
-        "request_id": event.request_id,
-        "child_id": event.child_id,
-        "reason_code": event.reason_code,
-        "relationship": event.relationship,
-        "details": event.details,
-    }
+    return document_of({name: getattr(event, name) for name in DOCUMENT_FIELDS})
+
+
+def document_leaf(document: dict[str, Any]) -> bytes:
+    """Return the Merkle leaf hash of an event document's canonical bytes."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return leaf_hash(canonical.encode("utf-8"))
 
 
 def event_leaf(event: AuditEvent) -> bytes:
     """Return the Merkle leaf hash of an event's canonical bytes."""
-    canonical = json.dumps(event_document(event), sort_keys=True, separators=(",", ":"))
-    return leaf_hash(canonical.encode("utf-8"))
+    return document_leaf(event_document(event))
+
+
+def sealed_children(db: Session, child_ids: Iterable[str]) -> list[str]:
+    """Children for an event's details, sealed (base64 tokens, one per child, in order).
+
+    Details are hashed as stored, so they must never hold a child's id in clear: a copy of the
+    database would tell who found whom. The token is deterministic, so a subject access pack
+    can still ask whether a search returned a child, and under a label of its own, so it
+    matches no other column.
+    """
+    sealer = sealer_for(db.get_bind().dialect)
+    return [
+        base64.b64encode(sealer.ref(child_id, DETAILS_CHILD)).decode("ascii")
+        for child_id in child_ids
+    ]
+
+
+def readable_details(db: Session, event: AuditEvent) -> dict[str, Any]:
+    """An event's details for a reviewer: the children a search returned as their ids.
+
+    Since 0017 a search's details hold ``result_refs`` (sealed); before, ``result_ids`` in
+    clear. A reviewer sees ``result_ids`` either way. A token that does not open (altered in
+    the database, which ``audit verify`` names) is shown as stored.
+    """
+    details: dict[str, Any] = json.loads(event.details)
+    refs = details.pop(RESULT_REFS, None)
+    if isinstance(refs, list):
+        sealer = sealer_for(db.get_bind().dialect)
+        details["result_ids"] = [_opened(sealer, ref) for ref in refs]
+    return details
+
+
+def _opened(sealer: Sealer, ref: Any) -> Any:
+    try:
+        return sealer.open_ref(base64.b64decode(ref, validate=True), DETAILS_CHILD)
+    except (DecryptionError, ValueError, TypeError):
+        return ref
 
 
 def checkpoint_note(tree_size: int, root: bytes, signed_at: datetime) -> bytes:

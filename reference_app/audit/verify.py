@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.orm import Session
 
 from reference_app.audit import repository
-from reference_app.audit.service import checkpoint_note, event_leaf
+from reference_app.audit.service import checkpoint_note, document_leaf, document_of
 from reference_app.kit.merkle import HASH_SIZE, CompactRange, root_from_leaf_hashes
 
 
@@ -135,11 +135,12 @@ def _recomputed(db: Session, report: VerifyReport) -> list[tuple[int, int | None
     """(position, event id, recomputed leaf) in log order; None for a missing one."""
     rows: list[tuple[int, int | None, bytes | None]] = []
     expected = 0
-    for seq, event_id, event in repository.log_in_order(db):
+    for seq, event_id, values in repository.log_in_order(db):
         while expected < seq:
             rows.append((expected, None, None))
             expected += 1
-        rows.append((seq, event_id, event_leaf(event) if event is not None else None))
+        leaf = document_leaf(document_of(values)) if values is not None else None
+        rows.append((seq, event_id, leaf))
         expected = seq + 1
     report.entries = len(rows)
     return rows

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm.attributes import flag_modified
 
 from reference_app.kit.db import Base, UTCDateTime
-from reference_app.kit.sealing import SealedFlag
+from reference_app.kit.sealing import SealedFlag, SealedRef
 
 
 class Gender(StrEnum):
@@ -115,7 +115,9 @@ class UnshieldRequest(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    child_id: Mapped[str] = mapped_column(ForeignKey("children.id", ondelete="CASCADE"), index=True)
+    # Sealed, so a copy of the database does not name the shielded child; hence no foreign key,
+    # and retention deletes a purged child's requests itself.
+    child_id: Mapped[str] = mapped_column(SealedRef("unshield_requests.child_id"), index=True)
     local_authority_id: Mapped[int] = mapped_column(ForeignKey("local_authorities.id"))
     status: Mapped[str] = mapped_column(String(10), default=UnshieldStatus.PENDING)
     requested_by: Mapped[int] = mapped_column(ForeignKey("practitioners.id"))

@@ -43,7 +43,7 @@ from reference_app.access.principal import Principal
 from reference_app.alerts.models import AlertKind, AlertSeverity
 from reference_app.alerts.service import is_canary, raise_alert
 from reference_app.audit.repository import append_search_hits
-from reference_app.audit.service import sealed_text
+from reference_app.audit.service import RESULT_REFS, sealed_children, sealed_text
 from reference_app.audit.tags import AccessRelationship, EventTag
 from reference_app.children import repository
 from reference_app.children.models import Child, UnshieldRequest, UnshieldStatus
@@ -238,7 +238,8 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
             details={
                 # Keyed hashes only: an auditor holding the key can test a guess, a reader cannot.
                 "criteria": {k: _hex(v) for k, v in keys.items() if v is not None},
-                "result_ids": [r.child_id for r in results],
+                # Sealed: the details are hashed as stored, and must not tell who found whom.
+                RESULT_REFS: sealed_children(call.db, [r.child_id for r in results]),
                 "matched": len(rows),
                 "refine_search": refine,
             },

@@ -21,7 +21,12 @@ class LimitCounter(Base):
 
 
 class LimitMember(Base):
-    """A member of an expiring set (distinct children viewed today, searched postcodes...)."""
+    """A member of an expiring set (distinct children viewed today, searched postcodes...).
+
+    Members are keyed hashes, never a child's id or a searched value: the limits service hashes
+    them before they reach any store. Rows written before 0017 named children in clear; they
+    expire within the day they were written for.
+    """
 
     __tablename__ = "limit_members"
 

@@ -194,14 +194,15 @@ class Limiter:
             if not enabled(self.ctx.settings, Control.RATE_LIMITS):
                 return
             day, left = _day(now)
+            [member] = self._members([child_id], day)
             key = f"distinct:{self.principal.user_id}:{day}"
-            _, admitted = ops.add(key, child_id, left, now, cap=limits.distinct_children_per_day)
+            _, admitted = ops.add(key, member, left, now, cap=limits.distinct_children_per_day)
             if not admitted:
                 raise self._daily_quota_reached(ops, now)
         if enabled(self.ctx.settings, Control.RESULT_QUOTAS):
             caps = self._shared_caps(now)
             with self.ctx.limits.open() as ops:
-                self._check_shared(ops, now, [child_id], caps)
+                self._check_shared(ops, now, [member], caps)
 
     def before_results(self, child_ids: Sequence[str]) -> None:
         """Count the children a search is about to return, as if viewed; refuse past a cap.
@@ -214,12 +215,13 @@ class Limiter:
         limits = quota(self.ctx, self.principal.role)
         caps = self._shared_caps(now)
         day, left = _day(now)
+        members = self._members(child_ids, day)
         with self.ctx.limits.open() as ops:
             key = f"distinct:{self.principal.user_id}:{day}"
-            _, admitted = ops.add_all(key, child_ids, left, now, limits.distinct_children_per_day)
+            _, admitted = ops.add_all(key, members, left, now, limits.distinct_children_per_day)
             if not admitted:
                 raise self._daily_quota_reached(ops, now)
-            self._check_shared(ops, now, child_ids, caps)
+            self._check_shared(ops, now, members, caps)
 
     def after_view_miss(self) -> None:
         """Count a view of an identifier that does not exist or fails its check character."""
@@ -233,6 +235,15 @@ class Limiter:
                 raise self._blocked(ops, Rule.ENUMERATION, now)
 
     # -- checks ------------------------------------------------------------------------------
+
+    def _members(self, child_ids: Sequence[str], day: str) -> list[str]:
+        """The children as the store counts them: keyed hashes of the day and the id.
+
+        The store (the database or Redis) must not tell who viewed whom: a hash counts each
+        child once as well, names none, and with the day in it, links no day's sets to another's.
+        """
+        index = self.ctx.crypto.index
+        return [index.digest("limit-member", f"{day}|{child_id}").hex() for child_id in child_ids]
 
     def _daily_quota_reached(self, ops: LimitOps, now: datetime) -> TooManyRequests:
         return self._refusal(
@@ -260,9 +271,10 @@ class Limiter:
         return shared_caps(self.ctx, *cached[1])
 
     def _check_shared(
-        self, ops: LimitOps, now: datetime, child_ids: Sequence[str], caps: SharedCaps
+        self, ops: LimitOps, now: datetime, members: Sequence[str], caps: SharedCaps
     ) -> None:
-        """Add the children to the organisation's and the LA's sets for today, or refuse."""
+        """Add the children (as hashed) to the organisation's and the LA's sets for today, or
+        refuse."""
         day, left = _day(now)
         for key, cap, rule, code, who in (
             (
@@ -280,7 +292,7 @@ class Limiter:
                 "Practitioners in your local authority have",
             ),
         ):
-            _, admitted = ops.add_all(key, child_ids, left, now, cap)
+            _, admitted = ops.add_all(key, members, left, now, cap)
             if not admitted:
                 # One signal per account a day: colleagues who meet a cap a harvester filled are
                 # named to the LA team once, not suspended for it.

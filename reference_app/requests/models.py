@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reference_app.kit.db import Base, UTCDateTime
+from reference_app.kit.sealing import SealedRef
 
 
 class RequestKind(StrEnum):
@@ -39,7 +40,9 @@ class ChangeRequest(Base):
     __table_args__ = (Index("ix_change_requests_la_status", "local_authority_id", "status", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    child_id: Mapped[str] = mapped_column(ForeignKey("children.id", ondelete="CASCADE"), index=True)
+    # Sealed (a shielding request names a child to shield); no foreign key, so retention deletes
+    # a purged child's requests itself.
+    child_id: Mapped[str] = mapped_column(SealedRef("change_requests.child_id"), index=True)
     local_authority_id: Mapped[int] = mapped_column(ForeignKey("local_authorities.id"))
     kind: Mapped[str] = mapped_column(String(15))
     raised_by: Mapped[int] = mapped_column(Integer, ForeignKey("practitioners.id"), index=True)

@@ -17,7 +17,7 @@ from typing import Any
 from reference_app.access.permissions import AccessReason, Role
 from reference_app.access.principal import Principal
 from reference_app.audit.models import AuditEvent
-from reference_app.audit.service import sealed_text
+from reference_app.audit.service import RESULT_REFS, sealed_children, sealed_text
 from reference_app.audit.tags import EventTag
 from reference_app.children import repository as children_repository
 from reference_app.children import service as children
@@ -389,9 +389,12 @@ def _without_staff_ids(trail: dict[str, Any]) -> dict[str, Any]:
 def _access_history(call: Call, child_id: str) -> list[dict[str, Any]]:
     """Every event naming the child, and every search that showed it, oldest first."""
     events = {e.id: e for e in repository.events_naming(call.db, child_id)}
+    [token] = sealed_children(call.db, [child_id])
     for event in repository.searches_returning(call.db, child_id):
-        # The hits index is derived: trust only what the event itself records.
-        if child_id in json.loads(event.details).get("result_ids", []):
+        # The hits index is derived: trust only what the event itself records. A search lists
+        # the children it returned sealed (``result_refs``), or in clear if recorded before 0017.
+        details = json.loads(event.details)
+        if token in details.get(RESULT_REFS, []) or child_id in details.get("result_ids", []):
             events[event.id] = event
     ordered = [events[k] for k in sorted(events)]
     orgs = repository.organisations(

@@ -5,8 +5,11 @@ The event scenarios read the trail through the API as the LA's data manager. The
 (``needs=["database"]``) read the registry's tables and check the log with the registry's own
 verifier (`reference_app.audit.verify`, shipped with the harness). Tampering happens inside a
 transaction that is verified and rolled back, so the target is never left changed. The verifier
-needs the audit public keys: from the keys file named by ``CONTACTPOINT_KEYS_FILE`` (the
-registry's own setting), or the ``keys.json`` beside an SQLite registry.
+needs the audit public keys, and, since the trail's child ids are sealed and each leaf hashes
+the plain id, the registry's keys to open them: from the keys file named by
+``CONTACTPOINT_KEYS_FILE`` (the registry's own setting), or the ``keys.json`` beside an SQLite
+registry. Everything else reads the tables as a thief would, without keys: a child's events are
+found through the API, never by matching its id against a stored column.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from sqlalchemy.orm import Session
 
 from reference_app.audit.verify import FindingKind, VerifyReport, verify_log
 from reference_app.kit.db import snapshot
+from reference_app.kit.keys import KeyMaterialError, parse_document
+from reference_app.kit.sealing import Sealer, bind
 from security_tests.context import (
     DATA_MANAGER,
     Caller,
@@ -233,18 +238,17 @@ def trail_holds_no_personal_data(ctx: Context) -> None:
     needs=["database"],
 )
 def trail_tables_hold_no_personal_data(ctx: Context) -> None:
-    """No column of the audit tables holds a child's name, birth date or postcode in clear."""
+    """No column of the audit tables holds a child's name, birth date, postcode or id in clear."""
     start = _last_event(ctx)
-    _, _, child = _views_and_search(ctx, reason_text=True)
-    needles = _personal(child)
+    manager, _, child = _views_and_search(ctx, reason_text=True)
+    # The child's events are found through the API: the tables seal its id, and the harness
+    # holds no keys to match it.
+    views = _events(manager, child_id=child.child_id, tag=VIEWED)
+    expect(views, f"no {VIEWED} event for the child on the trail: nothing to judge")
+    needles = _personal(child) | {"identifier": child.child_id}
     shown: dict[str, list[str]] = {}
     rows_read = 0
     with ctx.database.connect() as conn:
-        views = conn.execute(
-            text("SELECT count(*) FROM audit_events WHERE child_id = :c AND tag = :t"),
-            {"c": child.child_id, "t": VIEWED},
-        ).scalar()
-        expect(views, f"no {VIEWED} event for the child in audit_events: nothing to judge")
         for table in _audit_tables(conn):
             for row in _rows_since(conn, table, start):
                 rows_read += 1
@@ -339,8 +343,8 @@ def dump_holds_no_clear_text(ctx: Context) -> None:
     ctx.note(f"{rows_read} rows of children and carers read: no clear text of the harness child")
 
 
-def _audit_keys(ctx: Context) -> dict[str, Ed25519PublicKey]:
-    """The registry's audit public keys, from its keys file (public keys only are kept)."""
+def _key_document(ctx: Context) -> dict[str, Any]:
+    """The registry's keys file (or a file of its audit public keys)."""
     candidates = []
     if os.environ.get("CONTACTPOINT_KEYS_FILE"):
         candidates.append(Path(os.environ["CONTACTPOINT_KEYS_FILE"]))
@@ -350,20 +354,40 @@ def _audit_keys(ctx: Context) -> dict[str, Ed25519PublicKey]:
     for path in candidates:
         if path.is_file():
             doc = json.loads(path.read_text(encoding="utf-8"))
-            public = doc.get("audit_public_keys")
-            if isinstance(public, dict):
-                return {
-                    kid: Ed25519PublicKey.from_public_bytes(base64.b64decode(v))
-                    for kid, v in public.items()
-                }
-            return {
-                kid: Ed25519PrivateKey.from_private_bytes(base64.b64decode(v)).public_key()
-                for kid, v in doc["audit_signing_keys"].items()
-            }
+            if isinstance(doc, dict):
+                return doc
     raise Skip(
         "the audit public keys are needed to verify the log: set CONTACTPOINT_KEYS_FILE to the "
         "registry's keys file (or a file of its audit_public_keys)"
     )
+
+
+def _audit_keys(ctx: Context) -> dict[str, Ed25519PublicKey]:
+    """The registry's audit public keys, from its keys file (public keys only are kept)."""
+    doc = _key_document(ctx)
+    public = doc.get("audit_public_keys")
+    if isinstance(public, dict):
+        return {
+            kid: Ed25519PublicKey.from_public_bytes(base64.b64decode(v))
+            for kid, v in public.items()
+        }
+    return {
+        kid: Ed25519PrivateKey.from_private_bytes(base64.b64decode(v)).public_key()
+        for kid, v in doc["audit_signing_keys"].items()
+    }
+
+
+def _open_trail(ctx: Context) -> None:
+    """Let the harness's connection open the trail's sealed child ids, which each leaf hashes
+    in clear: with the registry's keys file, or skip."""
+    try:
+        keyring = parse_document(_key_document(ctx))
+    except KeyMaterialError as exc:
+        raise Skip(
+            "the trail's child ids are sealed and each leaf hashes the plain id: verifying "
+            f"needs the registry's whole keys file, not its public keys alone ({exc})"
+        ) from None
+    bind(ctx.database, Sealer.of(keyring))
 
 
 def _last_event(ctx: Context) -> int:
@@ -418,6 +442,7 @@ def _verify(conn: Connection, keys: dict[str, Ed25519PublicKey]) -> VerifyReport
 def log_verifies(ctx: Context) -> None:
     """The sealed log and its signed checkpoints verify, and agree with the published one."""
     keys = _audit_keys(ctx)
+    _open_trail(ctx)
     positions = _activity(ctx)
     latest = ctx.caller(DATA_MANAGER).get("/audit/checkpoints/latest")
     expect(latest.status_code == 200, f"no published checkpoint: {latest.status_code}")
@@ -488,6 +513,7 @@ def _run(conn: Connection, *statements: tuple[str, dict[str, Any]]) -> None:
 def tampering_detected(ctx: Context) -> None:
     """Editing, deleting, inserting, reordering, truncating or altering a checkpoint is named."""
     keys = _audit_keys(ctx)
+    _open_trail(ctx)
     positions = _activity(ctx)
     (e1, s1), (e2, s2), (e3, s3), (e4, s4) = sorted(positions.items())[:4]
     with ctx.database.connect() as conn:
@@ -526,14 +552,15 @@ def tampering_detected(ctx: Context) -> None:
             {s2},
         ),
         (
+            # Of a child already on the trail: its id is sealed, so a forger copies its token.
             "insert a forged view after the last sealed entry",
             lambda c: _run(
                 c,
                 (
                     "INSERT INTO audit_events (id, occurred_at, tag, outcome, child_id, "
-                    "reason_code, details) VALUES (:id, CURRENT_TIMESTAMP, :t, 'allowed', "
-                    ":c, 'safeguarding', '{}')",
-                    {"id": forged_id + 1_000_000, "t": VIEWED, "c": "0000000000000"},
+                    "reason_code, details) SELECT :id, CURRENT_TIMESTAMP, :t, 'allowed', "
+                    "child_id, 'safeguarding', '{}' FROM audit_events WHERE id = :e",
+                    {"id": forged_id + 1_000_000, "t": VIEWED, "e": e1},
                 ),
                 (
                     "INSERT INTO audit_log_entries (seq, event_id) "

@@ -22,6 +22,7 @@ from reference_app.audit.verify import FindingKind, VerifyReport, verify_log
 from reference_app.context import AppContext
 from reference_app.kit.db import make_engine, normalise_url, snapshot
 from reference_app.kit.keys import generate_document, parse_document
+from reference_app.kit.sealing import Sealer, bind
 from tests.fixtures.database import Database, make_context
 
 INFO = RequestInfo(request_id="r", source="127.0.0.1")
@@ -108,6 +109,20 @@ def test_an_edited_entry_is_named(trail: Trail) -> None:
         f"UPDATE audit_events SET reason_code = 'service_delivery' WHERE id = {trail.event_at(13)}"
     )
     assert kinds(trail.verify()) == [(FindingKind.EDITED, 13)]
+
+
+def test_an_altered_sealed_child_id_is_named_as_an_edit(trail: Trail) -> None:
+    # The child id is stored sealed: without the keys one can only copy another event's token
+    # or write bytes of one's own. Each is an edit of what was signed, named as one, and does
+    # not stop the check.
+    copied, garbled = trail.event_at(3), trail.event_at(5)
+    junk = "X'00ff'" if trail.owner.dialect.name == "sqlite" else "'\\x00ff'::bytea"
+    trail.tamper(
+        f"UPDATE audit_events SET child_id = (SELECT child_id FROM audit_events "
+        f"WHERE id = {trail.event_at(4)}) WHERE id = {copied}",
+        f"UPDATE audit_events SET child_id = {junk} WHERE id = {garbled}",
+    )
+    assert kinds(trail.verify()) == [(FindingKind.EDITED, 3), (FindingKind.EDITED, 5)]
 
 
 def test_a_deleted_event_is_named(trail: Trail) -> None:
@@ -283,13 +298,15 @@ def test_a_verify_reads_the_log_as_at_one_moment(trail: Trail, engine_kind: str)
     # The verifier reads checkpoints, then the entries they sign: a seal committed between the
     # two reads must not be seen by the second alone (it was, once, as a signed-but-missing
     # position). Both the registry's read-only engine and a plain one (as the harness opens)
-    # are checked.
+    # are checked, each holding the keys that open the trail's child ids (as `audit verify`'s
+    # reader and the harness's do).
     url = trail.database.owner_url
     reader = (
         make_engine(url, read_only=True)
         if engine_kind == "registry"
         else create_engine(normalise_url(url))
     )
+    bind(reader, Sealer.of(trail.ctx.keyring))
     count = "SELECT count(*) FROM audit_log_entries"
     try:
         with snapshot(reader) as conn:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import select
 
 from reference_app.access.permissions import Role
 from reference_app.audit.models import AuditEvent
+from reference_app.audit.service import readable_details, sealed_children
 from tests.fixtures.world import World, unique_name
 
 SEARCH = "/api/v1/children/search"
@@ -85,9 +88,13 @@ def test_searches_are_audited_with_keyed_hashes_not_clear_text(world: World) -> 
                 AuditEvent.details.contains(index.name(child.family_name).hex()),
             )
         ).one()
+        # The children returned are recorded sealed: a reviewer reads their ids, a copy of
+        # the database does not.
+        assert readable_details(db, event)["result_ids"] == [child.id]
+        assert json.loads(event.details)["result_refs"] == sealed_children(db, [child.id])
     assert child.family_name not in event.details
     assert child.postcode not in event.details
-    assert child.id in event.details  # the ids returned are recorded
+    assert child.id not in event.details
     assert index.postcode(child.postcode).hex() in event.details
 
 
