@@ -276,16 +276,17 @@ class Limiter:
         """Add the children (as hashed) to the organisation's and the LA's sets for today, or
         refuse."""
         day, left = _day(now)
+        org, la = self.principal.organisation_id, self.principal.local_authority_id
         for key, cap, rule, code, who in (
             (
-                f"distinct-org:{self.principal.organisation_id}:{day}",
+                f"distinct-org:{org}:{day}",
                 caps.organisation,
                 Rule.ORGANISATION_QUOTA,
                 "organisation_quota_reached",
                 "Your organisation has",
             ),
             (
-                f"distinct-la:{self.principal.local_authority_id}:{day}",
+                f"distinct-la:{la}:{day}",
                 caps.local_authority,
                 Rule.LOCAL_AUTHORITY_QUOTA,
                 "local_authority_quota_reached",
@@ -294,9 +295,11 @@ class Limiter:
         ):
             _, admitted = ops.add_all(key, members, left, now, cap)
             if not admitted:
-                # One signal per account a day: colleagues who meet a cap a harvester filled are
-                # named to the LA team once, not suspended for it.
-                first = ops.incr(f"capped:{rule}:{self.principal.user_id}:{day}", left, now) == 1
+                # One signal per filled cap a day, on the first account refused by it: the LA
+                # team hears that the organisation (or LA) reached its cap. Every colleague
+                # refused after it met a cap someone else filled, and is not named for it (the
+                # refusals stay on the trail); a harvester's own accounts meet their own rules.
+                first = ops.incr(f"capped:{key}", left, now) == 1
                 raise self._refusal(
                     code,
                     f"{who} looked up as many different children today as allowed; "

@@ -248,3 +248,25 @@ def test_with_harvesting_detection_off_name_sweeps_run_on(world: World) -> None:
             human_pause(w)
         assert codes == {200}
         assert alerts_about(w, user, "harvesting") == []
+
+
+def test_a_filled_cap_names_only_the_first_account_it_refuses(world: World) -> None:
+    """Colleagues who meet a cap someone else filled are refused, not reported as harvesters."""
+    with strict_world(
+        world, limit_organisation_children_per_day=25, limit_children_per_colleague=0
+    ) as w:
+        a_day_of_its_own(w)
+        names = families(w, 3)
+        org = w.new_organisation()
+        filler, first, later = (
+            w.new_account(Role.HEALTH_PRACTITIONER, organisation_id=org) for _ in "abc"
+        )
+        filling = w.login(filler)
+        for name in names[:2]:
+            assert found(w, filling, name) == (200, FAMILY, None)
+            human_pause(w)
+        assert found(w, w.login(first), names[2])[2] == "organisation_quota_reached"
+        human_pause(w)
+        assert found(w, w.login(later), names[2])[2] == "organisation_quota_reached"
+        assert len(alerts_about(w, first, "harvesting")) == 1
+        assert alerts_about(w, later, "harvesting") == []
