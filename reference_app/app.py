@@ -189,5 +189,9 @@ def create_app(ctx: AppContext) -> FastAPI:
     }  # anything else is answered by SecurityMiddleware as a 500 envelope
     for exc_type, handler in handlers.items():
         app.add_exception_handler(exc_type, handler)
-    app.add_middleware(SecurityMiddleware, ctx=ctx)
+    # The routes that verify or set a password hash in the gate's lanes (kit.gate).
+    credential_paths = [
+        f"{API_PREFIX}/auth/{name}" for name in ("login", "enrol", "password", "totp")
+    ]
+    app.add_middleware(SecurityMiddleware, ctx=ctx, credential_paths=credential_paths)
     return app

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=1024)
     argon2_parallelism: int = Field(default=2, ge=1)
+    # Password hashing runs in at most this many lanes per worker (reference_app.kit.gate);
+    # at most login_queue requests wait for one, each at most login_queue_wait_seconds, and
+    # the rest answer 503 login_busy. One lane leaves the other core of a 2-core host to views.
+    login_hash_concurrency: int = Field(default=1, ge=1, le=64)
+    login_queue: int = Field(default=32, ge=0, le=10000)
+    login_queue_wait_seconds: float = Field(default=10.0, gt=0, le=300)
 
     login_max_failures_account: int = Field(default=5, ge=1)
     login_max_failures_source: int = Field(default=20, ge=1)

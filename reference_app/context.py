@@ -13,6 +13,7 @@ from reference_app.config import LimitsBackend, Settings
 from reference_app.kit.clock import Clock
 from reference_app.kit.crypto import Crypto
 from reference_app.kit.db import make_engine, make_session_factory
+from reference_app.kit.gate import CredentialGate
 from reference_app.kit.keys import Keyring, load_keyring
 from reference_app.kit.sealing import Sealer, bind
 from reference_app.limits.store import DatabaseStore, LimitStore, MemoryStore, RedisStore
@@ -30,6 +31,14 @@ class AppContext:
     dummy_password_hash: str
     limits: LimitStore
     clock: Clock = field(default_factory=Clock)
+    # Lanes for password hashing, from the settings.
+    credential_gate: CredentialGate = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.credential_gate = CredentialGate(
+            s.login_hash_concurrency, s.login_queue, s.login_queue_wait_seconds
+        )
 
 
 def make_limit_store(settings: Settings, engine: Engine) -> LimitStore:

@@ -21,6 +21,8 @@ import pyotp
 
 TOTP_STEP = 30
 API = "/api/v1"
+# Times a login answered 503 login_busy (the registry's hashing lanes full) is sent again.
+LOGIN_BUSY_RETRIES = 5
 
 
 class TargetError(Exception):
@@ -205,14 +207,17 @@ class Target:
 
     def login(self, http: httpx.Client, account: Account) -> str:
         """Log ``account`` in with password and a fresh one-time code; return the token."""
-        response = http.post(
-            f"{API}/auth/login",
-            json={
-                "username": account.username,
-                "password": account.password,
-                "otp": self.otp(account),
-            },
-        )
+        body = {"username": account.username, "password": account.password}
+        body["otp"] = self.otp(account)
+        response = http.post(f"{API}/auth/login", json=body)
+        for _ in range(LOGIN_BUSY_RETRIES):
+            # The registry's hashing lanes are full (503 login_busy): the code was not checked,
+            # so the same attempt is sent again after the pause the answer asks for.
+            if response.status_code != 503 or _code(response) != "login_busy":
+                break
+            pause = response.headers.get("Retry-After", "1")
+            time.sleep(min(10.0, float(pause)) if pause.isdigit() else 1.0)
+            response = http.post(f"{API}/auth/login", json=body)
         if response.status_code >= 500:
             raise TargetLoginBroken(
                 f"logging in as {account.username} failed on the server: "

@@ -27,6 +27,13 @@ TOTP_STEP = 30
 TOKEN_MARGIN_S = 60.0
 
 
+def _retry_after(value: str | None, default: float = 1.0, most: float = 10.0) -> float:
+    try:
+        return min(most, max(0.0, float(value))) if value is not None else default
+    except ValueError:
+        return default
+
+
 class Session:
     """Log-in and token upkeep for one account over Locust's HTTP client."""
 
@@ -64,6 +71,12 @@ class Session:
                 # A replayed code (another run of this account within 30 s) looks like any other
                 # refusal: try the next step once before giving up on the account.
                 response.failure(f"login refused: {response.status_code}")
+                if response.status_code == 503:
+                    # The registry's hashing lanes are full (login_busy): the code was never
+                    # checked, so the same step may be sent again after the pause it asks for.
+                    self.last_step = step - 1
+                    gevent.sleep(_retry_after(response.headers.get("Retry-After")))
+                    continue
                 if response.status_code != 401:
                     return False
         return False

@@ -9,6 +9,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -17,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import error_body
+from reference_app.kit.gate import GateBusy
 from reference_app.kit.text import hygiene
 
 if TYPE_CHECKING:
@@ -177,9 +179,12 @@ class SecurityMiddleware:
     JSON nested deeper than the limit (headers and limits switchable off only in a development
     build)."""
 
-    def __init__(self, app: ASGIApp, *, ctx: AppContext) -> None:
+    def __init__(
+        self, app: ASGIApp, *, ctx: AppContext, credential_paths: Iterable[str] = ()
+    ) -> None:
         self.app = app
         self.ctx = ctx
+        self.credential_paths = frozenset(credential_paths)
         self._admission: asyncio.Semaphore | None = None
         self._trust = proxy_trust(ctx.settings.trusted_proxies)
         self._admission_loop: asyncio.AbstractEventLoop | None = None
@@ -198,6 +203,13 @@ class SecurityMiddleware:
             self._admission = asyncio.Semaphore(self.ctx.settings.database_pool_size)
             self._admission_loop = loop
         return self._admission
+
+    def credential_lane(self, scope: Scope) -> AbstractAsyncContextManager[None]:
+        """A lane of the password-hashing gate for the routes that verify or set a password
+        (taken before admission, so waiting for one holds no connection), else nothing."""
+        if scope.get("method") == "POST" and scope.get("path") in self.credential_paths:
+            return self.ctx.credential_gate.slot()
+        return nullcontext()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -259,8 +271,18 @@ class SecurityMiddleware:
                 await self._audit(scope, 400, "json_too_deep", request_id)
                 return
         try:
-            async with self.admission():
+            async with self.credential_lane(scope), self.admission():
                 await self.app(scope, receive, send_with_headers)
+        except GateBusy:
+            log.warning("password hashing lanes full (request %s)", request_id)
+            await self._error(
+                send_with_headers,
+                503,
+                "login_busy",
+                "Too many logins at once; try again shortly.",
+                request_id,
+                headers=[(b"retry-after", b"1")],
+            )
         except PoolTimeout:
             # Every database connection is taken: the registry is overloaded, not broken. Say so
             # (503), so clients back off and load tests count it as refused rather than a fault.
@@ -312,7 +334,14 @@ class SecurityMiddleware:
         )
 
     async def _error(
-        self, send: Send, status: int, code: str, message: str, request_id: str
+        self,
+        send: Send,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str,
+        *,
+        headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         body = json.dumps(error_body(code, message, request_id)).encode()
         await send(
@@ -322,6 +351,7 @@ class SecurityMiddleware:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    *(headers or []),
                 ],
             }
         )

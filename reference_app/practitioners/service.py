@@ -194,11 +194,16 @@ def login(call: Call, username: str, password: str, otp: str) -> LoginResult:
     # Switched off (development only), failures are still counted and audited but never lock.
     lockout = enabled(ctx.settings, Control.LOGIN_LOCKOUT)
     locked = max((_locked_for(call, t.key, now) or 0) for t in throttles) if lockout else 0
-    password_ok = _verify_password(ctx, user.password_hash if user else None, password)
+    stored = user.password_hash if user else None
     step = None
     if user is not None:
         secret = ctx.crypto.cipher.decrypt(user.totp_secret_enc, "practitioners.totp_secret")
         step = _matching_step(secret, otp, now)
+    user_id = user.id if user is not None else None
+    _end_reads(call)
+    password_ok = _verify_password(ctx, stored, password)
+    # What is written below is written in a new transaction, against the account as it is now.
+    user = repository.by_id(call.db, user_id) if user_id is not None else None
     if locked:
         _audit_failure(call, user, Outcome.DENIED, {"cause": "locked_out"})
         raise TooManyRequests(
@@ -255,6 +260,18 @@ def _invalid_credentials() -> Unauthorized:
     return Unauthorized(
         "The username, password or code is not correct.", code="invalid_credentials"
     )
+
+
+def _end_reads(call: Call) -> None:
+    """End the login's reading transaction before the password is hashed.
+
+    Argon2id costs a few hundred milliseconds by design. Held open across it, the transaction
+    would keep its database connection from the pool and, on SQLite, the database's one write
+    lock (transactions begin IMMEDIATE there), so every other request of the instance would wait
+    for each login. Nothing has been written yet, so ending it loses nothing.
+    """
+    assert not (call.db.new or call.db.dirty or call.db.deleted), "a login wrote before hashing"
+    call.db.rollback()
 
 
 def _verify_password(ctx: AppContext, stored: str | None, password: str) -> bool:
