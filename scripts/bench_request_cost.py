@@ -396,6 +396,9 @@ def profiled(target: Target, jobs: list[Job], *, concurrency: int, limit_seconds
                 "--format",
                 "raw",
                 "--nonblocking",
+                # Only the thread holding the GIL: Python's own CPU, not the pool's threads
+                # waiting on sockets and queues (which would otherwise fill the profile).
+                "--gil",
                 "--output",
                 str(raw),
             ],
