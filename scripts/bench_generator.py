@@ -17,16 +17,12 @@ generator process in the window) and the ratios to the baselines, into benchmark
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,100 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from synthetic_data.bench import machine  # noqa: E402
+from tests.fixtures.instant_target import instant_target  # noqa: E402
 
 METER = Path(__file__).with_name("bench_generator_meter.py")
 PLAIN = Path(__file__).with_name("bench_generator_plain.py")
 LOCUSTFILE = ROOT / "loadtests/locustfile.py"
-
-LOGIN = b'{"access_token":"t","token_type":"bearer","expires_in":900}'
-SEARCH = b'{"results":[],"count":0,"refine_search":false}'
-VIEW = b'{"child_id":"ABCDEFGHJKLMN","access":{"level":"full"}}'
-READY = b'{"status":"ready"}'
-LIST = b"[]"
-
-
-def _answer(body: bytes) -> bytes:
-    head = (
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-ANSWERS = {
-    b"/api/v1/auth/login": _answer(LOGIN),
-    b"/api/v1/children/search": _answer(SEARCH),
-    b"/readyz": _answer(READY),
-}
-VIEW_ANSWER, LIST_ANSWER = _answer(VIEW), _answer(LIST)
-
-
-class _Target(asyncio.Protocol):
-    """Parse just enough HTTP/1.1 (request line, Content-Length) and answer at once."""
-
-    def __init__(self) -> None:
-        self.buffer = b""
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.buffer += data
-        out = []
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                break
-            head = self.buffer[:end]
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            if len(self.buffer) < end + 4 + length:
-                break
-            self.buffer = self.buffer[end + 4 + length :]
-            path = head.split(b" ", 2)[1].split(b"?", 1)[0]
-            if path in ANSWERS:
-                out.append(ANSWERS[path])
-            elif path.startswith(b"/api/v1/children/"):
-                out.append(VIEW_ANSWER)
-            else:
-                out.append(LIST_ANSWER)
-        if out:
-            self.transport.write(b"".join(out))
-
-
-def serve(port: int) -> None:
-    """Serve the instant target on 127.0.0.1:`port` until killed; print the port once bound."""
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(_Target, "127.0.0.1", port, backlog=2048)
-        bound = server.sockets[0].getsockname()[1]
-        print(bound, flush=True)
-        await server.serve_forever()
-
-    asyncio.run(main())
-
-
-@contextlib.contextmanager
-def instant_target() -> Iterator[str]:
-    """The target in a process of its own; yield its base URL."""
-    proc = subprocess.Popen(  # noqa: S603 (this script)
-        [sys.executable, __file__, "serve"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
-        with socket.create_connection(("127.0.0.1", port), timeout=5):
-            pass
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _locust(files: list[Path], url: str, meter: Path, args: list[str], env: dict[str, str]) -> int:
@@ -203,19 +110,14 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-@click.group(invoke_without_command=True)
+@click.command()
 @click.option("--seconds", type=float, default=20.0, show_default=True, help="Metered window.")
 @click.option("--warmup", type=float, default=3.0, show_default=True)
 @click.option("--users", type=int, default=20, show_default=True, help="Closed-loop users.")
 @click.option("--rate", type=float, default=1700.0, show_default=True, help="Enquiries a second.")
 @click.option("--out", type=click.Path(path_type=Path), default=ROOT / "benchmarks/generator.json")
-@click.pass_context
-def main(
-    ctx: click.Context, seconds: float, warmup: float, users: int, rate: float, out: Path
-) -> None:
+def main(seconds: float, warmup: float, users: int, rate: float, out: Path) -> None:
     """Measure the three generators against one instant keep-alive target."""
-    if ctx.invoked_subcommand is not None:
-        return
     load_before = load_average()
     with instant_target() as url:
         http_user = plain_users(url, "HttpUser", users, seconds, warmup)
@@ -251,13 +153,6 @@ def main(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     click.echo(f"wrote {out}", err=True)
-
-
-@main.command("serve")
-@click.option("--port", type=int, default=0)
-def serve_command(port: int) -> None:
-    """Serve the instant target (used by the benchmark itself)."""
-    serve(port)
 
 
 if __name__ == "__main__":

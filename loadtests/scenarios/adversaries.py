@@ -76,6 +76,7 @@ def run_adversary(user: Practitioner) -> None:
     # Filed at once and updated as it goes: a run that ends first still shows how far it got.
     seen: dict[str, Any] = {
         "username": user.account.username,
+        "generator": NODE.index,
         "kind": strategy.kind,
         "strategy": strategy.value,
         "requests": 0,

@@ -92,9 +92,13 @@ class Practitioner(FastHttpUser):
         # The registry authenticates by bearer token and sets no cookies: skip the cookie jar's
         # work on every request and answer.
         self.client.client.cookiejar = None
-        while NODE.scheduler is None:
+        while NODE.scheduler is None and NODE.refusal is None:
             gevent.sleep(0.05)
         self.idle_out = False
+        if NODE.refusal is not None:
+            # This worker refused the master's plan: it sends nothing (the master names it).
+            self.idle_out = True
+            return
         account = NODE.next_account()
         if account is None:
             # More sessions asked for than accounts to hold them: this one sits the run out.
@@ -113,10 +117,12 @@ class Practitioner(FastHttpUser):
         if account.adversary is not None:
             from loadtests.scenarios.adversaries import run_adversary
 
-            run_adversary(self)
+            # Never joins the scheduler: a stop in the middle must not take it out of the pool.
             self.idle_out = True
+            run_adversary(self)
             return
-        NODE.scheduler.join(self)
+        if NODE.scheduler is not None:
+            NODE.scheduler.join(self)
 
     def on_stop(self) -> None:
         if NODE.scheduler is not None and not self.idle_out:
