@@ -15,8 +15,11 @@ whatever the server does:
   the run **invalid** instead of flattering the server.
 
 Processes: one (local), or a master and workers (`--processes N` on one host, `--worker
---master-host` on others). Workers send histogram deltas with Locust's periodic reports and a final
-delta when the master ends the run; the master merges them, judges the SLOs and writes the reports.
+--master-host` on others). At the start the master sends every worker its plan (see
+`loadtests/distributed.py`): a worker runs the master's profile, seed and adversaries, or the run is
+invalid with the worker named. Workers send histogram deltas with Locust's periodic reports and a
+final delta when the master ends the run; the master merges them, judges the SLOs and writes the
+reports.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from locust import LoadTestShape, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from loadtests import distributed
 from loadtests import slo as slo_module
 from loadtests.histograms import SUMMARY_SCHEMA, Aggregate, Recorder
 from loadtests.model import Profile, profile_from_name
@@ -248,6 +252,15 @@ class Node:
         self.finishers: list[Callable[[Node], dict[str, Any]]] = []
         self.accounts: deque[Account] = deque()
         self.ended: float | None = None
+        self.index = 0
+        # Distributed runs: this process's own personas files (Locust overwrites a worker's options
+        # with the master's), their digest, the plan's fingerprint, and the workers' answers.
+        self.files: tuple[str, str] = ("", "")
+        self.workload = ""
+        self.fingerprint = ""
+        self.refusal: str | None = None
+        self.plan_sent: set[str] = set()
+        self.plan_answers: dict[str, dict[str, Any]] = {}
 
     def next_account(self) -> Account | None:
         """An account no other session of the run holds, or None when all are in use."""
@@ -265,6 +278,7 @@ class Node:
         assert self.plan is not None
         interval = float(self.plan.options.cp_interval)
         self.start = start
+        self.index = index
         self.recorder = Recorder(start, interval)
         self.scheduler = Scheduler(
             self.plan, self.recorder, 1.0 / max(workers, 1), int(self.plan.options.cp_seed) + index
@@ -479,20 +493,47 @@ def _init(environment: Environment, **_: Any) -> None:
     if options is None:
         return
     NODE.plan = plan_from(options)
+    NODE.files = (options.cp_personas, options.cp_sample)
+    NODE.workload = distributed.workload_digest(
+        Path(options.cp_personas), Path(options.cp_sample) if options.cp_sample else None
+    )
+    NODE.fingerprint = distributed.fingerprint(
+        distributed.plan_spec(options, NODE.workload), NODE.plan.adversaries
+    )
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         runner.register_message("cp_start", _on_start)
         runner.register_message("cp_stop", _on_stop)
     elif isinstance(runner, MasterRunner):
         runner.register_message("cp_final", _on_final)
+        runner.register_message("cp_plan", _on_plan)
     if not isinstance(runner, WorkerRunner):
         NODE.aggregate = Aggregate(float(options.cp_interval))
 
 
 def _on_start(environment: Environment, msg: Any, **_: Any) -> None:
+    """Take the master's plan (or refuse it, saying why) and start this worker's share."""
     runner = environment.runner
     assert isinstance(runner, WorkerRunner)
+    assert NODE.plan is not None
+    spec = msg.data.get("plan") or {}
+    NODE.refusal = distributed.refusal(spec, NODE.workload)
+    if NODE.refusal is not None:
+        log.error("this worker cannot run the master's plan: %s", NODE.refusal)
+        runner.send_message("cp_plan", {"refused": NODE.refusal})
+        return
+    options = distributed.adopt(NODE.plan.options, spec)
+    options.cp_personas, options.cp_sample = NODE.files
+    NODE.plan = plan_from(options)
+    NODE.fingerprint = distributed.fingerprint(
+        distributed.plan_spec(options, NODE.workload), NODE.plan.adversaries
+    )
+    runner.send_message("cp_plan", {"fingerprint": NODE.fingerprint})
     NODE.begin(float(msg.data["start"]), int(msg.data["workers"]), runner.worker_index)
+
+
+def _on_plan(environment: Environment, msg: Any, **_: Any) -> None:
+    NODE.plan_answers[msg.node_id] = dict(msg.data or {})
 
 
 def _on_stop(environment: Environment, msg: Any, **_: Any) -> None:
@@ -544,7 +585,9 @@ class RolloutShape(LoadTestShape):
             workers = len(runner.clients) if isinstance(runner, MasterRunner) else 1
             if isinstance(runner, MasterRunner):
                 NODE.start = start
-                runner.send_message("cp_start", {"start": start, "workers": workers})
+                NODE.plan_sent = {c.id for c in runner.clients.all}
+                spec = distributed.plan_spec(plan.options, NODE.workload)
+                runner.send_message("cp_start", {"start": start, "workers": workers, "plan": spec})
             else:
                 NODE.begin(start, 1, 0)
         assert NODE.start is not None
@@ -644,6 +687,8 @@ def summary(elapsed: float | None = None) -> dict[str, Any]:
     rate = aggregate.rate(duration)
     if rate["planned"] == 0:
         reasons.append("nothing was scheduled")
+    plan_check = _plan_check(runner, rate, duration)
+    reasons.extend(plan_check.pop("reasons"))
     return {
         "schema": SUMMARY_SCHEMA,
         "run": {
@@ -662,6 +707,7 @@ def summary(elapsed: float | None = None) -> dict[str, Any]:
             "model": plan.profile.describe(),
             "accounts": len(plan.workload.accounts),
             "adversaries": len(plan.adversaries),
+            "plan": plan_check,
         },
         "rate": rate,
         "latency": aggregate.latency_rows(),
@@ -669,6 +715,33 @@ def summary(elapsed: float | None = None) -> dict[str, Any]:
         "generator": generator,
         "detection": {**NODE.detection, **_refusals(aggregate)},
     }
+
+
+def _plan_check(runner: Any, rate: dict[str, Any], duration: float) -> dict[str, Any]:
+    """Whether every generator ran the master's plan: its answers, and the planned requests
+    against what the master's plan expects (added to `rate`)."""
+    plan = NODE.plan
+    assert plan is not None
+    expected, sd = distributed.expected_requests(plan.profile, plan.kinds, duration)
+    rate["expected_by_plan"] = expected
+    reasons = []
+    if rate["planned"]:
+        reason = distributed.rate_reason(rate["planned"], expected, sd)
+        if reason is not None:
+            reasons.append(reason)
+    workers: dict[str, str] = {}
+    if isinstance(runner, MasterRunner):
+        names = {
+            c.id: f"{runner.get_worker_index(c.id)} ({c.id})"  # type: ignore[no-untyped-call]
+            for c in runner.clients.all
+        }
+        reasons.extend(
+            distributed.plan_reasons(NODE.fingerprint, NODE.plan_sent, NODE.plan_answers, names)
+        )
+        for node, answer in NODE.plan_answers.items():
+            taken = answer.get("fingerprint") == NODE.fingerprint
+            workers[names.get(node, node)] = "taken" if taken else "not taken"
+    return {"fingerprint": NODE.fingerprint, "workers": workers, "reasons": reasons}
 
 
 def _refusals(aggregate: Aggregate) -> dict[str, Any]:

@@ -1,16 +1,14 @@
-"""Load benchmark: the load generator's cost, and what a served registry sustains, in one session.
+"""Load benchmark: what a served registry sustains, one open-model run per rate step.
 
-Two parts, each with its baseline run in the same session:
+The load generator's own cost is measured by `scripts/bench_generator.py` (against Locust's own
+users, on a keep-alive target in a process of its own; results in benchmarks/generator.json).
 
-1. Generator cost (always): `contactpoint load` against an instant stand-in server at a high rate,
-   requests a second per busy generator core (the engine's own CPU accounting), against a plain
-   `requests` loop to the same server in this process (no scheduling, no histograms).
-2. Registry capacity (with --target and --personas): one open-model run per rate step; for each,
-   record views a second achieved, corrected and service p99 of views and searches, validity and
-   the SLO verdict (loadtests/slo/benchmark.yaml). Reported against the issue's target of 500
-   audited record views a second and ContactPoint's specified peak of 50 transactions a second.
-   With --baseline-target (the same registry with its controls switched off, a development
-   build), the lowest step runs there too: the latency the controls cost.
+With --target and --personas: one open-model run per rate step; for each, record views a second
+achieved, corrected and service p99 of views and searches, validity and the SLO verdict
+(loadtests/slo/benchmark.yaml). Reported against the issue's target of 500 audited record views a
+second and ContactPoint's specified peak of 50 transactions a second. With --baseline-target (the
+same registry with its controls switched off, a development build), the lowest step runs there
+too: the latency the controls cost.
 
     python scripts/bench_load.py --target http://127.0.0.1:8100 \
         --personas data/load-personas.json --rates 10,20,30,40 \
@@ -20,23 +18,17 @@ Two parts, each with its baseline run in the same session:
 from __future__ import annotations
 
 import json
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 import psutil
-import requests
 
 from loadtests.cli import run_locust
 from synthetic_data.bench import machine
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.fixtures.slow_registry import slow_registry, write_personas  # noqa: E402
 
 VIEW = "GET /api/v1/children/{id}"
 SEARCH = "POST /api/v1/children/search"
@@ -49,42 +41,6 @@ def _row(summary: dict[str, Any], endpoint: str) -> dict[str, Any]:
         if row["endpoint"] == endpoint and row["persona"] == "*":
             return dict(row)
     return {"count": 0, "errors": 0, "corrected_ms": {}, "service_ms": {}}
-
-
-def generator_cost(seconds: float, rate: float) -> dict[str, Any]:
-    """Requests a second per generator core, against a plain request loop's."""
-    with tempfile.TemporaryDirectory() as work, slow_registry(0.0) as url:
-        folder = Path(work)
-        personas = json.loads(write_personas(folder).read_text())
-        # Enough sessions that none waits: copies of the stand-in's accounts (it checks nothing).
-        many = [{**p, "username": f"{p['username']}-{i}"} for i in range(40) for p in personas]
-        (folder / "personas.json").write_text(json.dumps(many))
-        out = folder / "out"
-        code = run_locust(
-            url, folder / "personas.json", out, profile="steady", duration=seconds, rate=rate,
-            think_scale=0.0, slo=ROOT / "loadtests/slo/benchmark.yaml",
-            extra=["--warmup", "3"],
-        )  # fmt: skip
-        summary = json.loads((out / "summary.json").read_text())
-        session = requests.Session()
-        # This thread's CPU only: the stand-in server answers in threads of its own.
-        sent, cpu0, wall0 = 0, time.thread_time(), time.time()
-        while time.time() - wall0 < min(seconds, 15.0):
-            session.get(f"{url}/api/v1/children/X", timeout=10)
-            sent += 1
-        plain = sent / max(time.thread_time() - cpu0, 1e-9)
-    gen = summary["generator"]
-    return {
-        "exit_code": code,
-        "valid": summary["run"]["valid"],
-        "planned_requests_per_s": summary["rate"]["planned_per_s"],
-        "achieved_requests_per_s": summary["rate"]["achieved_per_s"],
-        "generator_requests_per_core_s": gen["requests_per_core_s"],
-        "generator_cpu_percent_mean": gen["cpu_percent_mean"],
-        "generator_lag_ms_p99": gen["lag_ms_p99"],
-        "baseline_plain_loop_requests_per_core_s": plain,
-        "ratio_to_plain_loop": gen["requests_per_core_s"] / plain if plain else None,
-    }
 
 
 def cpu_seconds() -> dict[str, float]:
@@ -163,7 +119,6 @@ def registry_step(
 @click.option("--baseline-rate", type=float, help="The step run on --baseline-target [first].")
 @click.option("--seconds", type=float, default=60.0, show_default=True)
 @click.option("--sessions", type=int, default=300, show_default=True)
-@click.option("--generator-rate", type=float, default=150.0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=ROOT / "benchmarks/load.json")
 @click.option("--reports", type=click.Path(path_type=Path), default=Path("load-bench"))
 def main(
@@ -174,16 +129,13 @@ def main(
     baseline_rate: float | None,
     seconds: float,
     sessions: int,
-    generator_rate: float,
     out: Path,
     reports: Path,
 ) -> None:
-    """Measure the generator's cost and, given a target, the registry's capacity."""
-    # A run without a target refreshes the generator part and keeps the registry's figures.
+    """Measure the registry's capacity (the generator's cost: scripts/bench_generator.py)."""
     result: dict[str, Any] = json.loads(out.read_text()) if out.exists() and not target else {}
     result.update(machine=machine(), when=time.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    result["generator"] = generator_cost(30.0, generator_rate)
-    click.echo(json.dumps(result["generator"], indent=1), err=True)
+    result.pop("generator", None)  # measured apart now, see benchmarks/generator.json
     if target and personas:
         steps = []
         for rate in [float(r) for r in rates.split(",")]:

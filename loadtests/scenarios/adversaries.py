@@ -26,7 +26,7 @@ import gevent
 import requests
 
 from loadtests.engine import NODE, Node
-from loadtests.scenarios import error_code
+from loadtests.scenarios import body, error_code
 from loadtests.workload import API, Child, Strategy
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ def run_adversary(user: Practitioner) -> None:
     # Filed at once and updated as it goes: a run that ends first still shows how far it got.
     seen: dict[str, Any] = {
         "username": user.account.username,
+        "generator": NODE.index,
         "kind": strategy.kind,
         "strategy": strategy.value,
         "requests": 0,
@@ -96,7 +97,7 @@ def run_adversary(user: Practitioner) -> None:
     surname = _common_surname(children)
     pending: list[str] = []  # children found by a search, to open
 
-    def search(criteria: dict[str, str]) -> requests.Response:
+    def search(criteria: dict[str, str]) -> Any:
         response = user.client.post(
             f"{API}/children/search",
             json=criteria,
@@ -104,12 +105,12 @@ def run_adversary(user: Practitioner) -> None:
             name=f"POST {API}/children/search (harvester)",
         )
         if response.status_code == 200:
-            found = [str(r["child_id"]) for r in (response.json() or {}).get("results", [])]
+            found = [str(r["child_id"]) for r in (body(response) or {}).get("results", [])]
             from_results.update(found)
             pending.extend(found[:1])
         return response
 
-    def view(child_id: str, claim: bool = False) -> requests.Response:
+    def view(child_id: str, claim: bool = False) -> Any:
         if claim:
             user.client.post(
                 f"{API}/children/{child_id}/involvements",
@@ -124,7 +125,7 @@ def run_adversary(user: Practitioner) -> None:
         )
         if response.status_code == 200:
             from_views.add(child_id)
-            if (response.json() or {}).get("access", {}).get("level") == "full":
+            if (body(response) or {}).get("access", {}).get("level") == "full":
                 full.add(child_id)
         return response
 
