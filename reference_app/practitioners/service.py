@@ -270,7 +270,9 @@ def _end_reads(call: Call) -> None:
     lock (transactions begin IMMEDIATE there), so every other request of the instance would wait
     for each login. Nothing has been written yet, so ending it loses nothing.
     """
-    assert not (call.db.new or call.db.dirty or call.db.deleted), "a login wrote before hashing"
+    assert not call.db.new, "a login added rows before hashing"
+    assert not call.db.dirty, "a login changed rows before hashing"
+    assert not call.db.deleted, "a login deleted rows before hashing"
     call.db.rollback()
 
 
