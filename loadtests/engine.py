@@ -104,6 +104,17 @@ class Plan:
         """Persona kinds the crowd has accounts for: the mix is drawn among these."""
         return {a.kind for a in self.workload.accounts if a.adversary is None}
 
+    @property
+    def session_cap(self) -> int:
+        """Sessions the run may hold at once: the cap, never more than the accounts."""
+        accounts = len(self.workload.accounts)
+        return min(int(self.options.cp_max_sessions or accounts), accounts)
+
+    def planned_peak_users(self) -> int:
+        """The profile's largest planned concurrency over the run (Little's law, each second)."""
+        seconds = range(int(self.duration_s) + 1)
+        return max((self.profile.users_at(float(t)) for t in seconds), default=0)
+
 
 class Scheduler:
     """This process's arrivals: the open model's clock and the pool of idle sessions."""
@@ -201,10 +212,16 @@ class Scheduler:
             job = Job(kind, at, draw_task(kind, self.rng, self.plan.options.cp_think_scale))
             for intended in job.intended():
                 self.recorder.planned(intended)
+            self.recorder.count("arrivals")
             idle = self.idle.get(kind)
             if idle:
                 idle.popleft().inbox.put(job)
-            elif not self.kinds.get(kind):
+                continue
+            # No free session while the harness holds sessions below the plan: it, not the
+            # server, sets the pace (counted once per arrival, whether it waits or is dropped).
+            if profile.users_at(at - start) > self.plan.session_cap or not self.kinds.get(kind):
+                self.recorder.count("starved")
+            if not self.kinds.get(kind):
                 # No session of this persona in this process at all: the arrival cannot be served.
                 self.drop(job)
             else:
@@ -644,6 +661,20 @@ def summary(elapsed: float | None = None) -> dict[str, Any]:
     rate = aggregate.rate(duration)
     if rate["planned"] == 0:
         reasons.append("nothing was scheduled")
+    sessions = {
+        "accounts": len(plan.workload.accounts),
+        "cap": plan.session_cap,
+        "planned_peak": plan.planned_peak_users(),
+        "arrivals": aggregate.counters.get("arrivals", 0),
+        "starved": aggregate.counters.get("starved", 0),
+    }
+    starved = slo_module.starvation_reason(**sessions)
+    if starved:
+        reasons.append(starved)
+    series = aggregate.series()
+    for row in series:
+        row["planned_users"] = plan.profile.users_at(float(row["t"]))
+        row["session_cap"] = sessions["cap"]
     return {
         "schema": SUMMARY_SCHEMA,
         "run": {
@@ -662,10 +693,11 @@ def summary(elapsed: float | None = None) -> dict[str, Any]:
             "model": plan.profile.describe(),
             "accounts": len(plan.workload.accounts),
             "adversaries": len(plan.adversaries),
+            "sessions": sessions,
         },
         "rate": rate,
         "latency": aggregate.latency_rows(),
-        "series": aggregate.series(),
+        "series": series,
         "generator": generator,
         "detection": {**NODE.detection, **_refusals(aggregate)},
     }
