@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
 
+# The reference registry's smallest population, and its size for a larger crowd.
+REFERENCE_CHILDREN = 3000
+CHILDREN_PER_ACCOUNT = 4
+LOCAL_AUTHORITIES = 152
+# The reference set-up starts its simulated day at this local hour; ordinary accounts alerted or
+# suspended stay under this share of those used.
+WORKING_MORNING_HOUR = 9
+FALSE_POSITIVE_TARGET = 0.01
 EXIT_PASS, EXIT_BREACH, EXIT_USAGE, EXIT_INVALID, EXIT_CANNOT_RUN = 0, 1, 2, 3, 4
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 # The reference registry under load keeps production quotas and harvesting thresholds; the
@@ -200,14 +211,19 @@ def load(
     if url and personas is None:
         raise click.UsageError("--personas FILE is required with --target")
     try:
-        model.profile_from_name(profile, duration_s=duration, rate=rate, intensity=intensity)
+        plan = model.profile_from_name(profile, duration_s=duration, rate=rate, intensity=intensity)
         slo_module.load_slo(slo or slo_module.DEFAULT_SLO_PATH)
         if personas is not None:
             load_workload(personas)
     except (ValueError, WorkloadError, slo_module.SloError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    with _target(url, reference, reference_dir, personas) as (target, personas_file):
+    # The reference crowd holds a session for every user the profile plans at its peak.
+    crowd = peak_sessions(plan) + adversaries
+    with _target(url, reference, reference_dir, personas, crowd, out_dir, slo) as (
+        target,
+        personas_file,
+    ):
         if not _reachable(target):
             click.echo(f"error: the target {target} does not answer /readyz", err=True)
             sys.exit(EXIT_CANNOT_RUN)
@@ -297,9 +313,31 @@ def run_locust(
     return subprocess.run(args, check=False).returncode  # noqa: S603 (this project's locustfile)
 
 
+def peak_sessions(profile: Any) -> int:
+    """The largest number of concurrent sessions the profile plans over its run."""
+    seconds = range(int(profile.duration_s) + 1)
+    return max((int(profile.users_at(float(t))) for t in seconds), default=0)
+
+
+def reference_size(accounts: int) -> int:
+    """Children to generate so the reference registry has practitioners for `accounts` sessions.
+
+    The generator makes about one practitioner in the crowd's roles for every two children, and
+    an account needs its service to work with children to carry a caseload: four children an
+    account leaves room for both.
+    """
+    return max(REFERENCE_CHILDREN, CHILDREN_PER_ACCOUNT * accounts)
+
+
 @contextlib.contextmanager
 def _target(
-    url: str | None, reference: bool, reference_dir: Path, personas: Path | None
+    url: str | None,
+    reference: bool,
+    reference_dir: Path,
+    personas: Path | None,
+    accounts: int,
+    out_dir: Path | None = None,
+    slo: Path | None = None,
 ) -> Iterator[tuple[str, Path]]:
     if url:
         assert personas is not None
@@ -307,9 +345,11 @@ def _target(
         return
     from security_tests.local import FAST_ARGON2, prepare, serve
 
-    click.echo(f"preparing the reference registry in {reference_dir} ...", err=True)
-    template = prepare(reference_dir / "template", children=3000, personas_per_role=4)
-    crowd = template / "load-personas.json"
+    children = reference_size(accounts)
+    name = "template" if children == REFERENCE_CHILDREN else f"template-{children}"
+    click.echo(f"preparing the reference registry in {reference_dir / name} ...", err=True)
+    template = prepare(reference_dir / name, children=children, personas_per_role=4)
+    crowd = template / f"load-personas-{accounts}.json"
     if not crowd.exists():
         # A crowd with caseloads (its services' children), as `contactpoint load-accounts` gives.
         from loadtests.accounts import provision
@@ -323,13 +363,104 @@ def _target(
             argon2_memory_kib=int(FAST_ARGON2["CONTACTPOINT_ARGON2_MEMORY_KIB"]),
             argon2_parallelism=int(FAST_ARGON2["CONTACTPOINT_ARGON2_PARALLELISM"]),
         )
-        provision(settings, crowd, per_role=3, las=4, caseload=20, workers=1)
+        from loadtests.accounts import ROLES
+
+        per_role = math.ceil(accounts / (len(ROLES) * LOCAL_AUTHORITIES)) + 1
+        provision(settings, crowd, per_role=per_role, las=LOCAL_AUTHORITIES, caseload=20)
+        _keep_caseloads(crowd, accounts)
+    held = len(json.loads(crowd.read_text(encoding="utf-8")))
+    click.echo(f"a crowd of {held} accounts for a planned peak of {accounts} sessions", err=True)
+    zone = working_hours_zone(time.time())
+    overrides = {**REFERENCE_LOAD_SETTINGS, "CONTACTPOINT_WORKING_HOURS_TIMEZONE": zone}
     with (
         tempfile.TemporaryDirectory(prefix="contactpoint-load-") as work,
-        serve(template, Path(work), settings=REFERENCE_LOAD_SETTINGS) as registry,
+        serve(template, Path(work), settings=overrides) as registry,
     ):
         click.echo(f"serving it at {registry.url}", err=True)
         yield registry.url, personas or crowd
+        if out_dir is not None:
+            _reference_notes(out_dir, registry.database_url, personas or crowd, zone, slo)
+
+
+def working_hours_zone(now: float) -> str:
+    """A fixed-offset zone in which `now` is the start of a working morning (09:00).
+
+    Only the reference set-up uses it: the registry's detector then scores the simulated day's
+    views as the working hours they stand for, whatever the hour the run is started at. A
+    production deployment keeps its own zone (Europe/London by default).
+    """
+    utc = time.gmtime(now)
+    offset = (WORKING_MORNING_HOUR - utc.tm_hour) % 24
+    offset = offset - 24 if offset > 14 else offset  # the zones run from UTC-12 to UTC+14
+    # POSIX-style names: Etc/GMT-3 is three hours ahead of UTC.
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+def crowd_detection(database_url: str, usernames: list[str]) -> dict[str, Any]:
+    """Alerted and suspended accounts of an ordinary crowd over the accounts that logged in."""
+    from sqlalchemy import bindparam, create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT p.id, p.status, p.totp_last_step IS NOT NULL AS used,"
+                    " EXISTS (SELECT 1 FROM alerts a WHERE a.subject_user_id = p.id) AS alerted"
+                    " FROM practitioners p WHERE p.username IN :names"
+                ).bindparams(bindparam("names", expanding=True)),
+                {"names": usernames},
+            ).all()
+    finally:
+        engine.dispose()
+    used = [r for r in rows if r.used]
+    flagged = [r for r in used if r.alerted or r.status == "suspended"]
+    return {
+        "accounts_used": len(used),
+        "alerted": sum(1 for r in used if r.alerted),
+        "suspended": sum(1 for r in used if r.status == "suspended"),
+        "false_positive_rate": len(flagged) / len(used) if used else 0.0,
+        "false_positive_target": FALSE_POSITIVE_TARGET,
+    }
+
+
+def _reference_notes(
+    out_dir: Path, database_url: str, crowd: Path, zone: str, slo: Path | None
+) -> None:
+    """Add the reference set-up's working hours and the crowd's false positives to the reports."""
+    from loadtests import report
+    from loadtests import slo as slo_module
+
+    summary_path = out_dir / "summary.json"
+    if not summary_path.exists():
+        return
+    data = json.loads(summary_path.read_text(encoding="utf-8"))
+    data.pop("verdict", None)
+    people = json.loads(crowd.read_text(encoding="utf-8"))
+    ordinary = [p["username"] for p in people if p["role"] != "national_auditor"]
+    found = crowd_detection(database_url, ordinary)
+    note = (
+        f"reference set-up only: the detector's working-hours zone is {zone}, so the simulated "
+        "day runs in working hours at any hour of the run (production keeps its own zone)"
+    )
+    data["run"]["notes"] = [*data["run"].get("notes", []), note]
+    data["detection"] = {**(data.get("detection") or {}), "crowd": found}
+    verdict = slo_module.evaluate(data, slo_module.load_slo(slo or slo_module.DEFAULT_SLO_PATH))
+    report.write_reports(data, verdict, out_dir)
+    click.echo(f"note: {note}")
+    click.echo(
+        f"crowd false positives: {found['alerted']} alerted, {found['suspended']} suspended of "
+        f"{found['accounts_used']} accounts used ({100 * found['false_positive_rate']:.2f} %, "
+        f"target under {100 * FALSE_POSITIVE_TARGET:g} %)"
+    )
+
+
+def _keep_caseloads(crowd: Path, accounts: int) -> None:
+    """Keep the accounts with a caseload (and the auditors, who need none), at most `accounts`."""
+    personas = json.loads(crowd.read_text(encoding="utf-8"))
+    auditors = [p for p in personas if p["role"] == "national_auditor"]
+    kept = auditors + [p for p in personas if p["caseload"] and p not in auditors]
+    crowd.write_text(json.dumps(kept[: max(accounts, len(auditors))], indent=1), encoding="utf-8")
 
 
 def _reachable(url: str) -> bool:

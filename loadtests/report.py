@@ -142,6 +142,8 @@ def render_terminal(summary: Mapping[str, Any], verdict: Verdict) -> str:
     )
     for reason in run.get("invalid_reasons") or []:
         lines.append(f"  invalid: {reason}")
+    for note in run.get("notes") or []:
+        lines.append(f"  note: {note}")
     lines.append(
         f"Rate: planned {_num(rate.get('planned_per_s'))}/s, "
         f"achieved {_num(rate.get('achieved_per_s'))}/s "
@@ -521,6 +523,7 @@ def render_html(summary: Mapping[str, Any], verdict: Verdict) -> str:
                 ["valid", "yes" if run.get("valid", True) else "no"],
                 ["invalid because", "; ".join(map(str, run.get("invalid_reasons") or [])) or "-"],
                 ["aborted", str(run.get("abort_reason") or "yes") if run.get("aborted") else "no"],
+                ["notes", "; ".join(map(str, run.get("notes") or [])) or "-"],
             ],
         )
     )
