@@ -127,6 +127,7 @@ class Scheduler:
         self.idle: dict[str, deque[Practitioner]] = {}
         self.waiting: dict[str, deque[Job]] = {}
         self.sessions = 0
+        self.joined: set[int] = set()
         self.kinds: dict[str, int] = {}
         self.running = False
         self.greenlets: list[gevent.Greenlet] = []
@@ -138,11 +139,15 @@ class Scheduler:
 
     def join(self, user: Practitioner) -> None:
         """A session logged in and waiting for work."""
+        self.joined.add(id(user))
         self.sessions += 1
         self.kinds[user.account.kind] = self.kinds.get(user.account.kind, 0) + 1
         self.release(user)
 
     def leave(self, user: Practitioner) -> None:
+        if id(user) not in self.joined:
+            return  # its log-in failed: it never held a session
+        self.joined.discard(id(user))
         self.sessions -= 1
         self.kinds[user.account.kind] -= 1
         with contextlib.suppress(ValueError):
