@@ -23,9 +23,11 @@ from typing import Any
 import click
 import httpx
 
-# The reference registry's smallest population, and its size for a larger crowd.
+# The reference registry's smallest population, its generator's floor of practitioners in each
+# LA by role, and the share of practitioners whose service the registry holds children for.
 REFERENCE_CHILDREN = 3000
-CHILDREN_PER_ACCOUNT = 4
+REFERENCE_FLOORS = {"education_practitioner": 3, "health_practitioner": 2, "la_data_manager": 2}
+CASELOAD_SHARE = 0.7
 LOCAL_AUTHORITIES = 152
 # The reference set-up starts its simulated day at this local hour; ordinary accounts alerted or
 # suspended stay under this share of those used.
@@ -218,9 +220,9 @@ def load(
     except (ValueError, WorkloadError, slo_module.SloError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    # The reference crowd holds a session for every user the profile plans at its peak.
-    crowd = peak_sessions(plan) + adversaries
-    with _target(url, reference, reference_dir, personas, crowd, out_dir, slo) as (
+    # The reference crowd holds the sessions the plan needs of every persona kind at its peak.
+    roles = crowd_by_role(plan, adversaries, think_scale)
+    with _target(url, reference, reference_dir, personas, roles, out_dir, slo) as (
         target,
         personas_file,
     ):
@@ -313,20 +315,47 @@ def run_locust(
     return subprocess.run(args, check=False).returncode  # noqa: S603 (this project's locustfile)
 
 
-def peak_sessions(profile: Any) -> int:
-    """The largest number of concurrent sessions the profile plans over its run."""
-    seconds = range(int(profile.duration_s) + 1)
-    return max((int(profile.users_at(float(t))) for t in seconds), default=0)
+def crowd_by_role(profile: Any, adversaries: int = 0, think_scale: float = 1.0) -> dict[str, int]:
+    """Accounts of each role the run needs to hold its planned sessions of every persona kind.
 
-
-def reference_size(accounts: int) -> int:
-    """Children to generate so the reference registry has practitioners for `accounts` sessions.
-
-    The generator makes about one practitioner in the crowd's roles for every two children, and
-    an account needs its service to work with children to carry a caseload: four children an
-    account leaves room for both.
+    For each kind, the most sessions of that kind the plan holds in any second (its share of the
+    sessions `sessions_needed` gives then), plus one; adversaries take accounts from the same pool.
     """
-    return max(REFERENCE_CHILDREN, CHILDREN_PER_ACCOUNT * accounts)
+    from loadtests.model import KIND_ROLES
+    from loadtests.workload import sessions_needed
+
+    most: dict[str, int] = dict.fromkeys(KIND_ROLES, 0)
+    for t in range(int(profile.duration_s) + 1):
+        need = sessions_needed(profile, float(t), think_scale)
+        mix = profile.mix_at(float(t))
+        total = sum(mix.values()) or 1.0
+        for kind, weight in mix.items():
+            most[kind] = max(most[kind], math.ceil(need * weight / total))
+    roles: dict[str, int] = {}
+    for kind, n in most.items():
+        roles[KIND_ROLES[kind]] = roles.get(KIND_ROLES[kind], 0) + n + 1
+    crowd = sum(roles.values())
+    return {r: math.ceil(n * (1 + adversaries / crowd)) for r, n in sorted(roles.items())}
+
+
+def reference_size(roles: dict[str, int]) -> int:
+    """Children to generate so the reference registry has practitioners with caseloads for `roles`.
+
+    The generator makes practitioners in proportion to children (390,000 for 11 million), with a
+    floor in each LA (three school staff, two health, one of each other role), and about seven in
+    ten of them work where the registry holds children they are involved with.
+    """
+    from synthetic_data import figures
+
+    per_child = figures.NATIONAL_PRACTITIONERS / figures.NATIONAL_CHILDREN
+    children = REFERENCE_CHILDREN
+    for role, wanted in roles.items():
+        floor = REFERENCE_FLOORS.get(role, 1) * LOCAL_AUTHORITIES
+        if wanted <= CASELOAD_SHARE * floor:
+            continue
+        share = figures.PRACTITIONER_ROLE_SHARES[role] * per_child * CASELOAD_SHARE
+        children = max(children, math.ceil(wanted / share / 1000) * 1000)
+    return children
 
 
 @contextlib.contextmanager
@@ -335,7 +364,7 @@ def _target(
     reference: bool,
     reference_dir: Path,
     personas: Path | None,
-    accounts: int,
+    roles: dict[str, int],
     out_dir: Path | None = None,
     slo: Path | None = None,
 ) -> Iterator[tuple[str, Path]]:
@@ -345,11 +374,12 @@ def _target(
         return
     from security_tests.local import FAST_ARGON2, prepare, serve
 
-    children = reference_size(accounts)
+    children = reference_size(roles)
     name = "template" if children == REFERENCE_CHILDREN else f"template-{children}"
     click.echo(f"preparing the reference registry in {reference_dir / name} ...", err=True)
     template = prepare(reference_dir / name, children=children, personas_per_role=4)
-    crowd = template / f"load-personas-{accounts}.json"
+    size = "-".join(str(roles[r]) for r in sorted(roles))
+    crowd = template / f"load-personas-{size}.json"
     if not crowd.exists():
         # A crowd with caseloads (its services' children), as `contactpoint load-accounts` gives.
         from loadtests.accounts import provision
@@ -363,13 +393,13 @@ def _target(
             argon2_memory_kib=int(FAST_ARGON2["CONTACTPOINT_ARGON2_MEMORY_KIB"]),
             argon2_parallelism=int(FAST_ARGON2["CONTACTPOINT_ARGON2_PARALLELISM"]),
         )
-        from loadtests.accounts import ROLES
-
-        per_role = math.ceil(accounts / (len(ROLES) * LOCAL_AUTHORITIES)) + 1
-        provision(settings, crowd, per_role=per_role, las=LOCAL_AUTHORITIES, caseload=20)
-        _keep_caseloads(crowd, accounts)
+        got = provision(
+            settings, crowd, las=LOCAL_AUTHORITIES, caseload=20, counts=roles, workers=2
+        )
+        if got["short"]:
+            click.echo(f"warning: the reference registry is short of {got['short']}", err=True)
     held = len(json.loads(crowd.read_text(encoding="utf-8")))
-    click.echo(f"a crowd of {held} accounts for a planned peak of {accounts} sessions", err=True)
+    click.echo(f"a crowd of {held} accounts with caseloads for {roles}", err=True)
     zone = working_hours_zone(time.time())
     overrides = {**REFERENCE_LOAD_SETTINGS, "CONTACTPOINT_WORKING_HOURS_TIMEZONE": zone}
     with (
@@ -453,14 +483,6 @@ def _reference_notes(
         f"{found['accounts_used']} accounts used ({100 * found['false_positive_rate']:.2f} %, "
         f"target under {100 * FALSE_POSITIVE_TARGET:g} %)"
     )
-
-
-def _keep_caseloads(crowd: Path, accounts: int) -> None:
-    """Keep the accounts with a caseload (and the auditors, who need none), at most `accounts`."""
-    personas = json.loads(crowd.read_text(encoding="utf-8"))
-    auditors = [p for p in personas if p["role"] == "national_auditor"]
-    kept = auditors + [p for p in personas if p["caseload"] and p not in auditors]
-    crowd.write_text(json.dumps(kept[: max(accounts, len(auditors))], indent=1), encoding="utf-8")
 
 
 def _reachable(url: str) -> bool:

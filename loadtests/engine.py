@@ -51,6 +51,7 @@ from loadtests.workload import (
     draw_task,
     interleave,
     load_workload,
+    sessions_needed,
 )
 
 if TYPE_CHECKING:
@@ -110,10 +111,14 @@ class Plan:
         accounts = len(self.workload.accounts)
         return min(int(self.options.cp_max_sessions or accounts), accounts)
 
+    def sessions_at(self, t: float) -> int:
+        """Sessions the run holds at run second t: the arrivals' need, not every logged-in user."""
+        return sessions_needed(self.profile, t, float(self.options.cp_think_scale))
+
     def planned_peak_users(self) -> int:
-        """The profile's largest planned concurrency over the run (Little's law, each second)."""
+        """The largest number of sessions the run plans to hold (sampled each second)."""
         seconds = range(int(self.duration_s) + 1)
-        return max((self.profile.users_at(float(t)) for t in seconds), default=0)
+        return max((self.sessions_at(float(t)) for t in seconds), default=0)
 
 
 class Scheduler:
@@ -224,7 +229,8 @@ class Scheduler:
                 continue
             # No free session while the harness holds sessions below the plan: it, not the
             # server, sets the pace (counted once per arrival, whether it waits or is dropped).
-            if profile.users_at(at - start) > self.plan.session_cap or not self.kinds.get(kind):
+            held_below_plan = self.plan.sessions_at(at - start) > self.plan.session_cap
+            if held_below_plan or not self.kinds.get(kind):
                 self.recorder.count("starved")
             if not self.kinds.get(kind):
                 # No session of this persona in this process at all: the arrival cannot be served.
@@ -550,7 +556,7 @@ events.worker_report.add_listener(_worker_report)  # type: ignore[no-untyped-cal
 
 
 class RolloutShape(LoadTestShape):
-    """Sessions by Little's law over the profile; at the end, collect every process's last data."""
+    """Sessions for the planned arrivals (`sessions_needed`); at the end, every process's data."""
 
     _checked = 0.0
 
@@ -580,7 +586,8 @@ class RolloutShape(LoadTestShape):
         plan = NODE.plan
         assert plan is not None
         cap = plan.options.cp_max_sessions or len(plan.workload.accounts)
-        users = min(cap, len(plan.workload.accounts), max(1, int(plan.profile.users_at(t))))
+        # At least a session of every kind (the accounts' order puts one of each first).
+        users = min(cap, len(plan.workload.accounts), max(len(plan.kinds), plan.sessions_at(t)))
         # Log-ins are the dearest requests (a password hash each): spread them over the warm-up.
         warmup = max(float(plan.options.cp_warmup), 1.0)
         return users, min(MAX_SPAWN_RATE, max(5.0, users / (0.8 * warmup)))
@@ -678,7 +685,7 @@ def summary(elapsed: float | None = None) -> dict[str, Any]:
         reasons.append(starved)
     series = aggregate.series()
     for row in series:
-        row["planned_users"] = plan.profile.users_at(float(row["t"]))
+        row["planned_users"] = plan.sessions_at(float(row["t"]))
         row["session_cap"] = sessions["cap"]
     return {
         "schema": SUMMARY_SCHEMA,

@@ -4,7 +4,7 @@ positives."""
 from __future__ import annotations
 
 import calendar
-import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,30 +13,55 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from loadtests import model
+from loadtests.accounts import _pick
 from loadtests.cli import (
     FALSE_POSITIVE_TARGET,
     REFERENCE_CHILDREN,
-    _keep_caseloads,
+    crowd_by_role,
     crowd_detection,
-    peak_sessions,
     reference_size,
     working_hours_zone,
 )
+from loadtests.workload import sessions_needed
 
 
 @pytest.mark.parametrize("intensity", [1.0, 4.0])
-def test_the_crowd_covers_the_profiles_peak(intensity: float) -> None:
+def test_the_crowd_covers_the_sessions_the_plan_needs_of_every_kind(intensity: float) -> None:
     profile = model.profile_from_name(
         "national-rollout", duration_s=60, rate=None, intensity=intensity
     )
-    peak = peak_sessions(profile)
-    assert peak == max(profile.users_at(float(t)) for t in range(61))
-    assert peak >= profile.users_at(59.0) > 0
-    assert reference_size(peak) >= 2 * peak
+    roles = crowd_by_role(profile)
+    assert set(roles) == set(model.KIND_ROLES.values())
+    for t in range(61):
+        need = sessions_needed(profile, float(t))
+        assert 0 < need <= profile.users_at(float(t))
+        mix = profile.mix_at(float(t))
+        for role in roles:
+            share = sum(w for k, w in mix.items() if model.KIND_ROLES[k] == role) / sum(
+                mix.values()
+            )
+            assert roles[role] >= need * share
+    assert sum(roles.values()) >= max(sessions_needed(profile, float(t)) for t in range(61))
 
 
-def test_a_small_crowd_keeps_the_smallest_registry() -> None:
-    assert reference_size(10) == REFERENCE_CHILDREN
+def test_adversaries_take_their_accounts_from_a_larger_pool() -> None:
+    profile = model.profile_from_name("national-rollout", duration_s=60, rate=None)
+    assert sum(crowd_by_role(profile, adversaries=20).values()) >= 20 + sum(
+        crowd_by_role(profile).values()
+    )
+
+
+def test_the_registry_grows_only_when_its_staff_cannot_carry_the_crowd() -> None:
+    profile = model.profile_from_name("national-rollout", duration_s=60, rate=None)
+    assert reference_size(crowd_by_role(profile)) == REFERENCE_CHILDREN
+    four = crowd_by_role(
+        model.profile_from_name("national-rollout", duration_s=60, rate=None, intensity=4.0)
+    )
+    children = reference_size(four)
+    assert children > REFERENCE_CHILDREN
+    # Enough practitioners of every role, at the generator's ratio and caseload share.
+    per_child = 390_000 / 11_000_000
+    assert children * 0.36 * per_child * 0.7 >= four["education_practitioner"]
 
 
 @pytest.mark.parametrize("hour", range(24))
@@ -46,17 +71,25 @@ def test_a_run_at_any_hour_starts_a_working_morning(hour: int) -> None:
     assert (local.hour, local.minute) == (9, 37)
 
 
-def test_only_accounts_with_a_caseload_are_kept_auditors_first(tmp_path: Path) -> None:
-    crowd = tmp_path / "crowd.json"
-    people = [
-        {"username": "a", "role": "gp", "caseload": [{"id": "c1"}]},
-        {"username": "b", "role": "gp", "caseload": []},
-        {"username": "c", "role": "gp", "caseload": [{"id": "c2"}]},
-        {"username": "d", "role": "national_auditor", "caseload": []},
+def test_only_accounts_with_a_caseload_are_picked_the_las_in_turn() -> None:
+    @dataclass
+    class Row:
+        id: int
+        role: str
+        organisation_id: int
+        local_authority_id: int
+        k: int
+
+    rows = [
+        Row(1, "education_practitioner", 10, 1, 1),
+        Row(2, "education_practitioner", 11, 1, 2),  # its school has no caseload
+        Row(3, "education_practitioner", 12, 1, 3),
+        Row(4, "education_practitioner", 20, 2, 1),
+        Row(5, "la_data_manager", 30, 2, 1),  # sees the LA's records by role: no caseload needed
     ]
-    crowd.write_text(json.dumps(people))
-    _keep_caseloads(crowd, 2)
-    assert [p["username"] for p in json.loads(crowd.read_text())] == ["d", "a"]
+    cases = {10: ["c1"], 12: ["c2"], 20: ["c3"]}
+    counts = {"education_practitioner": 2, "la_data_manager": 1}
+    assert [r.id for r in _pick(rows, cases, counts)] == [1, 4, 5]
 
 
 def test_crowd_false_positives_are_counted_over_the_accounts_used(tmp_path: Path) -> None:
