@@ -559,6 +559,7 @@ class RolloutShape(LoadTestShape):
     """Sessions for the planned arrivals (`sessions_needed`); at the end, every process's data."""
 
     _checked = 0.0
+    _held = 0
 
     def tick(self) -> tuple[int, float] | None:
         plan, env = NODE.plan, NODE.env
@@ -586,8 +587,10 @@ class RolloutShape(LoadTestShape):
         plan = NODE.plan
         assert plan is not None
         cap = plan.options.cp_max_sessions or len(plan.workload.accounts)
-        # At least a session of every kind (the accounts' order puts one of each first).
-        users = min(cap, len(plan.workload.accounts), max(len(plan.kinds), plan.sessions_at(t)))
+        # At least a session of every kind (the accounts' order puts one of each first), and never
+        # fewer than before: a session let go at a stage's quiet hour would log in again later.
+        need = max(len(plan.kinds), plan.sessions_at(t), self._held)
+        users = self._held = min(cap, len(plan.workload.accounts), need)
         # Log-ins are the dearest requests (a password hash each): spread them over the warm-up.
         warmup = max(float(plan.options.cp_warmup), 1.0)
         return users, min(MAX_SPAWN_RATE, max(5.0, users / (0.8 * warmup)))
