@@ -13,7 +13,7 @@ by (decrypted with the instance's keys). White-box: it needs the database and th
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,31 +30,23 @@ from reference_app.kit.sealing import Sealer, bind
 from synthetic_data.runner import Argon2Settings, _hash, new_credentials, store_credentials
 
 ROLES = sorted(set(KIND_ROLES.values()))
-DATA_MANAGER = KIND_ROLES["data_manager"]
 
 
 def provision(
     settings: Settings,
     out: Path,
     *,
-    per_role: int = 0,
+    per_role: int,
     las: int,
     caseload: int = 20,
     workers: int = 2,
     keyring: Keyring | None = None,
-    counts: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Give accounts of each role in the `las` largest LAs credentials; write `out`.
-
-    `per_role` accounts of each role in each LA, or with `counts` that many of each role in all,
-    spread over the LAs and taken only from practitioners whose service has a caseload (an LA's
-    data managers need none: they see their LA's records by role).
-    """
+    """Give `per_role` accounts of each role in the `las` largest LAs credentials; write `out`."""
     keys = keyring or load_keyring(settings)
     engine = make_engine(settings.database_url)
     bind(engine, Sealer.of(keys))  # the shield flags are sealed: read through the keys
     crypto = Crypto(keys)
-    wanted = counts or dict.fromkeys(ROLES, per_role * las)
     with engine.connect() as conn:
         la_rows = conn.execute(
             text(
@@ -65,18 +57,16 @@ def provision(
             {"n": las},
         ).all()
         codes = {int(r[0]): str(r[1]) for r in la_rows}
-        candidates: list[Any] = []
+        picked: list[Any] = []
         for role in ROLES:
-            if not wanted.get(role):
-                continue
-            candidates += conn.execute(
+            picked += conn.execute(
                 text(
-                    "SELECT id, username, role, organisation_id, local_authority_id, k FROM ("
+                    "SELECT id, username, role, organisation_id, local_authority_id FROM ("
                     " SELECT p.*, row_number() OVER (PARTITION BY local_authority_id ORDER BY id)"
                     " AS k FROM practitioners p WHERE role = :role AND status = 'active'"
                     " AND local_authority_id IN :las) s WHERE k <= :n ORDER BY id"
                 ).bindparams(bindparam("las", expanding=True)),
-                {"role": role, "las": list(codes), "n": per_role or wanted[role]},
+                {"role": role, "las": list(codes), "n": per_role},
             ).all()
         auditors = conn.execute(
             text(
@@ -84,9 +74,8 @@ def provision(
                 "WHERE role = 'national_auditor' AND status = 'active' ORDER BY id LIMIT 1"
             )
         ).all()
-        orgs = sorted({int(r.organisation_id) for r in candidates})
+        orgs = sorted({int(r.organisation_id) for r in picked})
         cases = _caseloads(conn, Sealer.of(keys), orgs, caseload)
-        picked = candidates if counts is None else _pick(candidates, cases, counts)
         children = _children(conn, crypto, sorted({c for ids in cases.values() for c in ids}))
     accounts = [*picked, *auditors]
     credentials = new_credentials(len(accounts))
@@ -113,29 +102,13 @@ def provision(
     partial.replace(out)
     engine.dispose()
     with_caseload = sum(1 for p in personas if p["caseload"])
-    held = Counter(str(r.role) for r in picked)
     return {
         "accounts": len(personas),
         "local_authorities": len(codes),
         "with_caseload": with_caseload,
         "caseload_children": len(children),
-        "by_role": dict(sorted(held.items())),
-        "short": {r: n - held[r] for r, n in sorted(wanted.items()) if held[r] < n},
         "out": str(out),
     }
-
-
-def _pick(candidates: list[Any], cases: dict[int, list[str]], counts: dict[str, int]) -> list[Any]:
-    """Up to `counts[role]` of each role with a caseload, taking the LAs in turn."""
-    fit = [r for r in candidates if r.role == DATA_MANAGER or cases.get(int(r.organisation_id))]
-    fit.sort(key=lambda r: (int(r.k), int(r.local_authority_id), int(r.id)))
-    taken: Counter[str] = Counter()
-    out = []
-    for row in fit:
-        if taken[row.role] < counts.get(row.role, 0):
-            taken[row.role] += 1
-            out.append(row)
-    return sorted(out, key=lambda r: int(r.id))
 
 
 def _caseloads(conn: Any, sealer: Sealer, orgs: list[int], n: int) -> dict[int, list[str]]:

@@ -8,31 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import click
 import httpx
 
-# The reference registry's smallest population, its generator's floor of practitioners in each
-# LA by role, and the share of practitioners whose service the registry holds children for.
-REFERENCE_CHILDREN = 3000
-REFERENCE_FLOORS = {"education_practitioner": 3, "health_practitioner": 2, "la_data_manager": 2}
-CASELOAD_SHARE = 0.7
-LOCAL_AUTHORITIES = 152
-# The reference set-up starts its simulated day at this local hour; ordinary accounts alerted or
-# suspended stay under this share of those used.
-WORKING_MORNING_HOUR = 9
-FALSE_POSITIVE_TARGET = 0.01
 EXIT_PASS, EXIT_BREACH, EXIT_USAGE, EXIT_INVALID, EXIT_CANNOT_RUN = 0, 1, 2, 3, 4
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 # The reference registry under load keeps production quotas and harvesting thresholds; the
@@ -213,19 +200,14 @@ def load(
     if url and personas is None:
         raise click.UsageError("--personas FILE is required with --target")
     try:
-        plan = model.profile_from_name(profile, duration_s=duration, rate=rate, intensity=intensity)
+        model.profile_from_name(profile, duration_s=duration, rate=rate, intensity=intensity)
         slo_module.load_slo(slo or slo_module.DEFAULT_SLO_PATH)
         if personas is not None:
             load_workload(personas)
     except (ValueError, WorkloadError, slo_module.SloError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    # The reference crowd holds the sessions the plan needs of every persona kind at its peak.
-    roles = crowd_by_role(plan, adversaries, think_scale)
-    with _target(url, reference, reference_dir, personas, roles, out_dir, slo) as (
-        target,
-        personas_file,
-    ):
+    with _target(url, reference, reference_dir, personas) as (target, personas_file):
         if not _reachable(target):
             click.echo(f"error: the target {target} does not answer /readyz", err=True)
             sys.exit(EXIT_CANNOT_RUN)
@@ -315,58 +297,9 @@ def run_locust(
     return subprocess.run(args, check=False).returncode  # noqa: S603 (this project's locustfile)
 
 
-def crowd_by_role(profile: Any, adversaries: int = 0, think_scale: float = 1.0) -> dict[str, int]:
-    """Accounts of each role the run needs to hold its planned sessions of every persona kind.
-
-    For each kind, the most sessions of that kind the plan holds in any second (its share of the
-    sessions `sessions_needed` gives then), plus one; adversaries take accounts from the same pool.
-    """
-    from loadtests.model import KIND_ROLES
-    from loadtests.workload import sessions_needed
-
-    most: dict[str, int] = dict.fromkeys(KIND_ROLES, 0)
-    for t in range(int(profile.duration_s) + 1):
-        need = sessions_needed(profile, float(t), think_scale)
-        mix = profile.mix_at(float(t))
-        total = sum(mix.values()) or 1.0
-        for kind, weight in mix.items():
-            most[kind] = max(most[kind], math.ceil(need * weight / total))
-    roles: dict[str, int] = {}
-    for kind, n in most.items():
-        roles[KIND_ROLES[kind]] = roles.get(KIND_ROLES[kind], 0) + n + 1
-    crowd = sum(roles.values())
-    return {r: math.ceil(n * (1 + adversaries / crowd)) for r, n in sorted(roles.items())}
-
-
-def reference_size(roles: dict[str, int]) -> int:
-    """Children to generate so the reference registry has practitioners with caseloads for `roles`.
-
-    The generator makes practitioners in proportion to children (390,000 for 11 million), with a
-    floor in each LA (three school staff, two health, one of each other role), and about seven in
-    ten of them work where the registry holds children they are involved with.
-    """
-    from synthetic_data import figures
-
-    per_child = figures.NATIONAL_PRACTITIONERS / figures.NATIONAL_CHILDREN
-    children = REFERENCE_CHILDREN
-    for role, wanted in roles.items():
-        floor = REFERENCE_FLOORS.get(role, 1) * LOCAL_AUTHORITIES
-        if wanted <= CASELOAD_SHARE * floor:
-            continue
-        share = figures.PRACTITIONER_ROLE_SHARES[role] * per_child * CASELOAD_SHARE
-        children = max(children, math.ceil(wanted / share / 1000) * 1000)
-    return children
-
-
 @contextlib.contextmanager
 def _target(
-    url: str | None,
-    reference: bool,
-    reference_dir: Path,
-    personas: Path | None,
-    roles: dict[str, int],
-    out_dir: Path | None = None,
-    slo: Path | None = None,
+    url: str | None, reference: bool, reference_dir: Path, personas: Path | None
 ) -> Iterator[tuple[str, Path]]:
     if url:
         assert personas is not None
@@ -374,12 +307,9 @@ def _target(
         return
     from security_tests.local import FAST_ARGON2, prepare, serve
 
-    children = reference_size(roles)
-    name = "template" if children == REFERENCE_CHILDREN else f"template-{children}"
-    click.echo(f"preparing the reference registry in {reference_dir / name} ...", err=True)
-    template = prepare(reference_dir / name, children=children, personas_per_role=4)
-    size = "-".join(str(roles[r]) for r in sorted(roles))
-    crowd = template / f"load-personas-{size}.json"
+    click.echo(f"preparing the reference registry in {reference_dir} ...", err=True)
+    template = prepare(reference_dir / "template", children=3000, personas_per_role=4)
+    crowd = template / "load-personas.json"
     if not crowd.exists():
         # A crowd with caseloads (its services' children), as `contactpoint load-accounts` gives.
         from loadtests.accounts import provision
@@ -393,96 +323,13 @@ def _target(
             argon2_memory_kib=int(FAST_ARGON2["CONTACTPOINT_ARGON2_MEMORY_KIB"]),
             argon2_parallelism=int(FAST_ARGON2["CONTACTPOINT_ARGON2_PARALLELISM"]),
         )
-        got = provision(
-            settings, crowd, las=LOCAL_AUTHORITIES, caseload=20, counts=roles, workers=2
-        )
-        if got["short"]:
-            click.echo(f"warning: the reference registry is short of {got['short']}", err=True)
-    held = len(json.loads(crowd.read_text(encoding="utf-8")))
-    click.echo(f"a crowd of {held} accounts with caseloads for {roles}", err=True)
-    zone = working_hours_zone(time.time())
-    overrides = {**REFERENCE_LOAD_SETTINGS, "CONTACTPOINT_WORKING_HOURS_TIMEZONE": zone}
+        provision(settings, crowd, per_role=3, las=4, caseload=20, workers=1)
     with (
         tempfile.TemporaryDirectory(prefix="contactpoint-load-") as work,
-        serve(template, Path(work), settings=overrides) as registry,
+        serve(template, Path(work), settings=REFERENCE_LOAD_SETTINGS) as registry,
     ):
         click.echo(f"serving it at {registry.url}", err=True)
         yield registry.url, personas or crowd
-        if out_dir is not None:
-            _reference_notes(out_dir, registry.database_url, personas or crowd, zone, slo)
-
-
-def working_hours_zone(now: float) -> str:
-    """A fixed-offset zone in which `now` is the start of a working morning (09:00).
-
-    Only the reference set-up uses it: the registry's detector then scores the simulated day's
-    views as the working hours they stand for, whatever the hour the run is started at. A
-    production deployment keeps its own zone (Europe/London by default).
-    """
-    utc = time.gmtime(now)
-    offset = (WORKING_MORNING_HOUR - utc.tm_hour) % 24
-    offset = offset - 24 if offset > 14 else offset  # the zones run from UTC-12 to UTC+14
-    # POSIX-style names: Etc/GMT-3 is three hours ahead of UTC.
-    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
-
-
-def crowd_detection(database_url: str, usernames: list[str]) -> dict[str, Any]:
-    """Alerted and suspended accounts of an ordinary crowd over the accounts that logged in."""
-    from sqlalchemy import bindparam, create_engine, text
-
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT p.id, p.status, p.totp_last_step IS NOT NULL AS used,"
-                    " EXISTS (SELECT 1 FROM alerts a WHERE a.subject_user_id = p.id) AS alerted"
-                    " FROM practitioners p WHERE p.username IN :names"
-                ).bindparams(bindparam("names", expanding=True)),
-                {"names": usernames},
-            ).all()
-    finally:
-        engine.dispose()
-    used = [r for r in rows if r.used]
-    flagged = [r for r in used if r.alerted or r.status == "suspended"]
-    return {
-        "accounts_used": len(used),
-        "alerted": sum(1 for r in used if r.alerted),
-        "suspended": sum(1 for r in used if r.status == "suspended"),
-        "false_positive_rate": len(flagged) / len(used) if used else 0.0,
-        "false_positive_target": FALSE_POSITIVE_TARGET,
-    }
-
-
-def _reference_notes(
-    out_dir: Path, database_url: str, crowd: Path, zone: str, slo: Path | None
-) -> None:
-    """Add the reference set-up's working hours and the crowd's false positives to the reports."""
-    from loadtests import report
-    from loadtests import slo as slo_module
-
-    summary_path = out_dir / "summary.json"
-    if not summary_path.exists():
-        return
-    data = json.loads(summary_path.read_text(encoding="utf-8"))
-    data.pop("verdict", None)
-    people = json.loads(crowd.read_text(encoding="utf-8"))
-    ordinary = [p["username"] for p in people if p["role"] != "national_auditor"]
-    found = crowd_detection(database_url, ordinary)
-    note = (
-        f"reference set-up only: the detector's working-hours zone is {zone}, so the simulated "
-        "day runs in working hours at any hour of the run (production keeps its own zone)"
-    )
-    data["run"]["notes"] = [*data["run"].get("notes", []), note]
-    data["detection"] = {**(data.get("detection") or {}), "crowd": found}
-    verdict = slo_module.evaluate(data, slo_module.load_slo(slo or slo_module.DEFAULT_SLO_PATH))
-    report.write_reports(data, verdict, out_dir)
-    click.echo(f"note: {note}")
-    click.echo(
-        f"crowd false positives: {found['alerted']} alerted, {found['suspended']} suspended of "
-        f"{found['accounts_used']} accounts used ({100 * found['false_positive_rate']:.2f} %, "
-        f"target under {100 * FALSE_POSITIVE_TARGET:g} %)"
-    )
 
 
 def _reachable(url: str) -> bool:

@@ -55,7 +55,6 @@ from loadtests.workload import (
     draw_task,
     interleave,
     load_workload,
-    sessions_needed,
 )
 
 if TYPE_CHECKING:
@@ -109,21 +108,6 @@ class Plan:
         """Persona kinds the crowd has accounts for: the mix is drawn among these."""
         return {a.kind for a in self.workload.accounts if a.adversary is None}
 
-    @property
-    def session_cap(self) -> int:
-        """Sessions the run may hold at once: the cap, never more than the accounts."""
-        accounts = len(self.workload.accounts)
-        return min(int(self.options.cp_max_sessions or accounts), accounts)
-
-    def sessions_at(self, t: float) -> int:
-        """Sessions the run holds at run second t: the arrivals' need, not every logged-in user."""
-        return sessions_needed(self.profile, t, float(self.options.cp_think_scale))
-
-    def planned_peak_users(self) -> int:
-        """The largest number of sessions the run plans to hold (sampled each second)."""
-        seconds = range(int(self.duration_s) + 1)
-        return max((self.sessions_at(float(t)) for t in seconds), default=0)
-
 
 class Scheduler:
     """This process's arrivals: the open model's clock and the pool of idle sessions."""
@@ -136,7 +120,6 @@ class Scheduler:
         self.idle: dict[str, deque[Practitioner]] = {}
         self.waiting: dict[str, deque[Job]] = {}
         self.sessions = 0
-        self.joined: set[int] = set()
         self.kinds: dict[str, int] = {}
         self.running = False
         self.greenlets: list[gevent.Greenlet] = []
@@ -148,15 +131,11 @@ class Scheduler:
 
     def join(self, user: Practitioner) -> None:
         """A session logged in and waiting for work."""
-        self.joined.add(id(user))
         self.sessions += 1
         self.kinds[user.account.kind] = self.kinds.get(user.account.kind, 0) + 1
         self.release(user)
 
     def leave(self, user: Practitioner) -> None:
-        if id(user) not in self.joined:
-            return  # its log-in failed: it never held a session
-        self.joined.discard(id(user))
         self.sessions -= 1
         self.kinds[user.account.kind] -= 1
         with contextlib.suppress(ValueError):
@@ -226,17 +205,10 @@ class Scheduler:
             job = Job(kind, at, draw_task(kind, self.rng, self.plan.options.cp_think_scale))
             for intended in job.intended():
                 self.recorder.planned(intended)
-            self.recorder.count("arrivals")
             idle = self.idle.get(kind)
             if idle:
                 idle.popleft().inbox.put(job)
-                continue
-            # No free session while the harness holds sessions below the plan: it, not the
-            # server, sets the pace (counted once per arrival, whether it waits or is dropped).
-            held_below_plan = self.plan.sessions_at(at - start) > self.plan.session_cap
-            if held_below_plan or not self.kinds.get(kind):
-                self.recorder.count("starved")
-            if not self.kinds.get(kind):
+            elif not self.kinds.get(kind):
                 # No session of this persona in this process at all: the arrival cannot be served.
                 self.drop(job)
             else:
@@ -597,10 +569,9 @@ events.worker_report.add_listener(_worker_report)  # type: ignore[no-untyped-cal
 
 
 class RolloutShape(LoadTestShape):
-    """Sessions for the planned arrivals (`sessions_needed`); at the end, every process's data."""
+    """Sessions by Little's law over the profile; at the end, collect every process's last data."""
 
     _checked = 0.0
-    _held = 0
 
     def tick(self) -> tuple[int, float] | None:
         plan, env = NODE.plan, NODE.env
@@ -630,10 +601,7 @@ class RolloutShape(LoadTestShape):
         plan = NODE.plan
         assert plan is not None
         cap = plan.options.cp_max_sessions or len(plan.workload.accounts)
-        # At least a session of every kind (the accounts' order puts one of each first), and never
-        # fewer than before: a session let go at a stage's quiet hour would log in again later.
-        need = max(len(plan.kinds), plan.sessions_at(t), self._held)
-        users = self._held = min(cap, len(plan.workload.accounts), need)
+        users = min(cap, len(plan.workload.accounts), max(1, int(plan.profile.users_at(t))))
         # Log-ins are the dearest requests (a password hash each): spread them over the warm-up.
         warmup = max(float(plan.options.cp_warmup), 1.0)
         return users, min(MAX_SPAWN_RATE, max(5.0, users / (0.8 * warmup)))
@@ -721,20 +689,6 @@ def summary(elapsed: float | None = None) -> dict[str, Any]:
         reasons.append("nothing was scheduled")
     plan_check = _plan_check(runner, rate, duration)
     reasons.extend(plan_check.pop("reasons"))
-    sessions = {
-        "accounts": len(plan.workload.accounts),
-        "cap": plan.session_cap,
-        "planned_peak": plan.planned_peak_users(),
-        "arrivals": aggregate.counters.get("arrivals", 0),
-        "starved": aggregate.counters.get("starved", 0),
-    }
-    starved = slo_module.starvation_reason(**sessions)
-    if starved:
-        reasons.append(starved)
-    series = aggregate.series()
-    for row in series:
-        row["planned_users"] = plan.sessions_at(float(row["t"]))
-        row["session_cap"] = sessions["cap"]
     return {
         "schema": SUMMARY_SCHEMA,
         "run": {
@@ -754,11 +708,10 @@ def summary(elapsed: float | None = None) -> dict[str, Any]:
             "accounts": len(plan.workload.accounts),
             "adversaries": len(plan.adversaries),
             "plan": plan_check,
-            "sessions": sessions,
         },
         "rate": rate,
         "latency": aggregate.latency_rows(),
-        "series": series,
+        "series": aggregate.series(),
         "generator": generator,
         "detection": {**NODE.detection, **_refusals(aggregate)},
     }

@@ -142,8 +142,6 @@ def render_terminal(summary: Mapping[str, Any], verdict: Verdict) -> str:
     )
     for reason in run.get("invalid_reasons") or []:
         lines.append(f"  invalid: {reason}")
-    for note in run.get("notes") or []:
-        lines.append(f"  note: {note}")
     lines.append(
         f"Rate: planned {_num(rate.get('planned_per_s'))}/s, "
         f"achieved {_num(rate.get('achieved_per_s'))}/s "
@@ -394,21 +392,6 @@ def rate_chart_svg(summary: Mapping[str, Any]) -> str:
     return _line_chart("Requests a second", "requests / s", series, "seconds since start")
 
 
-def sessions_chart_svg(summary: Mapping[str, Any]) -> str:
-    """An SVG chart of the sessions in use against the cap and the profile's plan over the run."""
-    rows = _sorted_series(summary)
-
-    def get(key: str) -> Any:
-        return lambda row: _float(row.get(key))
-
-    series = [
-        _Series("planned", _points(rows, get("planned_users")), COLOURS[0], dashed=True),
-        _Series("in use", _points(rows, get("users")), COLOURS[2]),
-        _Series("cap", _points(rows, get("session_cap")), COLOURS[1], dashed=True),
-    ]
-    return _line_chart("Sessions", "concurrent sessions", series, "seconds since start")
-
-
 def latency_chart_svg(summary: Mapping[str, Any]) -> str:
     """An SVG chart of corrected p50, p95 and p99, and service p99, over the run."""
     rows = _sorted_series(summary)
@@ -523,7 +506,6 @@ def render_html(summary: Mapping[str, Any], verdict: Verdict) -> str:
                 ["valid", "yes" if run.get("valid", True) else "no"],
                 ["invalid because", "; ".join(map(str, run.get("invalid_reasons") or [])) or "-"],
                 ["aborted", str(run.get("abort_reason") or "yes") if run.get("aborted") else "no"],
-                ["notes", "; ".join(map(str, run.get("notes") or [])) or "-"],
             ],
         )
     )
@@ -563,7 +545,6 @@ def render_html(summary: Mapping[str, Any], verdict: Verdict) -> str:
         )
     )
     out.append(rate_chart_svg(summary))
-    out.append(sessions_chart_svg(summary))
 
     out.append("<h2>Latency by endpoint (ms, corrected unless marked service)</h2>")
     out.append(_latency_table(_endpoint_rows(summary)))
@@ -628,8 +609,7 @@ def write_reports(summary: Mapping[str, Any], verdict: Verdict, out_dir: Path) -
     """Write every report of a run into ``out_dir`` and return them by file name.
 
     Files: ``summary.json`` (the summary with a ``"verdict"`` key: status, exit_code, reasons,
-    checks; NaN and infinities become null), ``rate.svg``, ``sessions.svg``, ``latency.svg``,
-    ``report.html``
+    checks; NaN and infinities become null), ``rate.svg``, ``latency.svg``, ``report.html``
     (self-contained) and ``junit.xml``. Each is written to a ``.partial`` file first and then
     moved into place. The summary passed in is not modified.
     """
@@ -637,17 +617,14 @@ def write_reports(summary: Mapping[str, Any], verdict: Verdict, out_dir: Path) -
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         name: out_dir / name
-        for name in (
-            "summary.json", "rate.svg", "sessions.svg", "latency.svg", "report.html", "junit.xml"
-        )
-    }  # fmt: skip
+        for name in ("summary.json", "rate.svg", "latency.svg", "report.html", "junit.xml")
+    }
     document = {**summary, "verdict": verdict.as_dict()}
     _write(
         paths["summary.json"],
         json.dumps(_json_safe(document), indent=2, allow_nan=False, default=str) + "\n",
     )
     _write(paths["rate.svg"], rate_chart_svg(summary) + "\n")
-    _write(paths["sessions.svg"], sessions_chart_svg(summary) + "\n")
     _write(paths["latency.svg"], latency_chart_svg(summary) + "\n")
     _write(paths["report.html"], render_html(summary, verdict))
     write_junit(verdict, summary, paths["junit.xml"])

@@ -425,33 +425,6 @@ def breaches(summary: Mapping[str, Any], slo: Slo) -> list[Check]:
     return [c for c in _objective_checks(summary, slo, live=True) if c.outcome == "fail"]
 
 
-# Arrivals the harness itself held back (no free session while sessions were capped below the
-# plan, or no session of the persona at all) beyond this share make the run invalid: the pace was
-# the harness's, not the server's.
-STARVED_SHARE_MAX = 0.01
-
-
-def starvation_reason(
-    *, arrivals: int, starved: int, accounts: int, cap: int, planned_peak: int
-) -> str | None:
-    """Name why the harness starved the run, or None when it did not.
-
-    ``starved`` counts arrivals that waited for a free session or were dropped while the sessions
-    were held below the profile's plan (by ``cap``, itself at most the ``accounts``).
-    """
-    if arrivals <= 0 or starved / arrivals <= STARVED_SHARE_MAX:
-        return None
-    share = 100.0 * starved / arrivals
-    if cap < accounts:
-        pool = f"session cap: {cap} sessions ({accounts} accounts)"
-    else:
-        pool = f"account pool: {accounts} accounts"
-    return (
-        f"{pool} for a planned peak of {planned_peak} concurrent sessions; {share:.1f} % of "
-        "arrivals waited for a session or were dropped: provision more accounts or raise the cap"
-    )
-
-
 def _validity_check(valid: bool, reasons: list[str]) -> Check:
     return Check(
         name="run valid",

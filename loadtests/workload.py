@@ -5,15 +5,15 @@ Pure data and choices, no HTTP: the Locust users (`loadtests/scenarios/`) carry 
 Accounts come from a personas file (username, password, TOTP secret, role, LA; the generator's
 `personas.json`, or `contactpoint load accounts` for many accounts with caseloads). A persona
 entry may carry a `caseload`: children the account's own service works with (search fields and
-identifier). A practitioner looks up their own caseload, as ContactPoint's users did (a school
-its pupils, a GP practice its patients); an account without one (an LA's data manager) looks in
-the generator's per-LA sample (`children_sample.jsonl` beside the personas file).
+identifier). A practitioner mostly looks up their own caseload, as ContactPoint's users did (a
+school its pupils, a GP practice its patients); otherwise, and for the rest of their lookups, the
+children come from the generator's per-LA sample (`children_sample.jsonl` beside the personas
+file), so requests spread over the whole population.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from loadtests.model import KIND_ROLES, THINK_TIME_S, Profile
+from loadtests.model import KIND_ROLES, THINK_TIME_S
 
 API = "/api/v1"
 
@@ -193,16 +193,14 @@ def interleave(accounts: Sequence[Account], weights: dict[str, float]) -> list[A
     """Order accounts so any prefix holds the kinds in proportion to `weights`.
 
     The run spawns sessions in this order; a prefix of 50 accounts then has about as many school
-    staff as the mix asks for, not the first 50 of the file. One account of every kind comes
-    first, so a kind the mix asks for later in the day (or rarely) has a session from the start.
+    staff as the mix asks for, not the first 50 of the file.
     """
     queues: dict[str, list[Account]] = {}
     for account in accounts:
         queues.setdefault(account.kind, []).append(account)
-    credit = dict.fromkeys(queues, -1.0)  # each kind's first is placed already
+    credit = dict.fromkeys(queues, 0.0)
     total = sum(weights.get(k, 0.0) for k in queues) or 1.0
-    firsts = sorted(queues, key=lambda k: -weights.get(k, 0.0))
-    ordered: list[Account] = [queues[kind].pop(0) for kind in firsts]
+    ordered: list[Account] = []
     while any(queues.values()):
         live = [k for k in queues if queues[k]]
         for kind in live:
@@ -251,51 +249,11 @@ def draw_task(kind: str, rng: random.Random, think_scale: float = 1.0) -> list[S
 
 
 def pick_child(account: Account, workload: Workload, rng: random.Random) -> Child:
-    """A child this practitioner has a reason to look up: one of their caseload.
-
-    An account without a caseload (an LA's data manager, who sees the LA's records by role, or a
-    personas file without caseloads) looks in its LA's sample. Looking up children outside one's
-    caseload is what the detector is there to notice, so the ordinary crowd never does it.
-    """
-    if account.caseload:
+    """A child this practitioner would look for: mostly their caseload, else the LA's sample."""
+    if account.caseload and (rng.random() < 0.9 or not workload.sample):
         return rng.choice(account.caseload)
     candidates = [c for c in workload.children(account.local_authority) if not c.protected]
     return rng.choice(candidates or workload.children(None))
-
-
-# Seconds a request is allowed in sizing the sessions an enquiry holds (the answer, a margin).
-REQUEST_ALLOWANCE_S = 1.0
-# Sessions held for the arrivals: this multiple of what the planned rate keeps busy.
-SESSION_HEADROOM = 2.0
-
-
-def enquiry_seconds(kind: str, think_scale: float = 1.0) -> float:
-    """Mean seconds one enquiry of this persona holds a session: reading times and answers."""
-    low, high = THINK_TIME_S[kind]
-    total = sum(weight for weight, _ in TASKS[kind])
-    return sum(
-        weight / total * ((len(steps) - 1) * (low + high) / 2 * think_scale)
-        + weight / total * len(steps) * REQUEST_ALLOWANCE_S
-        for weight, steps in TASKS[kind]
-    )
-
-
-def sessions_needed(profile: Profile, t: float, think_scale: float = 1.0) -> int:
-    """Sessions an open-model run needs at run second t, by Little's law over one enquiry.
-
-    A session here carries out one enquiry after another, so the arrivals need the planned rate x
-    an enquiry's mean length (its reading times and answers), with SESSION_HEADROOM for slow
-    answers; never more than the profile's logged-in users (Little's law over whole working
-    sessions, most of them idle between enquiries, whose logins alone would load the server).
-    """
-    rate = profile.rate_at(t)
-    if rate <= 0:
-        return 0
-    mix = profile.mix_at(t)
-    total = sum(mix.values()) or 1.0
-    seconds = sum(w / total * enquiry_seconds(k, think_scale) for k, w in mix.items() if w > 0)
-    need = math.ceil(rate * seconds * SESSION_HEADROOM)
-    return max(1, min(profile.users_at(t), need))
 
 
 def search_body(child: Child, rng: random.Random) -> dict[str, str]:

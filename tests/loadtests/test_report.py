@@ -12,14 +12,8 @@ from typing import Any
 
 import pytest
 
-from loadtests.report import (
-    latency_chart_svg,
-    rate_chart_svg,
-    render_terminal,
-    sessions_chart_svg,
-    write_reports,
-)
-from loadtests.slo import Slo, Verdict, evaluate, parse_slo, starvation_reason
+from loadtests.report import latency_chart_svg, rate_chart_svg, render_terminal, write_reports
+from loadtests.slo import Slo, Verdict, evaluate, parse_slo
 
 VIEW = "GET /api/v1/children/{id}"
 SEARCH = "POST /api/v1/children/search"
@@ -75,8 +69,6 @@ def make_summary(
             "late": 0,
             "dropped": 0,
             "users": 20,
-            "planned_users": 20 + 10 * i,
-            "session_cap": 40,
             "corrected_ms": {"p50": 20.0 + i, "p95": 90.0 + i, "p99": 150.0 + 10 * i},
             "service_ms": {"p50": 18.0, "p95": 70.0, "p99": 100.0},
         }
@@ -273,9 +265,7 @@ def test_write_reports(tmp_path: Path) -> None:
     out = tmp_path / "run-1"
     paths = write_reports(summary, verdict, out)
 
-    assert set(paths) == {
-        "summary.json", "rate.svg", "sessions.svg", "latency.svg", "report.html", "junit.xml"
-    }  # fmt: skip
+    assert set(paths) == {"summary.json", "rate.svg", "latency.svg", "report.html", "junit.xml"}
     assert all(p.parent == out and p.is_file() for p in paths.values())
     assert not list(out.glob("*.partial"))
     assert summary == original
@@ -287,12 +277,12 @@ def test_write_reports(tmp_path: Path) -> None:
     assert document["rate"]["late"] is None
     assert document["latency"] == summary["latency"]
 
-    for name in ("rate.svg", "sessions.svg", "latency.svg", "junit.xml"):
+    for name in ("rate.svg", "latency.svg", "junit.xml"):
         ET.parse(paths[name])  # noqa: S314 (our own output)
 
     page = paths["report.html"].read_text(encoding="utf-8")
     assert "VERDICT: FAIL (exit 1)" in page
-    assert page.count("<svg") == 3
+    assert page.count("<svg") == 2
     assert "http://x/?a=&lt;b&gt;&amp;c" in page
     assert "<b>" not in page
     assert "ramp.shape" in page
@@ -307,38 +297,3 @@ def test_html_of_a_passing_run(tmp_path: Path) -> None:
     page = write_reports(summary, verdict, tmp_path)["report.html"].read_text(encoding="utf-8")
     assert "VERDICT: PASS (exit 0)" in page
     assert 'class="verdict pass"' in page
-
-
-# --- a run the harness starved ---------------------------------------------------------------
-
-
-def _starved_summary() -> dict[str, Any]:
-    summary = make_summary()
-    reason = starvation_reason(arrivals=651, starved=116, accounts=41, cap=40, planned_peak=783)
-    assert reason is not None
-    summary["run"]["valid"] = False
-    summary["run"]["invalid_reasons"] = [reason]
-    return summary
-
-
-def test_a_starved_run_is_invalid_with_its_cause_in_every_report(tmp_path: Path) -> None:
-    summary = _starved_summary()
-    verdict = verdict_of(summary)
-    assert (verdict.status, verdict.exit_code) == ("invalid", 3)
-    cause = "session cap: 40 sessions (41 accounts) for a planned peak of 783 concurrent sessions"
-    assert cause in render_terminal(summary, verdict)
-    paths = write_reports(summary, verdict, tmp_path)
-    document = json.loads(paths["summary.json"].read_text(encoding="utf-8"))
-    assert document["verdict"]["status"] == "invalid"
-    assert any(cause in r for r in document["verdict"]["reasons"])
-    junit = ET.parse(paths["junit.xml"]).getroot()  # noqa: S314 (our own output)
-    failures = [f.get("message", "") for f in junit.iter("failure")]
-    assert any(cause in m and "17.8 % of arrivals" in m for m in failures)
-    assert cause in paths["report.html"].read_text(encoding="utf-8")
-
-
-def test_sessions_chart_draws_in_use_against_the_cap_and_the_plan() -> None:
-    root = parse_svg(sessions_chart_svg(make_summary()))
-    paths = series_paths(root)
-    assert set(paths) == {"planned", "in use", "cap"}
-    assert all(d.count("L") == 5 for d in paths.values())

@@ -62,9 +62,7 @@ rate:
 """
 
 
-def test_a_slow_server_cannot_hide_behind_service_time_and_a_starved_run_is_invalid(
-    tmp_path: Path,
-) -> None:
+def test_a_slow_server_cannot_hide_behind_service_time(tmp_path: Path) -> None:
     # Two sessions against a server that answers one request at a time in 40 ms (25 a second),
     # offered about 38 requests a second: the enquiries queue for a free session.
     write_personas(tmp_path, accounts=1)
@@ -79,27 +77,17 @@ def test_a_slow_server_cannot_hide_behind_service_time_and_a_starved_run_is_inva
             "--profile", "steady", "--rate", "20", "--duration", "12", "--think-scale", "0",
             "--slo", str(_slo(tmp_path, "latency: corrected\n" + objective)), "--out", str(out),
         )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
     summary = _summary(out)
     total = _row(summary)
     assert total["count"] >= 50
     # The requests themselves were quick; the waiting for them was not.
     assert total["corrected_ms"]["p99"] > 5 * total["service_ms"]["p99"]
     assert summary["rate"]["late"] > 0
-    # Taken as valid, the same run fails on corrected latency and passes on service time alone,
-    # as a closed-model tool would judge it.
-    trusted = {**summary, "run": {**summary["run"], "valid": True, "invalid_reasons": []}}
-    for latency, status in (("corrected", "fail"), ("service", "pass")):
-        slo = parse_slo(yaml.safe_load(f"latency: {latency}\n" + objective))
-        assert evaluate(trusted, slo).status == status
-    # Two sessions for a plan of hundreds: the harness starved the run, so it is invalid, with
-    # the account pool named, and the latency it saw is still reported.
-    assert result.returncode == 3, result.stdout + result.stderr
-    assert summary["verdict"]["status"] == "invalid"
-    sessions = summary["run"]["sessions"]
-    assert (sessions["accounts"], sessions["cap"]) == (2, 2)
-    assert sessions["starved"] > 0.01 * sessions["arrivals"]
-    assert any(r.startswith("account pool: 2 accounts") for r in summary["run"]["invalid_reasons"])
-    assert "account pool: 2 accounts" in result.stdout
+    # The same run judged on service time alone, as a closed-model tool would, passes.
+    service = evaluate(summary, parse_slo(yaml.safe_load("latency: service\n" + objective)))
+    assert service.status == "pass"
+    assert summary["verdict"]["status"] == "fail"
 
 
 def test_a_saturated_generator_makes_the_run_invalid(tmp_path: Path) -> None:

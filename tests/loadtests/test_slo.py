@@ -20,7 +20,6 @@ from loadtests.slo import (
     evaluate,
     load_slo,
     parse_slo,
-    starvation_reason,
     write_junit,
 )
 
@@ -458,33 +457,3 @@ def test_junit_has_one_testcase_per_check(tmp_path: Path) -> None:
     assert props["profile"] == "national-rollout"
     assert props["status"] == "fail"
     assert not list(tmp_path.glob("out/*.partial"))
-
-
-# --- a run the harness starved ---------------------------------------------------------------
-
-
-def test_starvation_names_the_account_pool() -> None:
-    reason = starvation_reason(arrivals=1000, starved=178, accounts=41, cap=41, planned_peak=783)
-    assert reason is not None
-    assert reason.startswith(
-        "account pool: 41 accounts for a planned peak of 783 concurrent sessions; "
-        "17.8 % of arrivals waited for a session or were dropped"
-    )
-
-
-def test_starvation_names_the_session_cap_below_the_accounts() -> None:
-    reason = starvation_reason(arrivals=1000, starved=50, accounts=500, cap=40, planned_peak=166)
-    assert reason is not None
-    assert reason.startswith("session cap: 40 sessions (500 accounts) for a planned peak of 166")
-
-
-@pytest.mark.parametrize(("arrivals", "starved"), [(0, 0), (1000, 0), (1000, 10), (10_000, 100)])
-def test_no_starvation_at_or_under_the_share(arrivals: int, starved: int) -> None:
-    assert (
-        starvation_reason(arrivals=arrivals, starved=starved, accounts=41, cap=40, planned_peak=783)
-        is None
-    )
-
-
-def test_starvation_just_over_the_share() -> None:
-    assert starvation_reason(arrivals=1000, starved=11, accounts=41, cap=40, planned_peak=783)
