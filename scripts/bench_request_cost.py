@@ -375,7 +375,14 @@ def py_spy() -> str | None:
     return shutil.which("py-spy")
 
 
-def profiled(target: Target, jobs: list[Job], *, concurrency: int, limit_seconds: float) -> Any:
+def profiled(
+    target: Target,
+    jobs: list[Job],
+    *,
+    concurrency: int,
+    limit_seconds: float,
+    stacks_file: Path | None = None,
+) -> Any:
     """Serve ``jobs`` with py-spy sampling the server; the hottest frames, inclusive and own.
 
     A pass of its own, after the measured ones, so the sampler's cost is in no figure above.
@@ -410,6 +417,10 @@ def profiled(target: Target, jobs: list[Job], *, concurrency: int, limit_seconds
         sampler.send_signal(signal.SIGINT)
         sampler.wait(30)
         lines = raw.read_text().splitlines() if raw.exists() else []
+    if stacks_file is not None and lines:
+        # The raw samples too, for a flame graph (e.g. speedscope or flamegraph.pl).
+        stacks_file.parent.mkdir(parents=True, exist_ok=True)
+        stacks_file.write_text("\n".join(lines) + "\n")
     return summarise_stacks(lines)
 
 
@@ -420,7 +431,7 @@ def _frame_name(frame: str) -> str:
     return f"{file}:{name}"
 
 
-def summarise_stacks(lines: list[str], top: int = 25) -> dict[str, Any]:
+def summarise_stacks(lines: list[str], top: int = 40) -> dict[str, Any]:
     """Collapsed stacks to the share of busy samples under each frame and in each frame."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
@@ -564,6 +575,11 @@ def registry_jobs(
     default=False,
     help="After the measured passes, sample the registry with py-spy and report its hot frames.",
 )
+@click.option(
+    "--stacks",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --profile: also write the raw sampled stacks (one file per route) here.",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path))
 def main(
     admin_url: str,
@@ -573,6 +589,7 @@ def main(
     concurrency: int,
     seconds: float,
     profile: bool,
+    stacks: Path | None,
     out: Path | None,
 ) -> None:
     """Measure the registry's view and search beside the bare ceiling, in one run."""
@@ -644,6 +661,7 @@ def main(
                 concurrency=concurrency,
                 seconds=seconds,
                 profile=profile,
+                stacks=stacks,
             )
     report = _report(results, children, count, concurrency, prepared_seconds, load_before)
     text_out = json.dumps(report, indent=2)
@@ -697,6 +715,7 @@ def _run(
     concurrency: int,
     seconds: float,
     profile: bool,
+    stacks: Path | None,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     common = {"admin_url": admin_url, "trips": trips, "concurrency": concurrency}
@@ -766,7 +785,11 @@ def _run(
         if profile:
             results["profile"] = {
                 name: profiled(
-                    target, jobs[warmup + count :], concurrency=concurrency, limit_seconds=seconds
+                    target,
+                    jobs[warmup + count :],
+                    concurrency=concurrency,
+                    limit_seconds=seconds,
+                    stacks_file=stacks / f"{name}.stacks.txt" if stacks else None,
                 )
                 for name, jobs in (("view", views), ("search", searches))
             }

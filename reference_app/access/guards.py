@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -27,31 +27,30 @@ def authenticate(request: Request, call: CallDep) -> Principal:
     now = call.ctx.clock.now()
     if found is None:
         raise Unauthorized("The session is not valid.", code="invalid_session")
-    session, user = found
-    if str(user.id) != str(claims["sub"]):
+    if str(found.user_id) != str(claims["sub"]):
         raise Unauthorized("The session is not valid.", code="invalid_session")
     # Switched off (development only): revoked, stale and suspended users' sessions still work,
     # and without token checks an expired session does too, as its token would.
     revocation = enabled(call.ctx.settings, Control.SESSION_REVOCATION)
     expiry = enabled(call.ctx.settings, Control.TOKEN_CHECKS)
     # Suspension is named even though it also revoked the session: the holder is told why.
-    if revocation and user.status != AccountStatus.ACTIVE:
+    if revocation and found.status != AccountStatus.ACTIVE:
         raise Forbidden("This account is suspended.", code="account_suspended")
-    if (revocation and session.revoked_at is not None) or (expiry and session.expires_at <= now):
+    if (revocation and found.revoked_at is not None) or (expiry and found.expires_at <= now):
         raise Unauthorized("The session has ended; log in again.", code="session_ended")
-    if revocation and session.authz_version != user.authz_version:
+    if revocation and found.session_authz_version != found.user_authz_version:
         raise Unauthorized("Your access has changed; log in again.", code="session_ended")
-    role = Role(user.role)
+    role = Role(found.role)
     principal = Principal(
-        user_id=user.id,
-        username=user.username,
+        user_id=found.user_id,
+        username=found.username,
         role=role,
-        organisation_id=user.organisation_id,
-        local_authority_id=user.local_authority_id,
-        session_id=session.id,
+        organisation_id=found.organisation_id,
+        local_authority_id=found.local_authority_id,
+        session_id=found.session_id,
         # A role awaiting a data manager's confirmation holds nothing yet.
-        permissions=frozenset() if user.role_pending else ROLE_PERMISSIONS[role],
-        role_pending=user.role_pending,
+        permissions=frozenset() if found.role_pending else ROLE_PERMISSIONS[role],
+        role_pending=found.role_pending,
     )
     request.state.principal = principal
     return principal
@@ -60,10 +59,11 @@ def authenticate(request: Request, call: CallDep) -> Principal:
 Authenticated = Annotated[Principal, Depends(authenticate)]
 
 
-def require(*permissions: Permission) -> Callable[..., Principal]:
+def require(*permissions: Permission) -> Callable[..., Awaitable[Principal]]:
     """Build a dependency that admits callers holding every one of ``permissions``."""
 
-    def guard(principal: Authenticated, call: CallDep) -> Principal:
+    async def guard(principal: Authenticated, call: CallDep) -> Principal:
+        # No I/O: run on the event loop, not in a worker thread.
         missing = [p for p in permissions if not principal.can(p)]
         if missing and enabled(call.ctx.settings, Control.FUNCTION_AUTHORIZATION):
             raise Forbidden(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy import Select, Table, bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from reference_app.audit.models import (
@@ -20,12 +20,46 @@ from reference_app.children.models import Child
 from reference_app.kit.crypto import DecryptionError
 from reference_app.kit.sealing import Sealer, sealer_for, stored_table
 
+_EVENTS = cast(Table, AuditEvent.__table__)
+_PENDING = cast(Table, AuditPending.__table__)
+# Every column an event is written with (``audit.service.record``), bound by name.
+EVENT_COLUMNS = (
+    "occurred_at",
+    "tag",
+    "outcome",
+    "actor_id",
+    "actor_role",
+    "actor_organisation_id",
+    "actor_local_authority_id",
+    "source",
+    "request_id",
+    "child_id",
+    "reason_code",
+    "relationship",
+    "details",
+)
+_INSERT_EVENT = insert(_EVENTS).values({name: bindparam(name) for name in EVENT_COLUMNS})
+# PostgreSQL: the event and its pending marker in one statement (one round trip).
+_written = _INSERT_EVENT.returning(_EVENTS.c.id).cte("written")
+_INSERT_EVENT_AND_MARKER = (
+    insert(_PENDING).from_select(["event_id"], select(_written.c.id)).returning(_PENDING.c.event_id)
+)
+_INSERT_EVENT_RETURNING = _INSERT_EVENT.returning(_EVENTS.c.id)
+_INSERT_MARKER = insert(_PENDING).values(event_id=bindparam("event_id"))
+
 
 def append_event(db: Session, values: dict[str, Any]) -> int:
-    """Insert one event and its pending marker; return the event id."""
-    event_id = db.execute(insert(AuditEvent).values(**values).returning(AuditEvent.id)).scalar_one()
-    db.execute(insert(AuditPending).values(event_id=event_id))
-    return int(event_id)
+    """Insert one event and its pending marker; return the event id.
+
+    On every request's path, so core SQL on the session's connection, prepared once: one
+    statement on PostgreSQL, two on SQLite (no DML in a WITH clause there; both are in-process).
+    """
+    connection = db.connection()
+    if connection.dialect.name == "postgresql":
+        return int(connection.execute(_INSERT_EVENT_AND_MARKER, values).scalar_one())
+    event_id = int(connection.execute(_INSERT_EVENT_RETURNING, values).scalar_one())
+    connection.execute(_INSERT_MARKER, {"event_id": event_id})
+    return event_id
 
 
 def append_events(db: Session, rows: list[dict[str, Any]]) -> list[int]:

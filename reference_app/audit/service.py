@@ -120,22 +120,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 # What the log hashes of an event. The child's id is hashed as the plain id (as read through
 # the sealed column), so events written before the column was sealed verify as they always did.
-DOCUMENT_FIELDS = (
-    "id",
-    "occurred_at",
-    "tag",
-    "outcome",
-    "actor_id",
-    "actor_role",
-    "actor_organisation_id",
-    "actor_local_authority_id",
-    "source",
-    "request_id",
-    "child_id",
-    "reason_code",
-    "relationship",
-    "details",
-)
+DOCUMENT_FIELDS = ("id", *repository.EVENT_COLUMNS)
 
 
 def document_of(values: Mapping[str, Any]) -> dict[str, Any]:

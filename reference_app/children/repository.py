@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Row,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from reference_app.access.principal import Principal
+from reference_app.alerts.models import Canary
 from reference_app.carers.models import Carer, ChildCarer
 from reference_app.children.models import Child, UnshieldRequest, UnshieldStatus
 from reference_app.localauthorities.models import LocalAuthority
@@ -17,6 +31,133 @@ from reference_app.services.models import Involvement, Organisation
 
 def get(db: Session, child_id: str) -> Child | None:
     return db.get(Child, child_id)
+
+
+# -- the record view's reads: core SQL, prepared once, on the session's connection --------------
+
+_CHILDREN = Child.__table__
+_LAS = LocalAuthority.__table__
+_INVOLVEMENTS = Involvement.__table__
+_ORGANISATIONS = Organisation.__table__
+_LINKS = ChildCarer.__table__
+_CARERS = Carer.__table__
+_CANARIES = Canary.__table__
+
+
+def _standing(column: Any) -> Any:
+    """The caller's current involvements with the child (``involvement_standing``'s rule):
+    the organisation's or the caller's own, begun and not ended by ``today``, confirmed unless
+    ``claims_count``."""
+    inv = _INVOLVEMENTS.c
+    return (
+        select(column)
+        .where(
+            # Sealed child reference: bound by value (its own parameter, sealed for its column).
+            inv.child_id == bindparam("involved_child_id"),
+            or_(
+                inv.organisation_id == bindparam("organisation_id"),
+                inv.practitioner_id == bindparam("practitioner_id"),
+            ),
+            inv.started_on <= bindparam("today"),
+            or_(inv.ended_on.is_(None), inv.ended_on >= bindparam("today")),
+            or_(bindparam("claims_count", type_=Boolean), inv.confirmed_at.is_not(None)),
+        )
+        .scalar_subquery()
+    )
+
+
+# The child, its LA, whether it is a honeytoken and the caller's standing with it: one row.
+_VIEW_READ = (
+    select(
+        *_CHILDREN.c,
+        _LAS.c.ons_code.label("la_code"),
+        _LAS.c.name.label("la_name"),
+        exists().where(_CANARIES.c.child_id == _CHILDREN.c.id).label("is_canary"),
+        _standing(func.count(_INVOLVEMENTS.c.id)).label("standing_count"),
+        _standing(func.min(_INVOLVEMENTS.c.confirmed_at)).label("confirmed_since"),
+    )
+    .select_from(_CHILDREN.outerjoin(_LAS, _LAS.c.id == _CHILDREN.c.local_authority_id))
+    .where(_CHILDREN.c.id == bindparam("child_id"))
+)
+_CHILD_KEYS = tuple(column.key for column in _CHILDREN.c)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewRead:
+    """What a record view reads before deciding: the child, its LA (code, name), whether it is
+    a honeytoken, and the caller's standing (``involvement_standing``)."""
+
+    child: Child
+    local_authority: tuple[str, str] | None
+    canary: bool
+    involved: bool
+    confirmed_since: datetime | None
+
+
+def read_for_view(
+    db: Session, child_id: str, principal: Principal, today: date, *, claims_count: bool
+) -> ViewRead | None:
+    """Everything a record view decides on, in one round trip (``None``: no such child).
+
+    Only a practitioner has a standing: for anyone else the involvement test matches nothing.
+    """
+    practitioner = principal.is_practitioner
+    row = (
+        db.connection()
+        .execute(
+            _VIEW_READ,
+            {
+                "child_id": child_id,
+                "involved_child_id": child_id,
+                "organisation_id": principal.organisation_id if practitioner else None,
+                "practitioner_id": principal.user_id if practitioner else None,
+                "today": today,
+                "claims_count": claims_count,
+            },
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    mapping = row._mapping
+    # A transient instance, never added to the session: the rules read it, nothing writes it.
+    child = Child(**{key: mapping[key] for key in _CHILD_KEYS})
+    return ViewRead(
+        child=child,
+        local_authority=(mapping["la_code"], mapping["la_name"])
+        if mapping["la_code"] is not None
+        else None,
+        canary=bool(mapping["is_canary"]),
+        involved=bool(mapping["standing_count"]),
+        confirmed_since=mapping["confirmed_since"],
+    )
+
+
+_INVOLVEMENT_ROWS = (
+    select(
+        *_INVOLVEMENTS.c,
+        _ORGANISATIONS.c.name.label("organisation_name"),
+        _ORGANISATIONS.c.kind.label("organisation_kind"),
+        _ORGANISATIONS.c.phone.label("organisation_phone"),
+    )
+    .join(_ORGANISATIONS, _ORGANISATIONS.c.id == _INVOLVEMENTS.c.organisation_id)
+    .where(_INVOLVEMENTS.c.child_id == bindparam("child_id"))
+    .order_by(_INVOLVEMENTS.c.started_on, _INVOLVEMENTS.c.id)
+)
+_CARER_ROWS = (
+    select(
+        _CARERS.c.id,
+        _CARERS.c.given_name_enc,
+        _CARERS.c.family_name_enc,
+        _CARERS.c.phone_enc,
+        _CARERS.c.email_enc,
+        _LINKS.c.relationship,
+        _LINKS.c.parental_responsibility,
+    )
+    .join(_CARERS, _CARERS.c.id == _LINKS.c.carer_id)
+    .where(_LINKS.c.child_id == bindparam("child_id"))
+    .order_by(_CARERS.c.id)
+)
 
 
 def pending_unshield(db: Session, child_id: str) -> UnshieldRequest | None:
@@ -82,6 +223,14 @@ def findable(
     return principal.is_data_manager and child.local_authority_id == principal.local_authority_id
 
 
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A child a search found, with its LA's name (``None``: no LA on record)."""
+
+    child: Child
+    la_name: str | None
+
+
 def search(
     db: Session,
     principal: Principal,
@@ -94,24 +243,33 @@ def search(
     limit: int,
     need_to_know: bool,
     shielding: bool,
-) -> Sequence[Child]:
+) -> list[Found]:
     """Up to ``limit`` children matching every criterion given (exact blind-index matches,
-    surname also phonetic) that ``principal`` may find: all of them when there are fewer."""
+    surname also phonetic) that ``principal`` may find: all of them when there are fewer.
+
+    On the search's hot path: core SQL on the session's connection, each child with its LA's
+    name in the same row (no look-up per result)."""
+    children = _CHILDREN.c
     conditions: list[ColumnElement[bool]] = [
         or_(
-            Child.family_name_bidx == family_name,
-            Child.family_name_phonetic_bidx == family_phonetic,
+            children.family_name_bidx == family_name,
+            children.family_name_phonetic_bidx == family_phonetic,
         )
     ]
     if given_name is not None:
-        conditions.append(Child.given_name_bidx == given_name)
+        conditions.append(children.given_name_bidx == given_name)
     if date_of_birth is not None:
-        conditions.append(Child.date_of_birth_bidx == date_of_birth)
+        conditions.append(children.date_of_birth_bidx == date_of_birth)
     if postcode is not None:
-        conditions.append(Child.postcode_bidx == postcode)
+        conditions.append(children.postcode_bidx == postcode)
     conditions.extend(searchable(principal, need_to_know=need_to_know))
-    statement = select(Child).where(and_(*conditions))
+    statement = (
+        select(*children, _LAS.c.name.label("la_name"))
+        .select_from(_CHILDREN.outerjoin(_LAS, _LAS.c.id == children.local_authority_id))
+        .where(and_(*conditions))
+    )
     hidden = postcode is not None
+    connection = db.connection()
     # Rows ``findable`` drops still count against a SQL LIMIT, so a LIMIT of exactly ``limit``
     # could let them crowd out rows the caller may find: read a wider window, and again a wider
     # one while the dropped rows kept it from yielding ``limit`` (a window SQL did not fill
@@ -119,12 +277,13 @@ def search(
     filtered = hidden and shielding
     window = 2 * limit if filtered else limit
     while True:
-        rows = db.scalars(statement.limit(window)).all()
-        kept = [
-            child
-            for child in rows
-            if findable(principal, child, uses_hidden_fields=hidden, shielding=shielding)
-        ]
+        rows = connection.execute(statement.limit(window)).all()
+        kept: list[Found] = []
+        for row in rows:
+            mapping = row._mapping
+            child = Child(**{key: mapping[key] for key in _CHILD_KEYS})
+            if findable(principal, child, uses_hidden_fields=hidden, shielding=shielding):
+                kept.append(Found(child, mapping["la_name"]))
         if len(kept) >= limit or len(rows) < window:
             return kept[:limit]
         window *= 4
@@ -164,24 +323,16 @@ def is_involved(
     return involvement_standing(db, child_id, principal, today, claims_count=claims_count)[0]
 
 
-def involvements(db: Session, child_id: str) -> Sequence[tuple[Involvement, Organisation]]:
-    rows = db.execute(
-        select(Involvement, Organisation)
-        .join(Organisation, Organisation.id == Involvement.organisation_id)
-        .where(Involvement.child_id == child_id)
-        .order_by(Involvement.started_on, Involvement.id)
-    ).all()
-    return [(row[0], row[1]) for row in rows]
+def involvements(db: Session, child_id: str) -> Sequence[Row[Any]]:
+    """The child's involvements, each with its organisation's name, kind and phone
+    (``organisation_*``), oldest first."""
+    return db.connection().execute(_INVOLVEMENT_ROWS, {"child_id": child_id}).all()
 
 
-def carers(db: Session, child_id: str) -> Sequence[tuple[ChildCarer, Carer]]:
-    rows = db.execute(
-        select(ChildCarer, Carer)
-        .join(Carer, Carer.id == ChildCarer.carer_id)
-        .where(ChildCarer.child_id == child_id)
-        .order_by(Carer.id)
-    ).all()
-    return [(row[0], row[1]) for row in rows]
+def carers(db: Session, child_id: str) -> Sequence[Row[Any]]:
+    """The child's carers (encrypted fields as stored) with each link's relationship and
+    parental responsibility, by carer."""
+    return db.connection().execute(_CARER_ROWS, {"child_id": child_id}).all()
 
 
 def at_postcode(db: Session, postcode: bytes, *, other_than: str) -> Sequence[Child]:

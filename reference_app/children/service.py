@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 from reference_app.access.permissions import AccessReason, Permission
 from reference_app.access.principal import Principal
 from reference_app.alerts.models import AlertKind, AlertSeverity
-from reference_app.alerts.service import is_canary, raise_alert
+from reference_app.alerts.service import raise_alert
 from reference_app.audit.repository import append_search_hits
 from reference_app.audit.service import RESULT_REFS, sealed_children, sealed_text
 from reference_app.audit.tags import AccessRelationship, EventTag
@@ -228,9 +228,9 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
     if not refine:
         today = call.ctx.clock.now()
         # What leaves the registry counts towards the daily caps, before anything is decrypted.
-        limiter.before_results([child.id for child in rows])
-        for child in sorted(rows, key=lambda c: (c.family_name_bidx != exact, c.id)):
-            results.append(_search_result(call, principal, child, today, rules))
+        limiter.before_results([found.child.id for found in rows])
+        for found in sorted(rows, key=lambda f: (f.child.family_name_bidx != exact, f.child.id)):
+            results.append(_search_result(call, principal, found, today, rules))
     if enabled(call.ctx.settings, Control.AUDIT_TRAIL):
         event_id = call.audit(
             EventTag.CHILD_SEARCH_PERFORMED,
@@ -255,19 +255,19 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
 
 
 def _search_result(
-    call: Call, principal: Principal, child: Child, today: Any, rules: Rules
+    call: Call, principal: Principal, found: repository.Found, today: Any, rules: Rules
 ) -> SearchResult:
+    child = found.child
     identity = child_identity(call.ctx.crypto, child)
     # Which LA a shielded child lives in is the very thing shielding keeps back.
     withheld = withholds_la(principal, child, rules)
-    la = None if withheld else repository.local_authority(call.db, child.local_authority_id)
     return SearchResult(
         child_id=child.id,
         given_name=identity["given_name"],
         family_name=identity["family_name"],
         gender=child.gender,
         age=age_on(identity["date_of_birth"], today),
-        local_authority=la.name if la else None,
+        local_authority=None if withheld else found.la_name,
         contact=SHIELDED_CONTACT if withheld else None,
     )
 
@@ -322,26 +322,34 @@ def decide(
 def full_record(call: Call, child: Child) -> dict[str, Any]:
     """Everything the registry holds on ``child``, decrypted: what ``redact`` cuts down, and
     the data held in a subject access pack."""
-    cipher = call.ctx.crypto.cipher
     la = repository.local_authority(call.db, child.local_authority_id)
+    return full_record_in(call, child, (la.ons_code, la.name) if la else None)
+
+
+def full_record_in(
+    call: Call, child: Child, local_authority: tuple[str, str] | None
+) -> dict[str, Any]:
+    """``full_record`` of a child whose LA (code, name) the caller has read already."""
+    cipher = call.ctx.crypto.cipher
     identity = child_identity(call.ctx.crypto, child)
     today = call.ctx.clock.now()
     services = []
     flags: set[str] = set()
-    for inv, org in repository.involvements(call.db, child.id):
+    for inv in repository.involvements(call.db, child.id):
         active = inv.ended_on is None or inv.ended_on >= today.date()
-        if active and org.kind == OrganisationKind.CHILDRENS_SOCIAL_CARE:
+        kind = inv.organisation_kind
+        if active and kind == OrganisationKind.CHILDRENS_SOCIAL_CARE:
             flags.add("social_care_involved")
-        if active and org.kind == OrganisationKind.YOUTH_OFFENDING_TEAM:
+        if active and kind == OrganisationKind.YOUTH_OFFENDING_TEAM:
             flags.add("youth_offending_involved")
         services.append(
             {
                 "involvement_id": inv.id,
                 "organisation": {
-                    "id": org.id,
-                    "name": org.name,
-                    "kind": org.kind,
-                    "phone": org.phone,
+                    "id": inv.organisation_id,
+                    "name": inv.organisation_name,
+                    "kind": kind,
+                    "phone": inv.organisation_phone,
                 },
                 "practitioner_id": inv.practitioner_id,
                 "started_on": inv.started_on.isoformat(),
@@ -358,14 +366,14 @@ def full_record(call: Call, child: Child) -> dict[str, Any]:
             }
         )
     carers = []
-    for link, carer in repository.carers(call.db, child.id):
+    for carer in repository.carers(call.db, child.id):
         carers.append(
             {
                 "carer_id": carer.id,
                 "given_name": cipher.decrypt(carer.given_name_enc, "carers.given_name"),
                 "family_name": cipher.decrypt(carer.family_name_enc, "carers.family_name"),
-                "relationship": link.relationship,
-                "parental_responsibility": link.parental_responsibility,
+                "relationship": carer.relationship,
+                "parental_responsibility": carer.parental_responsibility,
                 "phone": cipher.decrypt(carer.phone_enc, "carers.phone")
                 if carer.phone_enc
                 else None,
@@ -381,7 +389,9 @@ def full_record(call: Call, child: Child) -> dict[str, Any]:
         "gender": child.gender,
         "date_of_birth": identity["date_of_birth"],
         "age": age_on(identity["date_of_birth"], today),
-        "local_authority": {"code": la.ons_code, "name": la.name} if la else None,
+        "local_authority": {"code": local_authority[0], "name": local_authority[1]}
+        if local_authority
+        else None,
         "shielded": child.shielded,
         "household_shielded": child.household_shielded,
         "archived": child.archived_at is not None,
@@ -390,6 +400,25 @@ def full_record(call: Call, child: Child) -> dict[str, Any]:
         "carers": carers,
         "services": services,
         "warning_flags": sorted(flags),
+    }
+
+
+def limited_record(
+    call: Call, child: Child, local_authority: tuple[str, str] | None
+) -> dict[str, Any]:
+    """The part of ``full_record`` a limited view can show (``redact``): names, gender, age,
+    LA and shield, without reading services or carers."""
+    identity = child_identity(call.ctx.crypto, child)
+    return {
+        "child_id": child.id,
+        "given_name": identity["given_name"],
+        "family_name": identity["family_name"],
+        "gender": child.gender,
+        "age": age_on(identity["date_of_birth"], call.ctx.clock.now()),
+        "local_authority": {"code": local_authority[0], "name": local_authority[1]}
+        if local_authority
+        else None,
+        "shielded": child.shielded,
     }
 
 
@@ -461,25 +490,24 @@ def view(
         limiter.after_view_miss()
         raise
     reason, reason_text = parse_reason(reason_header)
-    child = repository.get(call.db, child_id)
-    rules = Rules.of(call.ctx.settings)
+    now = call.ctx.clock.now()
+    settings = call.ctx.settings
+    claims_count = not enabled(settings, Control.CLAIM_CONFIRMATION)
+    # One round trip: the child, its LA, the honeytoken flag and the caller's standing.
+    read = repository.read_for_view(
+        call.db, child_id, principal, now.date(), claims_count=claims_count
+    )
+    child = read.child if read else None
+    rules = Rules.of(settings)
     own_la = child is not None and child.local_authority_id == principal.local_authority_id
     if child is None or (
         child.closed and rules.need_to_know and not (principal.is_data_manager and own_la)
     ):
         limiter.after_view_miss()
         raise NotFound("No child with that identifier.", code="child_not_found")
+    assert read is not None
     limiter.before_view(child.id)
-    now = call.ctx.clock.now()
-    settings = call.ctx.settings
-    claims_count = not enabled(settings, Control.CLAIM_CONFIRMATION)
-    involved, confirmed_at = (
-        repository.involvement_standing(
-            call.db, child.id, principal, now.date(), claims_count=claims_count
-        )
-        if principal.is_practitioner
-        else (False, None)
-    )
+    involved, confirmed_at = read.involved, read.confirmed_since
     settled = claims_count or (
         confirmed_at is not None
         and confirmed_at <= now - timedelta(days=settings.involvement_settling_days)
@@ -487,7 +515,13 @@ def view(
     decision = decide(
         principal, child, involved=involved, reason=reason, rules=rules, settled=settled
     )
-    shown = redact(full_record(call, child), principal, decision, rules)
+    # A limited view shows no services or carers: they are read only for a full one.
+    record = (
+        full_record_in(call, child, read.local_authority)
+        if decision.level is ViewLevel.FULL
+        else limited_record(call, child, read.local_authority)
+    )
+    shown = redact(record, principal, decision, rules)
     details: dict[str, Any] = {"level": decision.level.value, "fields": sorted(shown)}
     if "services" in shown:
         details["services_shown"] = [s["involvement_id"] for s in shown["services"]]
@@ -506,7 +540,7 @@ def view(
         )
     # Alerts are raised inside the request, before the answer leaves: no delay to detection.
     alerts: list[tuple[AlertKind, AlertSeverity, str]] = []
-    if enabled(call.ctx.settings, Control.CANARY_ALERTS) and is_canary(call, child.id):
+    if enabled(call.ctx.settings, Control.CANARY_ALERTS) and read.canary:
         alerts.append(
             (
                 AlertKind.CANARY_ACCESS,

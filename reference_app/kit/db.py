@@ -118,7 +118,10 @@ def make_engine(
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
-    kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No ping before each checkout: it is a round trip on every request. A connection the server
+    # dropped fails its request instead, which is answered 503 (``kit.middleware``), and
+    # SQLAlchemy then recycles every connection of the pool opened before the failure.
+    kwargs.update(pool_size=pool_size, max_overflow=pool_size)
     return create_engine(url, **kwargs)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -295,17 +296,34 @@ class SecurityMiddleware:
                     "The registry is busy; try again shortly.",
                     request_id,
                 )
-        except Exception:
-            # Log the trace here; the client gets the envelope and the request id, nothing more.
-            log.exception("unhandled error (request %s)", request_id)
+        except Exception as exc:
             if not started:
-                await self._error(
-                    send_with_headers,
-                    500,
-                    "internal_error",
-                    "Something went wrong on our side.",
-                    request_id,
-                )
+                await self._answer_fault(send_with_headers, exc, request_id)
+            else:
+                log.exception("unhandled error after the answer began (request %s)", request_id)
+
+    async def _answer_fault(self, send: Send, exc: Exception, request_id: str) -> None:
+        """A database that dropped the connection or cannot be reached is a dependency down
+        (503; the pool then drops its older connections); anything else is a fault of ours
+        (500). The client gets the envelope and the request id, nothing more; the trace is
+        logged here."""
+        if isinstance(exc, DBAPIError) and (
+            exc.connection_invalidated or isinstance(exc, OperationalError)
+        ):
+            log.warning("database unavailable (request %s)", request_id)
+            await self._error(
+                send,
+                503,
+                "database_unavailable",
+                "The registry's database is unavailable; try again shortly.",
+                request_id,
+                headers=[(b"retry-after", b"1")],
+            )
+            return
+        log.exception("unhandled error (request %s)", request_id, exc_info=exc)
+        await self._error(
+            send, 500, "internal_error", "Something went wrong on our side.", request_id
+        )
 
     async def _audit(self, scope: Scope, status: int, code: str, request_id: str) -> None:
         """Put a refusal answered here, before routing, on the trail as the app's own are

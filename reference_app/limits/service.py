@@ -33,8 +33,6 @@ world raises it, the detection tests run the production figures).
 from __future__ import annotations
 
 import hashlib
-import itertools
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,7 +48,15 @@ from reference_app.context import AppContext
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import TooManyRequests
 from reference_app.kit.http import Call
-from reference_app.limits.store import LimitOps
+from reference_app.limits.store import (
+    Add,
+    AddAll,
+    Incr,
+    LimitOps,
+    Step,
+    Timing,
+    Ttl,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,36 +179,40 @@ class Limiter:
     # -- entry points ------------------------------------------------------------------------
 
     def before_search(self, shape: SearchShape) -> None:
+        """Every limit on a search before it runs, in one pass of the store: a block, the rate,
+        machine timing, then the sweeps."""
         now = self.ctx.clock.now()
-        limits = quota(self.ctx, self.principal.role)
-        with self.ctx.limits.open() as ops:
-            self._check_block(ops, now)
-            self._check_rate(ops, now, "search", limits.searches_per_minute)
-            rule = self._timing(ops, now) or self._sweep(ops, now, shape)
-            if rule:
-                raise self._blocked(ops, rule, now)
+        steps = self._entry_steps(now, "search", quota(self.ctx, self.principal.role))
+        sweeps: list[Rule] = []
+        if enabled(self.ctx.settings, Control.HARVESTING_DETECTION):
+            sweeps = self._sweep_steps(now, shape, steps)
+
+        def swept(ops: LimitOps, stopped: int) -> TooManyRequests:
+            return self._blocked(ops, sweeps[stopped - (len(steps) - len(sweeps))], now)
+
+        self._pass(steps, now, "search", swept)
 
     def before_view(self, child_id: str) -> None:
+        """Every limit on a record view, in one pass of the store (``store.gate``): a block,
+        the rate, machine timing, then the caller's, organisation's and LA's children today."""
         now = self.ctx.clock.now()
         limits = quota(self.ctx, self.principal.role)
-        with self.ctx.limits.open() as ops:
-            self._check_block(ops, now)
-            self._check_rate(ops, now, "view", limits.views_per_minute)
-            rule = self._timing(ops, now)
-            if rule:
-                raise self._blocked(ops, rule, now)
-            if not enabled(self.ctx.settings, Control.RATE_LIMITS):
-                return
+        steps = self._entry_steps(now, "view", limits)
+        shared: list[tuple[str, Rule, str, str]] = []
+        if enabled(self.ctx.settings, Control.RATE_LIMITS):
             day, left = _day(now)
             [member] = self._members([child_id], day)
             key = f"distinct:{self.principal.user_id}:{day}"
-            _, admitted = ops.add(key, member, left, now, cap=limits.distinct_children_per_day)
-            if not admitted:
-                raise self._daily_quota_reached(ops, now)
-        if enabled(self.ctx.settings, Control.RESULT_QUOTAS):
-            caps = self._shared_caps(now)
-            with self.ctx.limits.open() as ops:
-                self._check_shared(ops, now, [member], caps)
+            steps.append(Add(key, member, left, limits.distinct_children_per_day))
+            if enabled(self.ctx.settings, Control.RESULT_QUOTAS):
+                shared = self._shared_steps(now, [member], self._shared_caps(now), steps)
+
+        def counted(ops: LimitOps, stopped: int) -> TooManyRequests:
+            if isinstance(steps[stopped], Add):
+                return self._daily_quota_reached(ops, now)
+            return self._shared_refusal(ops, now, *shared[stopped - (len(steps) - len(shared))])
+
+        self._pass(steps, now, "view", counted)
 
     def before_results(self, child_ids: Sequence[str]) -> None:
         """Count the children a search is about to return, as if viewed; refuse past a cap.
@@ -215,13 +225,16 @@ class Limiter:
         limits = quota(self.ctx, self.principal.role)
         caps = self._shared_caps(now)
         day, left = _day(now)
-        members = self._members(child_ids, day)
+        members = tuple(self._members(child_ids, day))
+        key = f"distinct:{self.principal.user_id}:{day}"
+        steps: list[Step] = [AddAll(key, members, left, limits.distinct_children_per_day)]
+        shared = self._shared_steps(now, members, caps, steps)
         with self.ctx.limits.open() as ops:
-            key = f"distinct:{self.principal.user_id}:{day}"
-            _, admitted = ops.add_all(key, members, left, now, limits.distinct_children_per_day)
-            if not admitted:
+            gate = ops.gate(steps, now)
+            if gate.stopped == 0:
                 raise self._daily_quota_reached(ops, now)
-            self._check_shared(ops, now, members, caps)
+            if gate.stopped is not None:
+                raise self._shared_refusal(ops, now, *shared[gate.stopped - 1])
 
     def after_view_miss(self) -> None:
         """Count a view of an identifier that does not exist or fails its check character."""
@@ -270,14 +283,50 @@ class Limiter:
             _ESTABLISHED[key] = cached
         return shared_caps(self.ctx, *cached[1])
 
-    def _check_shared(
-        self, ops: LimitOps, now: datetime, members: Sequence[str], caps: SharedCaps
+    def _entry_steps(self, now: datetime, what: str, limits: Quota) -> list[Step]:
+        """The first checks of a search or view: a block, the rate, machine timing."""
+        harvesting = enabled(self.ctx.settings, Control.HARVESTING_DETECTION)
+        steps: list[Step] = []
+        if harvesting:
+            steps.append(Ttl(f"block:{self.principal.user_id}"))
+        if enabled(self.ctx.settings, Control.RATE_LIMITS):
+            limit = limits.searches_per_minute if what == "search" else limits.views_per_minute
+            steps.append(self._rate_step(now, what, limit))
+        if harvesting:
+            steps.append(self._timing_step(now))
+        return steps
+
+    def _pass(
+        self,
+        steps: list[Step],
+        now: datetime,
+        what: str,
+        refuse: Callable[[LimitOps, int], TooManyRequests],
     ) -> None:
-        """Add the children (as hashed) to the organisation's and the LA's sets for today, or
-        refuse."""
+        """Run ``steps`` as one gate; refuse at the step that stopped it (``refuse`` answers
+        for the steps after the entry ones, by index)."""
+        with self.ctx.limits.open() as ops:
+            gate = ops.gate(steps, now)
+            if gate.stopped is None:
+                return
+            step, value = steps[gate.stopped], gate.values[gate.stopped]
+            match step:
+                case Ttl():
+                    raise self._refusal(BLOCKED, BLOCKED_MESSAGE, value)
+                case Incr():
+                    raise self._rate_refusal(now, what, step.limit, value)
+                case Timing():
+                    raise self._blocked(ops, Rule.MACHINE_TIMING, now)
+            raise refuse(ops, gate.stopped)
+
+    def _shared_steps(
+        self, now: datetime, members: Sequence[str], caps: SharedCaps, steps: list[Step]
+    ) -> list[tuple[str, Rule, str, str]]:
+        """Append the steps adding the children (as hashed) to the organisation's and the LA's
+        sets for today; return what refusing at each means (key, rule, code, who)."""
         day, left = _day(now)
         org, la = self.principal.organisation_id, self.principal.local_authority_id
-        for key, cap, rule, code, who in (
+        shared = [
             (
                 f"distinct-org:{org}:{day}",
                 caps.organisation,
@@ -292,68 +341,69 @@ class Limiter:
                 "local_authority_quota_reached",
                 "Practitioners in your local authority have",
             ),
-        ):
-            _, admitted = ops.add_all(key, members, left, now, cap)
-            if not admitted:
-                # One signal per filled cap a day, on the first account refused by it: the LA
-                # team hears that the organisation (or LA) reached its cap. Every colleague
-                # refused after it met a cap someone else filled, and is not named for it (the
-                # refusals stay on the trail); a harvester's own accounts meet their own rules.
-                first = ops.incr(f"capped:{key}", left, now) == 1
-                raise self._refusal(
-                    code,
-                    f"{who} looked up as many different children today as allowed; "
-                    "your LA management team has been told.",
-                    left,
-                    follow_ups=self._signal(ops, rule, now) if first else [],
-                )
+        ]
+        for key, cap, *_ in shared:
+            steps.append(AddAll(key, tuple(members), left, cap))
+        return [(key, rule, code, who) for key, _, rule, code, who in shared]
 
-    def _check_block(self, ops: LimitOps, now: datetime) -> None:
-        if not enabled(self.ctx.settings, Control.HARVESTING_DETECTION):
-            return
-        left = ops.ttl(f"block:{self.principal.user_id}", now)
-        if left > 0:
-            raise self._refusal(BLOCKED, BLOCKED_MESSAGE, left)
+    def _shared_refusal(
+        self, ops: LimitOps, now: datetime, key: str, rule: Rule, code: str, who: str
+    ) -> TooManyRequests:
+        """The refusal when an organisation's or LA's set is full.
 
-    def _check_rate(self, ops: LimitOps, now: datetime, what: str, limit: int) -> None:
-        if not enabled(self.ctx.settings, Control.RATE_LIMITS):
-            return
+        One signal per filled cap a day, on the first account refused by it: the LA team hears
+        that the organisation (or LA) reached its cap. Every colleague refused after it met a
+        cap someone else filled, and is not named for it (the refusals stay on the trail); a
+        harvester's own accounts meet their own rules.
+        """
+        left = _day(now)[1]
+        first = ops.incr(f"capped:{key}", left, now) == 1
+        return self._refusal(
+            code,
+            f"{who} looked up as many different children today as allowed; "
+            "your LA management team has been told.",
+            left,
+            follow_ups=self._signal(ops, rule, now) if first else [],
+        )
+
+    def _rate_step(self, now: datetime, what: str, limit: int) -> Incr:
         minute, left = _minute(now)
-        count = ops.incr(f"rate:{what}:{self.principal.user_id}:{minute}", left, now)
-        if count > limit:
-            raise self._refusal(
-                "rate_limited",
-                f"Too many {what}es in a minute; wait and try again."
-                if what == "search"
-                else f"Too many {what}s in a minute; wait and try again.",
-                left,
-                audited=count > limit + 1,  # the first refusal in a window is recorded
-            )
+        return Incr(f"rate:{what}:{self.principal.user_id}:{minute}", left, limit)
 
-    def _timing(self, ops: LimitOps, now: datetime) -> Rule | None:
-        if not enabled(self.ctx.settings, Control.HARVESTING_DETECTION):
-            return None
-        sample = _scaled(self.ctx, TIMING_SAMPLE)
-        stamp = int(now.timestamp() * 1000)
-        stamps = ops.recent(f"timing:{self.principal.user_id}", stamp, 600, sample, now)
-        if len(stamps) < sample:
-            return None
-        gaps = [(a - b) / 1000 for a, b in itertools.pairwise(stamps)]
-        mean = statistics.fmean(gaps)
-        if mean <= 0 or mean > TIMING_MAX_MEAN_SECONDS:
-            return None
-        return Rule.MACHINE_TIMING if statistics.pstdev(gaps) / mean < TIMING_MAX_CV else None
+    def _rate_refusal(self, now: datetime, what: str, limit: int, count: int) -> TooManyRequests:
+        return self._refusal(
+            "rate_limited",
+            f"Too many {what}es in a minute; wait and try again."
+            if what == "search"
+            else f"Too many {what}s in a minute; wait and try again.",
+            _minute(now)[1],
+            audited=count > limit + 1,  # the first refusal in a window is recorded
+        )
 
-    def _sweep(self, ops: LimitOps, now: datetime, shape: SearchShape) -> Rule | None:
-        if not enabled(self.ctx.settings, Control.HARVESTING_DETECTION):
-            return None
+    def _timing_step(self, now: datetime) -> Timing:
+        return Timing(
+            f"timing:{self.principal.user_id}",
+            int(now.timestamp() * 1000),
+            600,
+            _scaled(self.ctx, TIMING_SAMPLE),
+            TIMING_MAX_MEAN_SECONDS,
+            TIMING_MAX_CV,
+        )
+
+    def _sweep_steps(self, now: datetime, shape: SearchShape, steps: list[Step]) -> list[Rule]:
+        """Append the steps that count a search's shape this hour, each stopping at its rule's
+        threshold; return the rule each names."""
         user, hour = self.principal.user_id, int(now.timestamp()) // 3600
         variant = f"{shape.given_name}|{shape.date_of_birth}|{shape.postcode}"[:64]
-        size, _ = ops.add(
-            f"sweep:{user}:{hour}:{shape.family_name[:16]}", _short(variant), 3600, now
+        steps.append(
+            Add(
+                f"sweep:{user}:{hour}:{shape.family_name[:16]}",
+                _short(variant),
+                3600,
+                stop_at=_scaled(self.ctx, SWEEP_SAME_NAME),
+            )
         )
-        if size >= _scaled(self.ctx, SWEEP_SAME_NAME):
-            return Rule.SWEEP_SAME_NAME
+        rules = [Rule.SWEEP_SAME_NAME]
         # Surnames last: a sweep over dates of birth or postcodes changes the surname each time
         # too, and is named by the field it sweeps.
         for value, rule, threshold in (
@@ -363,10 +413,16 @@ class Limiter:
             (shape.family_name, Rule.SWEEP_FAMILY_NAME, SWEEP_FAMILY_NAMES),
         ):
             if value is not None:
-                size, _ = ops.add(f"{rule}:{user}:{hour}", value[:32], 3600, now)
-                if size >= _scaled(self.ctx, threshold):
-                    return rule
-        return None
+                steps.append(
+                    Add(
+                        f"{rule}:{user}:{hour}",
+                        value[:32],
+                        3600,
+                        stop_at=_scaled(self.ctx, threshold),
+                    )
+                )
+                rules.append(rule)
+        return rules
 
     # -- consequences ------------------------------------------------------------------------
 

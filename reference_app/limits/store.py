@@ -15,9 +15,13 @@ Writes go in their own short transaction, never the request's: a refused or fail
 
 from __future__ import annotations
 
+import itertools
+import json
+import statistics
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -29,6 +33,118 @@ from reference_app.kit.db import UTCDateTime
 from reference_app.limits.models import LimitCounter, LimitMember
 
 _PURGE_EVERY = 2000  # operations between sweeps of expired rows in the database store
+
+
+# -- a request's checks as one gate ------------------------------------------------------------
+# A search or view passes several limits in turn, each stopping the request if it fails. The
+# steps go to the store together (``gate``), which runs them in order and stops at the first
+# that fails: Redis runs the lot as one script (one round trip), the database in one
+# transaction. The caller then decides what the stop means (``limits.service``).
+
+
+@dataclass(frozen=True, slots=True)
+class Ttl:
+    """Stops while the counter ``key`` lives (a block); value: seconds left."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Incr:
+    """Counts one more (``by``); stops when the count passes ``limit``; value: the count."""
+
+    key: str
+    ttl: int
+    limit: int
+    by: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Records a time stamp; stops when the latest ``keep`` stamps come as no person makes them
+    (``machine_like``); value: 1 when they do."""
+
+    key: str
+    stamp_ms: int
+    ttl: int
+    keep: int
+    max_mean_seconds: float
+    max_cv: float
+
+
+@dataclass(frozen=True, slots=True)
+class Add:
+    """Adds ``member`` to the set (``LimitOps.add``); stops when refused by the cap (a ``cap``
+    of ``None`` never refuses), or when the set has grown to ``stop_at``; value: its size."""
+
+    key: str
+    member: str
+    ttl: int
+    cap: int | None = None
+    stop_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AddAll:
+    """Adds every member or none (``LimitOps.add_all``); stops when refused; value: the size."""
+
+    key: str
+    members: tuple[str, ...]
+    ttl: int
+    cap: int
+
+
+Step = Ttl | Incr | Timing | Add | AddAll
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """What a gate did: the index of the step that stopped it (``None``: all passed), and each
+    run step's value."""
+
+    stopped: int | None
+    values: tuple[int, ...]
+
+
+def machine_like(stamps: Sequence[int], keep: int, max_mean: float, max_cv: float) -> bool:
+    """Whether the latest ``keep`` stamps (ms, newest first) are evenly spaced and quick: their
+    intervals vary by less than ``max_cv`` of a mean under ``max_mean`` seconds."""
+    if len(stamps) < max(keep, 2):
+        return False
+    gaps = [(a - b) / 1000 for a, b in itertools.pairwise(stamps)]
+    mean = statistics.fmean(gaps)
+    if mean <= 0 or mean > max_mean:
+        return False
+    return statistics.pstdev(gaps) / mean < max_cv
+
+
+def run_gate(ops: LimitOps, steps: Sequence[Step], now: datetime) -> Gate:
+    """Run ``steps`` in order with the store's single operations, stopping at the first that
+    fails (what a store without a script of its own does)."""
+    values: list[int] = []
+    for index, step in enumerate(steps):
+        stop = False
+        match step:
+            case Ttl():
+                value = ops.ttl(step.key, now)
+                stop = value > 0
+            case Incr():
+                value = ops.incr(step.key, step.ttl, now, by=step.by)
+                stop = value > step.limit
+            case Timing():
+                stamps = ops.recent(step.key, step.stamp_ms, step.ttl, step.keep, now)
+                stop = machine_like(stamps, step.keep, step.max_mean_seconds, step.max_cv)
+                value = int(stop)
+            case Add():
+                value, admitted = ops.add(step.key, step.member, step.ttl, now, step.cap)
+                stop = not admitted or (step.stop_at is not None and value >= step.stop_at)
+            case AddAll():
+                value, admitted = ops.add_all(step.key, step.members, step.ttl, now, step.cap)
+                stop = not admitted
+        values.append(value)
+        if stop:
+            return Gate(index, tuple(values))
+    return Gate(None, tuple(values))
 
 
 class LimitOps(Protocol):
@@ -56,6 +172,10 @@ class LimitOps(Protocol):
 
     def recent(self, key: str, stamp_ms: int, ttl: int, keep: int, now: datetime) -> list[int]:
         """Record a time stamp; return up to ``keep`` latest stamps, newest first."""
+        ...
+
+    def gate(self, steps: Sequence[Step], now: datetime) -> Gate:
+        """Run ``steps`` in order until one stops (``run_gate``), at once where the store can."""
         ...
 
 
@@ -114,6 +234,9 @@ class MemoryOps:
         stamps = [*[s for s in stamps if s > horizon][-(keep - 1) :], stamp_ms]
         self.streams[key] = (stamps, now + timedelta(seconds=ttl))
         return sorted(stamps, reverse=True)
+
+    def gate(self, steps: Sequence[Step], now: datetime) -> Gate:
+        return run_gate(self, steps, now)
 
 
 class MemoryStore:
@@ -243,6 +366,9 @@ class DatabaseOps:
             )
         return stamps
 
+    def gate(self, steps: Sequence[Step], now: datetime) -> Gate:
+        return run_gate(self, steps, now)
+
     def purge(self, now: datetime) -> None:
         self.conn.execute(delete(LimitCounter).where(LimitCounter.expires_at <= now))
         self.conn.execute(delete(LimitMember).where(LimitMember.expires_at <= now))
@@ -311,11 +437,125 @@ class RedisOps:
     return {size + new, 1}
     """
 
+    # ``run_gate`` as one script: KEYS[i] is step i's key, ARGV[1] the steps as JSON arrays
+    # (numbers that must stay exact, time stamps, as strings). Returns the stopping step's index
+    # (-1: none) followed by the values. The same operations as the methods below.
+    _GATE = """
+    local steps = cjson.decode(ARGV[1])
+    local values = {}
+    local function stop(i) return {i - 1, unpack(values)} end
+    for i, s in ipairs(steps) do
+        local k, op = KEYS[i], s[1]
+        if op == 'ttl' then
+            local left = redis.call('PTTL', k)
+            local secs = 0
+            if left > 0 then secs = math.floor((left + 999) / 1000) end
+            values[i] = secs
+            if secs > 0 then return stop(i) end
+        elseif op == 'incr' then
+            local count = redis.call('INCRBY', k, s[4])
+            redis.call('EXPIRE', k, s[2], 'NX')
+            values[i] = count
+            if count > s[3] then return stop(i) end
+        elseif op == 'timing' then
+            local stamp, ttl, keep = tonumber(s[2]), s[3], s[4]
+            redis.call('ZADD', k, stamp, s[2])
+            redis.call('ZREMRANGEBYRANK', k, 0, -(keep + 1))
+            redis.call('ZREMRANGEBYSCORE', k, '-inf', stamp - ttl * 1000)
+            redis.call('EXPIRE', k, ttl)
+            local stamps = redis.call('ZREVRANGE', k, 0, keep - 1)
+            local machine = 0
+            if #stamps >= keep and keep > 1 then
+                local gaps, sum = {}, 0
+                for j = 1, #stamps - 1 do
+                    gaps[j] = (tonumber(stamps[j]) - tonumber(stamps[j + 1])) / 1000
+                    sum = sum + gaps[j]
+                end
+                local mean = sum / #gaps
+                if mean > 0 and mean <= s[5] then
+                    local var = 0
+                    for j = 1, #gaps do var = var + (gaps[j] - mean) ^ 2 end
+                    if math.sqrt(var / #gaps) / mean < s[6] then machine = 1 end
+                end
+            end
+            values[i] = machine
+            if machine == 1 then return stop(i) end
+        elseif op == 'add' then
+            local member, ttl, cap, stop_at = s[2], s[3], s[4], s[5]
+            local present = redis.call('SISMEMBER', k, member)
+            local size = redis.call('SCARD', k)
+            if present == 0 and cap >= 0 and size >= cap then
+                values[i] = size
+                return stop(i)
+            end
+            if present == 0 then
+                redis.call('SADD', k, member)
+                size = size + 1
+                if size == 1 then redis.call('EXPIRE', k, ttl) end
+            end
+            values[i] = size
+            if stop_at >= 0 and size >= stop_at then return stop(i) end
+        elseif op == 'add_all' then
+            local ttl, cap = s[2], s[3]
+            local size = redis.call('SCARD', k)
+            local new = 0
+            for j = 4, #s do
+                if redis.call('SISMEMBER', k, s[j]) == 0 then new = new + 1 end
+            end
+            if size + new > cap then
+                values[i] = size
+                return stop(i)
+            end
+            if new > 0 then
+                redis.call('SADD', k, unpack(s, 4))
+                if size == 0 then redis.call('EXPIRE', k, ttl) end
+            end
+            values[i] = size + new
+        end
+    end
+    return {-1, unpack(values)}
+    """
+
     def __init__(self, client: Any, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
         self._add = client.register_script(self._ADD)
         self._add_all = client.register_script(self._ADD_ALL)
+        self._gate = client.register_script(self._GATE)
+
+    def gate(self, steps: Sequence[Step], now: datetime) -> Gate:
+        if not steps:
+            return Gate(None, ())
+        encoded: list[list[Any]] = []
+        for step in steps:
+            match step:
+                case Ttl():
+                    encoded.append(["ttl"])
+                case Incr():
+                    encoded.append(["incr", step.ttl, step.limit, step.by])
+                case Timing():
+                    encoded.append(
+                        [
+                            "timing",
+                            str(step.stamp_ms),
+                            step.ttl,
+                            step.keep,
+                            step.max_mean_seconds,
+                            step.max_cv,
+                        ]
+                    )
+                case Add():
+                    cap = -1 if step.cap is None else step.cap
+                    stop_at = -1 if step.stop_at is None else step.stop_at
+                    encoded.append(["add", step.member, step.ttl, cap, stop_at])
+                case AddAll():
+                    encoded.append(["add_all", step.ttl, step.cap, *sorted(set(step.members))])
+        reply = self._gate(
+            keys=[self.prefix + step.key for step in steps],
+            args=[json.dumps(encoded, separators=(",", ":"))],
+        )
+        stopped = int(reply[0])
+        return Gate(None if stopped < 0 else stopped, tuple(int(v) for v in reply[1:]))
 
     def incr(self, key: str, ttl: int, now: datetime, by: int = 1) -> int:
         k = self.prefix + key

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import Row, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -30,15 +31,34 @@ def local_authority(db: Session, la_id: int) -> LocalAuthority | None:
     return db.get(LocalAuthority, la_id)
 
 
-def session_with_practitioner(
-    db: Session, session_id: str
-) -> tuple[LoginSession, Practitioner] | None:
-    row = db.execute(
-        select(LoginSession, Practitioner)
-        .join(Practitioner, Practitioner.id == LoginSession.practitioner_id)
-        .where(LoginSession.id == session_id)
-    ).first()
-    return None if row is None else (row[0], row[1])
+_SESSIONS = LoginSession.__table__
+_PRACTITIONERS = Practitioner.__table__
+# Every authenticated request reads this: core SQL, prepared once.
+_SESSION_WITH_PRACTITIONER = (
+    select(
+        _SESSIONS.c.id.label("session_id"),
+        _SESSIONS.c.authz_version.label("session_authz_version"),
+        _SESSIONS.c.expires_at,
+        _SESSIONS.c.revoked_at,
+        _PRACTITIONERS.c.id.label("user_id"),
+        _PRACTITIONERS.c.username,
+        _PRACTITIONERS.c.status,
+        _PRACTITIONERS.c.authz_version.label("user_authz_version"),
+        _PRACTITIONERS.c.role,
+        _PRACTITIONERS.c.role_pending,
+        _PRACTITIONERS.c.organisation_id,
+        _PRACTITIONERS.c.local_authority_id,
+    )
+    .join(_PRACTITIONERS, _PRACTITIONERS.c.id == _SESSIONS.c.practitioner_id)
+    .where(_SESSIONS.c.id == bindparam("session_id"))
+)
+
+
+def session_with_practitioner(db: Session, session_id: str) -> Row[Any] | None:
+    """The session and its practitioner, as one row (session_id, session_authz_version,
+    expires_at, revoked_at, user_id, username, status, user_authz_version, role, role_pending,
+    organisation_id, local_authority_id)."""
+    return db.connection().execute(_SESSION_WITH_PRACTITIONER, {"session_id": session_id}).first()
 
 
 def accept_totp_step(db: Session, practitioner_id: int, step: int) -> bool:

@@ -73,7 +73,7 @@ def search(
             need_to_know=True,
             shielding=shielding,
         )
-        return {child.id for child in found}
+        return {hit.child.id for hit in found}
 
 
 def test_the_flag_columns_hold_same_length_ciphertexts_never_alike(world: World) -> None:

@@ -8,11 +8,24 @@ import secrets
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from reference_app.kit.db import make_engine
-from reference_app.limits.store import DatabaseStore, LimitStore, MemoryStore, RedisStore
+from reference_app.limits.store import (
+    Add,
+    AddAll,
+    DatabaseStore,
+    Gate,
+    Incr,
+    LimitStore,
+    MemoryStore,
+    RedisStore,
+    Step,
+    Timing,
+    Ttl,
+)
 from tests.fixtures.database import Database
 
 REDIS_URL = os.environ.get("CONTACTPOINT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -144,3 +157,78 @@ def test_add_all_admits_all_or_none(store: LimitStore) -> None:
     later = NOW + timedelta(seconds=3601)
     with store.open() as ops:
         assert ops.add_all(k, ["x", "y"], 3600, later, cap=2) == (2, True)
+
+
+# -- the gate: a request's checks in one pass ----------------------------------------------
+
+
+def test_a_gate_runs_its_steps_in_order_and_stops_at_the_first_that_fails(
+    store: LimitStore,
+) -> None:
+    block, rate, seen, team = key(), key(), key(), key()
+    steps: list[Step] = [
+        Ttl(block),
+        Incr(rate, 60, limit=2),
+        Add(seen, "child-a", 3600, cap=2),
+        AddAll(team, ("child-a", "child-b"), 3600, cap=3),
+    ]
+    with store.open() as ops:
+        assert ops.gate(steps, NOW) == Gate(None, (0, 1, 1, 2))
+        assert ops.gate(steps, NOW) == Gate(None, (0, 2, 1, 2))
+        # The rate's third request stops the gate: the sets are not touched.
+        assert ops.gate(steps, NOW) == Gate(1, (0, 3))
+        assert ops.add(seen, "child-z", 3600, NOW) == (2, True)
+        ops.incr(block, 60, NOW)
+        stopped = ops.gate(steps, NOW)
+        assert stopped.stopped == 0
+        assert 0 < stopped.values[0] <= 60
+
+
+def test_a_gate_stops_at_a_full_set_and_at_a_threshold(store: LimitStore) -> None:
+    capped, counted, shared = key(), key(), key()
+    with store.open() as ops:
+        for member in ("a", "b"):
+            ops.add(capped, member, 3600, NOW)
+        assert ops.gate([Add(capped, "c", 3600, cap=2)], NOW) == Gate(0, (2,))
+        assert ops.gate([Add(capped, "a", 3600, cap=2)], NOW) == Gate(None, (2,))
+        assert ops.gate([Add(counted, "x", 3600, stop_at=2)], NOW) == Gate(None, (1,))
+        assert ops.gate([Add(counted, "y", 3600, stop_at=2)], NOW) == Gate(0, (2,))
+        assert ops.gate([AddAll(shared, ("p", "q", "r"), 3600, cap=2)], NOW) == Gate(0, (0,))
+        assert ops.gate([AddAll(shared, ("p", "q"), 3600, cap=2)], NOW) == Gate(None, (2,))
+
+
+def test_a_gate_tells_machine_timing_from_a_person(store: LimitStore) -> None:
+    machine, person = key(), key()
+    keep, start = 5, int(NOW.timestamp() * 1000)
+    with store.open() as ops:
+        for i in range(keep):  # every 2.000 s
+            got = ops.gate([Timing(machine, start + 2000 * i, 600, keep, 20.0, 0.15)], NOW)
+        assert got == Gate(0, (1,))
+        for i, gap in enumerate((0, 1500, 5000, 900, 7000)):  # as a person clicks
+            got = ops.gate([Timing(person, start + gap + 10_000 * i, 600, keep, 20.0, 0.15)], NOW)
+        assert got == Gate(None, (0,))
+
+
+def test_a_redis_gate_is_one_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _redis()
+    sent: list[str] = []
+    execute = store.client.execute_command
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        sent.append(str(args[0]))
+        return execute(*args, **kwargs)
+
+    monkeypatch.setattr(store.client, "execute_command", counted)
+    start = int(NOW.timestamp() * 1000)
+    steps: list[Step] = [
+        Ttl(key()),
+        Incr(key(), 60, 10),
+        Timing(key(), start, 600, 20, 20.0, 0.15),
+        Add(key(), "m", 3600, cap=5),
+        AddAll(key(), ("m", "n"), 3600, cap=5),
+        AddAll(key(), ("m", "n"), 3600, cap=5),
+    ]
+    with store.open() as ops:
+        sent.clear()
+        assert ops.gate(steps, NOW).stopped is None
+    assert sent == ["EVALSHA"]
