@@ -73,12 +73,15 @@ def append_events(db: Session, rows: list[dict[str, Any]]) -> list[int]:
     return [int(event_id) for event_id in ids]
 
 
+_INSERT_HIT = insert(cast(Table, AuditSearchHit.__table__))
+
+
 def append_search_hits(db: Session, event_id: int, child_ids: list[str]) -> None:
-    """Index a search event by each child it returned."""
+    """Index a search event by each child it returned (core SQL: on every search's path)."""
     if child_ids:
-        db.execute(
-            insert(AuditSearchHit),
-            [{"child_id": child_id, "event_id": event_id} for child_id in set(child_ids)],
+        db.connection().execute(
+            _INSERT_HIT,
+            [{"child_id": child_id, "event_id": event_id} for child_id in sorted(set(child_ids))],
         )
 
 

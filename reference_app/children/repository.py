@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -10,13 +11,18 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    Integer,
     Row,
     and_,
     bindparam,
+    cast,
     exists,
     func,
+    literal_column,
+    null,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session
@@ -66,60 +72,114 @@ def _standing(column: Any) -> Any:
     )
 
 
-# The child, its LA, whether it is a honeytoken and the caller's standing with it: one row.
-_VIEW_READ = (
-    select(
-        *_CHILDREN.c,
-        _LAS.c.ons_code.label("la_code"),
-        _LAS.c.name.label("la_name"),
-        exists().where(_CANARIES.c.child_id == _CHILDREN.c.id).label("is_canary"),
-        _standing(func.count(_INVOLVEMENTS.c.id)).label("standing_count"),
-        _standing(func.min(_INVOLVEMENTS.c.confirmed_at)).label("confirmed_since"),
+# A record view's reads as one statement of three row shapes (``part``): the child's own row
+# with its LA, honeytoken flag and the caller's standing ("child"), one row per involvement with
+# its organisation ("service"), one per carer with the link ("carer"). Each part pads the
+# others' columns with NULLs typed as theirs, so every value comes back decoded (sealed refs
+# opened, dates parsed) whichever part it is in.
+_CHILD_COLUMNS: list[Any] = [
+    *_CHILDREN.c,
+    _LAS.c.ons_code.label("la_code"),
+    _LAS.c.name.label("la_name"),
+    exists().where(_CANARIES.c.child_id == _CHILDREN.c.id).label("is_canary"),
+    _standing(func.count(_INVOLVEMENTS.c.id)).label("standing_count"),
+    _standing(func.min(_INVOLVEMENTS.c.confirmed_at)).label("confirmed_since"),
+]
+_SERVICE_COLUMNS: list[Any] = [
+    *(
+        column.label(f"inv_{column.key}")
+        for column in _INVOLVEMENTS.c
+        if column.key not in ("child_id", "created_at", "confirmed_by")
+    ),
+    _ORGANISATIONS.c.name.label("organisation_name"),
+    _ORGANISATIONS.c.kind.label("organisation_kind"),
+    _ORGANISATIONS.c.phone.label("organisation_phone"),
+]
+_CARER_COLUMNS: list[Any] = [
+    _CARERS.c.id.label("carer_id"),
+    _CARERS.c.given_name_enc.label("carer_given_name_enc"),
+    _CARERS.c.family_name_enc.label("carer_family_name_enc"),
+    _CARERS.c.phone_enc.label("carer_phone_enc"),
+    _CARERS.c.email_enc.label("carer_email_enc"),
+    _LINKS.c.relationship.label("carer_relationship"),
+    _LINKS.c.parental_responsibility.label("carer_parental_responsibility"),
+]
+_ALL_COLUMNS = [*_CHILD_COLUMNS, *_SERVICE_COLUMNS, *_CARER_COLUMNS]
+
+
+def _part(name: str, own: list[Any]) -> Any:
+    """A select of ``own`` columns, the rest NULL cast to the type of the column they stand in
+    for (PostgreSQL matches a UNION's columns by type)."""
+    mine = {column.key for column in own}
+    return select(
+        literal_column(f"'{name}'").label("part"),
+        *(
+            column if column.key in mine else cast(null(), column.type).label(column.key)
+            for column in _ALL_COLUMNS
+        ),
     )
+
+
+_VIEW_READ = union_all(
+    _part("child", _CHILD_COLUMNS)
     .select_from(_CHILDREN.outerjoin(_LAS, _LAS.c.id == _CHILDREN.c.local_authority_id))
-    .where(_CHILDREN.c.id == bindparam("child_id"))
+    .where(_CHILDREN.c.id == bindparam("child_id")),
+    _part("service", _SERVICE_COLUMNS)
+    .select_from(
+        _INVOLVEMENTS.join(_ORGANISATIONS, _ORGANISATIONS.c.id == _INVOLVEMENTS.c.organisation_id)
+    )
+    .where(_INVOLVEMENTS.c.child_id == bindparam("involved_child_id")),
+    _part("carer", _CARER_COLUMNS)
+    .select_from(_LINKS.join(_CARERS, _CARERS.c.id == _LINKS.c.carer_id))
+    .where(_LINKS.c.child_id == bindparam("linked_child_id")),
 )
 _CHILD_KEYS = tuple(column.key for column in _CHILDREN.c)
 
 
 @dataclass(frozen=True, slots=True)
 class ViewRead:
-    """What a record view reads before deciding: the child, its LA (code, name), whether it is
-    a honeytoken, and the caller's standing (``involvement_standing``)."""
+    """What a record view reads: the child, its LA (code, name), whether it is a honeytoken,
+    the caller's standing (``involvement_standing``), and the child's services and carers (as
+    ``involvements`` and ``carers`` give them)."""
 
     child: Child
     local_authority: tuple[str, str] | None
     canary: bool
     involved: bool
     confirmed_since: datetime | None
+    services: list[Row[Any]]
+    carers: list[Row[Any]]
 
 
 def read_for_view(
     db: Session, child_id: str, principal: Principal, today: date, *, claims_count: bool
 ) -> ViewRead | None:
-    """Everything a record view decides on, in one round trip (``None``: no such child).
+    """Everything a record view decides on and shows, in one round trip (``None``: no such
+    child).
 
     Only a practitioner has a standing: for anyone else the involvement test matches nothing.
     """
     practitioner = principal.is_practitioner
-    row = (
+    rows = (
         db.connection()
         .execute(
             _VIEW_READ,
             {
                 "child_id": child_id,
                 "involved_child_id": child_id,
+                "linked_child_id": child_id,
                 "organisation_id": principal.organisation_id if practitioner else None,
                 "practitioner_id": principal.user_id if practitioner else None,
                 "today": today,
                 "claims_count": claims_count,
             },
         )
-        .first()
+        .all()
     )
-    if row is None:
+    found = [row for row in rows if row.part == "child"]
+    if not found:
         return None
-    mapping = row._mapping
+    mapping = found[0]._mapping
     # A transient instance, never added to the session: the rules read it, nothing writes it.
     child = Child(**{key: mapping[key] for key in _CHILD_KEYS})
     return ViewRead(
@@ -130,30 +190,22 @@ def read_for_view(
         canary=bool(mapping["is_canary"]),
         involved=bool(mapping["standing_count"]),
         confirmed_since=mapping["confirmed_since"],
+        services=sorted(
+            (row for row in rows if row.part == "service"),
+            key=lambda row: (row.inv_started_on, row.inv_id),
+        ),
+        carers=sorted((row for row in rows if row.part == "carer"), key=lambda row: row.carer_id),
     )
 
 
 _INVOLVEMENT_ROWS = (
-    select(
-        *_INVOLVEMENTS.c,
-        _ORGANISATIONS.c.name.label("organisation_name"),
-        _ORGANISATIONS.c.kind.label("organisation_kind"),
-        _ORGANISATIONS.c.phone.label("organisation_phone"),
-    )
+    select(*_SERVICE_COLUMNS)
     .join(_ORGANISATIONS, _ORGANISATIONS.c.id == _INVOLVEMENTS.c.organisation_id)
     .where(_INVOLVEMENTS.c.child_id == bindparam("child_id"))
     .order_by(_INVOLVEMENTS.c.started_on, _INVOLVEMENTS.c.id)
 )
 _CARER_ROWS = (
-    select(
-        _CARERS.c.id,
-        _CARERS.c.given_name_enc,
-        _CARERS.c.family_name_enc,
-        _CARERS.c.phone_enc,
-        _CARERS.c.email_enc,
-        _LINKS.c.relationship,
-        _LINKS.c.parental_responsibility,
-    )
+    select(*_CARER_COLUMNS)
     .join(_CARERS, _CARERS.c.id == _LINKS.c.carer_id)
     .where(_LINKS.c.child_id == bindparam("child_id"))
     .order_by(_CARERS.c.id)
@@ -192,18 +244,8 @@ def exists_id(db: Session, child_id: str) -> bool:
 
 def open_record() -> ColumnElement[bool]:
     """Neither archived nor deceased: what everyone but the owning LA's data managers sees."""
-    return and_(Child.archived_at.is_(None), Child.deceased_recorded_at.is_(None))
-
-
-def searchable(principal: Principal, *, need_to_know: bool) -> list[ColumnElement[bool]]:
-    """Rows a search by ``principal`` may return, as far as SQL can tell (``findable`` decides
-    the rest after reading): archived and deceased records are for the owning LA's data
-    managers only (need-to-know), unless that control is switched off."""
-    rules: list[ColumnElement[bool]] = []
-    if need_to_know:
-        manages = [Child.local_authority_id == principal.local_authority_id]
-        rules.append(or_(open_record(), *(manages if principal.is_data_manager else [])))
-    return rules
+    children = _CHILDREN.c
+    return and_(children.archived_at.is_(None), children.deceased_recorded_at.is_(None))
 
 
 def findable(
@@ -221,6 +263,37 @@ def findable(
     if not (uses_hidden_fields and shielding) or not child.protected:
         return True
     return principal.is_data_manager and child.local_authority_id == principal.local_authority_id
+
+
+@functools.cache
+def _search_statement(
+    given_name: bool, date_of_birth: bool, postcode: bool, *, need_to_know: bool, manager: bool
+) -> Any:
+    """The search's statement for one shape of criteria, built once: every value is bound."""
+    children = _CHILDREN.c
+    conditions: list[ColumnElement[bool]] = [
+        or_(
+            children.family_name_bidx == bindparam("family_name"),
+            children.family_name_phonetic_bidx == bindparam("family_phonetic"),
+        )
+    ]
+    if given_name:
+        conditions.append(children.given_name_bidx == bindparam("given_name"))
+    if date_of_birth:
+        conditions.append(children.date_of_birth_bidx == bindparam("date_of_birth"))
+    if postcode:
+        conditions.append(children.postcode_bidx == bindparam("postcode"))
+    if need_to_know:
+        # Archived and deceased records are for the owning LA's data managers only (as far as
+        # SQL can tell; ``findable`` decides the rest after reading).
+        manages = [children.local_authority_id == bindparam("local_authority_id")]
+        conditions.append(or_(open_record(), *(manages if manager else [])))
+    return (
+        select(*children, _LAS.c.name.label("la_name"))
+        .select_from(_CHILDREN.outerjoin(_LAS, _LAS.c.id == children.local_authority_id))
+        .where(and_(*conditions))
+        .limit(bindparam("window", type_=Integer))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,25 +322,21 @@ def search(
 
     On the search's hot path: core SQL on the session's connection, each child with its LA's
     name in the same row (no look-up per result)."""
-    children = _CHILDREN.c
-    conditions: list[ColumnElement[bool]] = [
-        or_(
-            children.family_name_bidx == family_name,
-            children.family_name_phonetic_bidx == family_phonetic,
-        )
-    ]
-    if given_name is not None:
-        conditions.append(children.given_name_bidx == given_name)
-    if date_of_birth is not None:
-        conditions.append(children.date_of_birth_bidx == date_of_birth)
-    if postcode is not None:
-        conditions.append(children.postcode_bidx == postcode)
-    conditions.extend(searchable(principal, need_to_know=need_to_know))
-    statement = (
-        select(*children, _LAS.c.name.label("la_name"))
-        .select_from(_CHILDREN.outerjoin(_LAS, _LAS.c.id == children.local_authority_id))
-        .where(and_(*conditions))
+    statement = _search_statement(
+        given_name is not None,
+        date_of_birth is not None,
+        postcode is not None,
+        need_to_know=need_to_know,
+        manager=principal.is_data_manager,
     )
+    params = {
+        "family_name": family_name,
+        "family_phonetic": family_phonetic,
+        "given_name": given_name,
+        "date_of_birth": date_of_birth,
+        "postcode": postcode,
+        "local_authority_id": principal.local_authority_id,
+    }
     hidden = postcode is not None
     connection = db.connection()
     # Rows ``findable`` drops still count against a SQL LIMIT, so a LIMIT of exactly ``limit``
@@ -277,7 +346,7 @@ def search(
     filtered = hidden and shielding
     window = 2 * limit if filtered else limit
     while True:
-        rows = connection.execute(statement.limit(window)).all()
+        rows = connection.execute(statement, {**params, "window": window}).all()
         kept: list[Found] = []
         for row in rows:
             mapping = row._mapping
@@ -324,14 +393,14 @@ def is_involved(
 
 
 def involvements(db: Session, child_id: str) -> Sequence[Row[Any]]:
-    """The child's involvements, each with its organisation's name, kind and phone
+    """The child's involvements (``inv_*``), each with its organisation's name, kind and phone
     (``organisation_*``), oldest first."""
     return db.connection().execute(_INVOLVEMENT_ROWS, {"child_id": child_id}).all()
 
 
 def carers(db: Session, child_id: str) -> Sequence[Row[Any]]:
-    """The child's carers (encrypted fields as stored) with each link's relationship and
-    parental responsibility, by carer."""
+    """The child's carers (``carer_*``: encrypted fields as stored, the link's relationship and
+    parental responsibility), by carer."""
     return db.connection().execute(_CARER_ROWS, {"child_id": child_id}).all()
 
 

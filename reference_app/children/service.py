@@ -323,62 +323,73 @@ def full_record(call: Call, child: Child) -> dict[str, Any]:
     """Everything the registry holds on ``child``, decrypted: what ``redact`` cuts down, and
     the data held in a subject access pack."""
     la = repository.local_authority(call.db, child.local_authority_id)
-    return full_record_in(call, child, (la.ons_code, la.name) if la else None)
+    return full_record_in(
+        call,
+        child,
+        (la.ons_code, la.name) if la else None,
+        repository.involvements(call.db, child.id),
+        repository.carers(call.db, child.id),
+    )
 
 
 def full_record_in(
-    call: Call, child: Child, local_authority: tuple[str, str] | None
+    call: Call,
+    child: Child,
+    local_authority: tuple[str, str] | None,
+    involvements: Iterable[Any],
+    carer_rows: Iterable[Any],
 ) -> dict[str, Any]:
-    """``full_record`` of a child whose LA (code, name) the caller has read already."""
+    """``full_record`` of a child whose LA (code, name), involvements and carers (as the
+    repository's ``involvements`` and ``carers`` give them) the caller has read already."""
     cipher = call.ctx.crypto.cipher
     identity = child_identity(call.ctx.crypto, child)
     today = call.ctx.clock.now()
     services = []
     flags: set[str] = set()
-    for inv in repository.involvements(call.db, child.id):
-        active = inv.ended_on is None or inv.ended_on >= today.date()
+    for inv in involvements:
+        active = inv.inv_ended_on is None or inv.inv_ended_on >= today.date()
         kind = inv.organisation_kind
         if active and kind == OrganisationKind.CHILDRENS_SOCIAL_CARE:
             flags.add("social_care_involved")
         if active and kind == OrganisationKind.YOUTH_OFFENDING_TEAM:
             flags.add("youth_offending_involved")
+        ended_on = inv.inv_ended_on
+        caf_on = inv.inv_caf_assessment_on
         services.append(
             {
-                "involvement_id": inv.id,
+                "involvement_id": inv.inv_id,
                 "organisation": {
-                    "id": inv.organisation_id,
+                    "id": inv.inv_organisation_id,
                     "name": inv.organisation_name,
                     "kind": kind,
                     "phone": inv.organisation_phone,
                 },
-                "practitioner_id": inv.practitioner_id,
-                "started_on": inv.started_on.isoformat(),
-                "ended_on": inv.ended_on.isoformat() if inv.ended_on else None,
-                "lead_professional": inv.is_lead_professional,
-                "caf_assessment_on": inv.caf_assessment_on.isoformat()
-                if inv.caf_assessment_on
-                else None,
-                "sensitive": inv.sensitive,
+                "practitioner_id": inv.inv_practitioner_id,
+                "started_on": inv.inv_started_on.isoformat(),
+                "ended_on": ended_on.isoformat() if ended_on else None,
+                "lead_professional": inv.inv_is_lead_professional,
+                "caf_assessment_on": caf_on.isoformat() if caf_on else None,
+                "sensitive": inv.inv_sensitive,
                 # Consent standing now; given at registration; the involvement over.
-                "_consent": inv.consent_recorded and inv.consent_withdrawn_at is None,
-                "_consent_given": inv.consent_recorded,
-                "_ended": inv.ended_on is not None and inv.ended_on <= today.date(),
+                "_consent": inv.inv_consent_recorded and inv.inv_consent_withdrawn_at is None,
+                "_consent_given": inv.inv_consent_recorded,
+                "_ended": ended_on is not None and ended_on <= today.date(),
             }
         )
     carers = []
-    for carer in repository.carers(call.db, child.id):
+    for carer in carer_rows:
         carers.append(
             {
-                "carer_id": carer.id,
-                "given_name": cipher.decrypt(carer.given_name_enc, "carers.given_name"),
-                "family_name": cipher.decrypt(carer.family_name_enc, "carers.family_name"),
-                "relationship": carer.relationship,
-                "parental_responsibility": carer.parental_responsibility,
-                "phone": cipher.decrypt(carer.phone_enc, "carers.phone")
-                if carer.phone_enc
+                "carer_id": carer.carer_id,
+                "given_name": cipher.decrypt(carer.carer_given_name_enc, "carers.given_name"),
+                "family_name": cipher.decrypt(carer.carer_family_name_enc, "carers.family_name"),
+                "relationship": carer.carer_relationship,
+                "parental_responsibility": carer.carer_parental_responsibility,
+                "phone": cipher.decrypt(carer.carer_phone_enc, "carers.phone")
+                if carer.carer_phone_enc
                 else None,
-                "email": cipher.decrypt(carer.email_enc, "carers.email")
-                if carer.email_enc
+                "email": cipher.decrypt(carer.carer_email_enc, "carers.email")
+                if carer.carer_email_enc
                 else None,
             }
         )
@@ -517,7 +528,7 @@ def view(
     )
     # A limited view shows no services or carers: they are read only for a full one.
     record = (
-        full_record_in(call, child, read.local_authority)
+        full_record_in(call, child, read.local_authority, read.services, read.carers)
         if decision.level is ViewLevel.FULL
         else limited_record(call, child, read.local_authority)
     )
