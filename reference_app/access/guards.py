@@ -12,12 +12,17 @@ from reference_app.access.principal import Principal
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import Forbidden, Unauthorized
 from reference_app.kit.http import CallDep
+from reference_app.kit.sources import check_source
 from reference_app.practitioners import repository, tokens
 from reference_app.practitioners.models import AccountStatus
 
 
 def authenticate(request: Request, call: CallDep) -> Principal:
-    """Resolve the caller from ``Authorization: Bearer``; every check hits the session store."""
+    """Resolve the caller from ``Authorization: Bearer``; every check hits the session store.
+
+    The request counts against its source's allowance first (``api.source_limit`` leaves that
+    to this thread on the routes that authenticate)."""
+    check_source(call.ctx, call.info.source)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:

@@ -10,11 +10,11 @@ from reference_app.alerts import service
 from reference_app.alerts.auth import AlertManage, AlertRead
 from reference_app.alerts.models import AlertKind, AlertStatus
 from reference_app.alerts.schemas import AlertOut, AlertStep
-from reference_app.kit.http import CallDep
+from reference_app.kit.http import BoundaryRoute, CallDep
 from reference_app.kit.identifiers import RowId
 from reference_app.practitioners.models import AccountStatus
 
-router = APIRouter(prefix="/alerts", tags=["alerts"])
+router = APIRouter(prefix="/alerts", tags=["alerts"], route_class=BoundaryRoute)
 
 
 @router.get("", response_model=list[AlertOut])

@@ -14,10 +14,10 @@ from reference_app.audit.review import review_events
 from reference_app.audit.service import checkpoint_document
 from reference_app.audit.tags import EventTag
 from reference_app.kit.errors import NotFound
-from reference_app.kit.http import CallDep
+from reference_app.kit.http import BoundaryRoute, CallDep
 from reference_app.kit.identifiers import EventId, RowId
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"], route_class=BoundaryRoute)
 AuditRead = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
 
 

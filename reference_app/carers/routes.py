@@ -8,11 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from reference_app.carers import service
 from reference_app.carers.models import Relationship
 from reference_app.children.auth import ChildCorrectGuard
-from reference_app.kit.http import CallDep
+from reference_app.kit.http import BoundaryRoute, CallDep
 from reference_app.kit.identifiers import RowId
 from reference_app.kit.text import OneLine
 
-router = APIRouter(tags=["carers"])
+router = APIRouter(tags=["carers"], route_class=BoundaryRoute)
 PHONE = r"^\+?[0-9 ]{10,16}$"
 
 

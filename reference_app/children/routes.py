@@ -24,9 +24,9 @@ from reference_app.children.schemas import (
     ShieldOutcome,
     UnshieldApproval,
 )
-from reference_app.kit.http import CallDep
+from reference_app.kit.http import BoundaryRoute, CallDep
 
-router = APIRouter(prefix="/children", tags=["children"])
+router = APIRouter(prefix="/children", tags=["children"], route_class=BoundaryRoute)
 
 
 @router.post("/search", response_model=SearchResponse)

@@ -12,10 +12,10 @@ from reference_app.exports import service
 from reference_app.exports.auth import ExportApproveGuard, ExportRequestGuard
 from reference_app.exports.schemas import ExportCreate, ExportLink, ExportOut, ExportRefuse
 from reference_app.kit.errors import AppError
-from reference_app.kit.http import Call, CallDep
+from reference_app.kit.http import BoundaryRoute, Call, CallDep
 from reference_app.kit.identifiers import RowId
 
-router = APIRouter(prefix="/exports", tags=["exports"])
+router = APIRouter(prefix="/exports", tags=["exports"], route_class=BoundaryRoute)
 
 
 @contextmanager

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -35,10 +38,11 @@ def _finish(db: Session, *, commit: bool) -> None:
 async def get_db(request: Request) -> AsyncIterator[Session]:
     """Open the request's session; the request boundary commits, services never do.
 
-    Opening a session touches no connection (one is taken at the first statement, in the
-    handler's thread), so it happens on the event loop; only the commit or rollback needs a
-    worker thread. Each thread hop costs the request CPU: the hot paths hop three times
-    (authentication, handler, commit), not once per dependency.
+    Opening a session touches no connection (one is taken at the first statement, in a worker
+    thread), so it happens on the event loop. A sync handler's route commits in the handler's
+    own thread (``BoundaryRoute``); only a rollback, or a commit left by an async handler,
+    takes a worker thread here. Each thread hop costs the request CPU: a request hops twice
+    (authentication, handler), not once per dependency.
     """
     db = get_context(request).sessions()
     try:
@@ -48,7 +52,10 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
         with anyio.CancelScope(shield=True):
             await run_in_threadpool(_finish, db, commit=False)
         raise
-    await run_in_threadpool(_finish, db, commit=True)
+    if db.in_transaction():
+        await run_in_threadpool(_finish, db, commit=True)
+    else:  # committed in the handler's thread (``BoundaryRoute``), or never begun
+        db.close()
 
 
 def request_info(request: Request) -> RequestInfo:
@@ -102,3 +109,30 @@ async def get_call(
 
 
 CallDep = Annotated[Call, Depends(get_call)]
+
+
+def _committing(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a sync handler so it commits the request's session in its own worker thread when it
+    returns (a failure propagates to ``get_db``, which rolls back)."""
+    if inspect.iscoroutinefunction(endpoint) or getattr(endpoint, "commits", False):
+        return endpoint  # async, or wrapped already (a router included in another)
+
+    @functools.wraps(endpoint)
+    def handler(*args: Any, **kwargs: Any) -> Any:
+        result = endpoint(*args, **kwargs)
+        for value in kwargs.values():
+            if isinstance(value, Call):
+                value.db.commit()
+                break
+        return result
+
+    handler.commits = True  # type: ignore[attr-defined]
+    return handler
+
+
+class BoundaryRoute(APIRoute):
+    """The request boundary on every route: a sync handler commits the request's session in
+    the thread it ran in, sparing the request a hop to a worker thread just to commit."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, _committing(endpoint), **kwargs)

@@ -508,19 +508,3 @@ class Limiter:
 
 def _short(value: str) -> str:
     return hashlib.blake2b(value.encode(), digest_size=12).hexdigest()
-
-
-def check_source(ctx: AppContext, source: str | None) -> None:
-    """Refuse a source (client address) sending more than its per-minute allowance."""
-    if source is None or not enabled(ctx.settings, Control.RATE_LIMITS):
-        return
-    now = ctx.clock.now()
-    minute, left = _minute(now)
-    with ctx.limits.open() as ops:
-        count = ops.incr(f"source:{source}:{minute}", left, now)
-    if count > ctx.settings.limit_source_per_minute:
-        raise TooManyRequests(
-            "Too many requests from your network; wait and try again.",
-            code="source_rate_limited",
-            retry_after=left,
-        )

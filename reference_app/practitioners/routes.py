@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from reference_app.kit.errors import AppError
-from reference_app.kit.http import CallDep
+from reference_app.kit.http import BoundaryRoute, CallDep
 from reference_app.kit.identifiers import RowId
 from reference_app.practitioners import service
 from reference_app.practitioners.auth import AnyUser, UserManage, UserRoleConfirm
@@ -24,7 +24,7 @@ from reference_app.practitioners.schemas import (
     TotpSecret,
 )
 
-router = APIRouter(tags=["authentication and accounts"])
+router = APIRouter(tags=["authentication and accounts"], route_class=BoundaryRoute)
 
 
 @router.post("/auth/login", response_model=TokenResponse)

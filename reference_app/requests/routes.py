@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from reference_app.kit.http import CallDep
+from reference_app.kit.http import BoundaryRoute, CallDep
 from reference_app.kit.identifiers import RowId
 from reference_app.requests import printable, service
 from reference_app.requests.auth import RequestDecide, RequestRaise, SubjectAccessProduce
@@ -20,7 +20,7 @@ from reference_app.requests.schemas import (
     RequestSummary,
 )
 
-router = APIRouter(tags=["requests"])
+router = APIRouter(tags=["requests"], route_class=BoundaryRoute)
 
 
 class PackFormat(StrEnum):

@@ -11,12 +11,12 @@ from pydantic import BaseModel, ConfigDict
 from reference_app.access.guards import require
 from reference_app.access.permissions import Permission
 from reference_app.access.principal import Principal
-from reference_app.kit.http import CallDep
+from reference_app.kit.http import BoundaryRoute, CallDep
 from reference_app.kit.identifiers import RowId
 from reference_app.services import service
 from reference_app.services.models import Involvement
 
-router = APIRouter(tags=["involvements"])
+router = APIRouter(tags=["involvements"], route_class=BoundaryRoute)
 InvolvementWrite = Annotated[Principal, Depends(require(Permission.INVOLVEMENT_WRITE))]
 ConsentWithdraw = Annotated[Principal, Depends(require(Permission.INVOLVEMENT_CONSENT_WITHDRAW))]
 InvolvementConfirm = Annotated[Principal, Depends(require(Permission.INVOLVEMENT_CONFIRM))]

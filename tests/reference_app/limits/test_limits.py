@@ -214,3 +214,16 @@ def test_a_busy_source_address_is_limited(world: World) -> None:
         assert codes[:5] == [401] * 5
         assert codes[5] == 429
         assert w.client.get("/api/v1/alerts").json()["error"]["code"] == "source_rate_limited"
+
+
+def test_a_busy_source_is_limited_on_public_routes_too(world: World) -> None:
+    """A route that authenticates counts the source in its authentication (once: above); a
+    public one, such as the login, before its handler."""
+    with strict_world(world, limit_source_per_minute=5) as w:
+        w.clock.advance(86400 * 4)
+        login = {"username": "nobody", "password": "wrong-password", "otp": "000000"}
+        codes = [w.client.post("/api/v1/auth/login", json=login).status_code for _ in range(6)]
+        assert 429 not in codes[:5]
+        assert codes[5] == 429
+        refused = w.client.post("/api/v1/auth/login", json=login).json()
+        assert refused["error"]["code"] == "source_rate_limited"
