@@ -35,29 +35,6 @@ def _finish(db: Session, *, commit: bool) -> None:
         db.close()
 
 
-async def get_db(request: Request) -> AsyncIterator[Session]:
-    """Open the request's session; the request boundary commits, services never do.
-
-    Opening a session touches no connection (one is taken at the first statement, in a worker
-    thread), so it happens on the event loop. A sync handler's route commits in the handler's
-    own thread (``BoundaryRoute``); only a rollback, or a commit left by an async handler,
-    takes a worker thread here. Each thread hop costs the request CPU: a request hops twice
-    (authentication, handler), not once per dependency.
-    """
-    db = get_context(request).sessions()
-    try:
-        yield db
-    except BaseException:
-        # Shielded: a request cancelled (its client gone) still returns its connection.
-        with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_finish, db, commit=False)
-        raise
-    if db.in_transaction():
-        await run_in_threadpool(_finish, db, commit=True)
-    else:  # committed in the handler's thread (``BoundaryRoute``), or never begun
-        db.close()
-
-
 def request_info(request: Request) -> RequestInfo:
     client = request.client
     return RequestInfo(
@@ -102,18 +79,37 @@ class Call:
         )
 
 
-async def get_call(
-    request: Request, db: Annotated[Session, Depends(get_db, scope="function")]
-) -> Call:
-    return Call(ctx=get_context(request), db=db, info=request_info(request))
+async def get_call(request: Request) -> AsyncIterator[Call]:
+    """The request's call, with a session of its own; the request boundary commits, services
+    never do.
+
+    Opening a session touches no connection (one is taken at the first statement, in a worker
+    thread), so it happens on the event loop. A sync handler's route commits in the handler's
+    own thread (``BoundaryRoute``); only a rollback, or a commit left by an async handler,
+    takes a worker thread here. Each thread hop costs the request CPU: a request hops twice
+    (authentication, handler), not once per dependency.
+    """
+    ctx = get_context(request)
+    db = ctx.sessions()
+    try:
+        yield Call(ctx=ctx, db=db, info=request_info(request))
+    except BaseException:
+        # Shielded: a request cancelled (its client gone) still returns its connection.
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(_finish, db, commit=False)
+        raise
+    if db.in_transaction():
+        await run_in_threadpool(_finish, db, commit=True)
+    else:  # committed in the handler's thread (``BoundaryRoute``), or never begun
+        db.close()
 
 
-CallDep = Annotated[Call, Depends(get_call)]
+CallDep = Annotated[Call, Depends(get_call, scope="function")]
 
 
 def _committing(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a sync handler so it commits the request's session in its own worker thread when it
-    returns (a failure propagates to ``get_db``, which rolls back)."""
+    returns (a failure propagates to ``get_call``, which rolls back)."""
     if inspect.iscoroutinefunction(endpoint) or getattr(endpoint, "commits", False):
         return endpoint  # async, or wrapped already (a router included in another)
 
