@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, func, insert, select
+from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, true, union_all
 from sqlalchemy.orm import Session
 
 from reference_app.audit.models import (
@@ -48,18 +49,54 @@ _INSERT_EVENT_RETURNING = _INSERT_EVENT.returning(_EVENTS.c.id)
 _INSERT_MARKER = insert(_PENDING).values(event_id=bindparam("event_id"))
 
 
-def append_event(db: Session, values: dict[str, Any]) -> int:
-    """Insert one event and its pending marker; return the event id.
+def append_event(db: Session, values: dict[str, Any], *, search_hits: Iterable[str] = ()) -> int:
+    """Insert one event, its pending marker and, for a search, its hits (the children it
+    returned, ``AuditSearchHit``); return the event id.
 
     On every request's path, so core SQL on the session's connection, prepared once: one
-    statement on PostgreSQL, two on SQLite (no DML in a WITH clause there; both are in-process).
+    statement on PostgreSQL, two or three on SQLite (no DML in a WITH clause there; all are
+    in-process).
     """
     connection = db.connection()
+    hits = sorted(set(search_hits))
     if connection.dialect.name == "postgresql":
-        return int(connection.execute(_INSERT_EVENT_AND_MARKER, values).scalar_one())
+        if not hits:
+            return int(connection.execute(_INSERT_EVENT_AND_MARKER, values).scalar_one())
+        params = values | {f"hit_{i}": child_id for i, child_id in enumerate(hits)}
+        ids = connection.execute(_event_marker_and_hits(len(hits)), params).scalars().all()
+        return int(ids[0])
     event_id = int(connection.execute(_INSERT_EVENT_RETURNING, values).scalar_one())
     connection.execute(_INSERT_MARKER, {"event_id": event_id})
+    if hits:
+        connection.execute(_INSERT_HIT, [{"child_id": c, "event_id": event_id} for c in hits])
     return event_id
+
+
+_HITS = cast(Table, AuditSearchHit.__table__)
+_INSERT_HIT = insert(_HITS)
+
+
+@functools.cache
+def _event_marker_and_hits(count: int) -> Any:
+    """PostgreSQL: an event, its marker and ``count`` search hits (``hit_0`` ...) in one
+    statement, built once per count (a search returns at most its cap)."""
+    written = _INSERT_EVENT.returning(_EVENTS.c.id).cte("written")
+    marker = insert(_PENDING).from_select(["event_id"], select(written.c.id)).cte("marker")
+    found = union_all(
+        *(
+            select(bindparam(f"hit_{i}", type_=_HITS.c.child_id.type).label("child_id"))
+            for i in range(count)
+        )
+    ).subquery("found")
+    return (
+        insert(_HITS)
+        .from_select(
+            ["child_id", "event_id"],
+            select(found.c.child_id, written.c.id).select_from(found.join(written, true())),
+        )
+        .returning(_HITS.c.event_id)
+        .add_cte(marker)
+    )
 
 
 def append_events(db: Session, rows: list[dict[str, Any]]) -> list[int]:
@@ -71,18 +108,6 @@ def append_events(db: Session, rows: list[dict[str, Any]]) -> list[int]:
     ).all()
     db.execute(insert(AuditPending), [{"event_id": event_id} for event_id in ids])
     return [int(event_id) for event_id in ids]
-
-
-_INSERT_HIT = insert(cast(Table, AuditSearchHit.__table__))
-
-
-def append_search_hits(db: Session, event_id: int, child_ids: list[str]) -> None:
-    """Index a search event by each child it returned (core SQL: on every search's path)."""
-    if child_ids:
-        db.connection().execute(
-            _INSERT_HIT,
-            [{"child_id": child_id, "event_id": event_id} for child_id in sorted(set(child_ids))],
-        )
 
 
 def latest_checkpoint(db: Session) -> AuditCheckpoint | None:

@@ -55,8 +55,10 @@ def record(
     relationship: str | None = None,
     details: dict[str, Any] | None = None,
     actor_id: int | None = None,
+    search_hits: Iterable[str] = (),
 ) -> int:
-    """Append one typed event to the trail in the caller's transaction; return its id."""
+    """Append one typed event to the trail in the caller's transaction, with the children a
+    search returned indexed (``search_hits``); return its id."""
     return repository.append_event(
         db,
         {
@@ -69,6 +71,7 @@ def record(
             "reason_code": reason_code,
             "relationship": relationship,
         },
+        search_hits=search_hits,
     )
 
 

@@ -42,7 +42,6 @@ from reference_app.access.permissions import AccessReason, Permission
 from reference_app.access.principal import Principal
 from reference_app.alerts.models import AlertKind, AlertSeverity
 from reference_app.alerts.service import raise_alert
-from reference_app.audit.repository import append_search_hits
 from reference_app.audit.service import RESULT_REFS, sealed_children, sealed_text
 from reference_app.audit.tags import AccessRelationship, EventTag
 from reference_app.children import repository
@@ -232,7 +231,7 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
         for found in sorted(rows, key=lambda f: (f.child.family_name_bidx != exact, f.child.id)):
             results.append(_search_result(call, principal, found, today, rules))
     if enabled(call.ctx.settings, Control.AUDIT_TRAIL):
-        event_id = call.audit(
+        call.audit(
             EventTag.CHILD_SEARCH_PERFORMED,
             principal=principal,
             details={
@@ -243,9 +242,9 @@ def search(call: Call, principal: Principal, criteria: SearchRequest) -> SearchR
                 "matched": len(rows),
                 "refine_search": refine,
             },
+            # Indexed by child, so a subject access pack finds the searches that showed a child.
+            search_hits=[r.child_id for r in results],
         )
-        # Indexed by child, so a subject access pack finds the searches that showed this child.
-        append_search_hits(call.db, event_id, [r.child_id for r in results])
     return SearchResponse(
         results=results,
         count=len(results),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -62,6 +62,7 @@ class Call:
         relationship: str | None = None,
         details: dict[str, Any] | None = None,
         actor_id: int | None = None,
+        search_hits: Iterable[str] = (),
     ) -> int:
         """Append a typed event to the trail in this request's transaction; return its id."""
         return record(
@@ -76,6 +77,7 @@ class Call:
             relationship=relationship,
             details=details,
             actor_id=actor_id,
+            search_hits=search_hits,
         )
 
 

@@ -15,7 +15,6 @@ from sqlalchemy import Connection, create_engine, select, text
 from reference_app.access.permissions import Role
 from reference_app.alerts.models import Alert, Canary
 from reference_app.audit.models import AuditEvent, AuditSearchHit
-from reference_app.audit.repository import append_search_hits
 from reference_app.audit.service import RequestInfo, record
 from reference_app.audit.tags import EventTag
 from reference_app.children.models import UnshieldRequest
@@ -210,8 +209,8 @@ def test_the_pack_lists_searches_recorded_with_clear_ids_before_sealing(world: W
                 "refine_search": False,
                 "result_ids": [child.id],
             },
+            search_hits=[child.id],
         )
-        append_search_hits(db, old, [child.id])
     assert search(world, child, world.headers(Role.POLICE_PRACTITIONER)) == [child.id]
     history = world.client.get(
         f"/api/v1/subject-access/{child.id}", headers=world.headers(Role.LA_DATA_MANAGER)
