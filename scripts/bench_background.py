@@ -41,6 +41,7 @@ its other labels kept, so the figures of two commits sit side by side.
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import random
@@ -149,6 +150,8 @@ def settings_for(url: str, name: str | None = None) -> Settings:
 
 
 def context(url: str, keys: dict[str, Any], offset: float, name: str | None = None) -> AppContext:
+    # The detector's alerts are notified as log lines: kept off the benchmark's console.
+    logging.getLogger("contactpoint.alerts").disabled = True
     return build_context(
         settings_for(url, name), keyring=parse_document(keys), clock=ShiftedClock(offset)
     )
@@ -736,6 +739,11 @@ def _commit() -> str:
 @click.option("--practitioners", default=1000, show_default=True)
 @click.option("--children", default=5000, show_default=True)
 @click.option("--label", default="after", show_default=True, help="The run's name in the report.")
+@click.option(
+    "--commit",
+    default=None,
+    help="The commit of the code measured, when it is not this checkout's (PYTHONPATH).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def main(
     admin_url: str,
@@ -746,12 +754,13 @@ def main(
     practitioners: int,
     children: int,
     label: str,
+    commit: str | None,
     out: Path | None,
 ) -> None:
     """Measure the sealer's and the detector's CPU per audit event at a steady event rate."""
     run: dict[str, Any] = {
         "date": datetime.now(UTC).date().isoformat(),
-        "commit": _commit(),
+        "commit": commit or _commit(),
         "machine": machine(),
         "load_average_before": list(os.getloadavg()),
         "backends": {},
