@@ -785,7 +785,7 @@ def main(
     report: dict[str, Any] = {"benchmark": "background", "runs": {}}
     if out and out.exists():
         report = json.loads(out.read_text())
-    report["command"] = "python scripts/bench_background.py --label LABEL --out " + str(out or "-")
+    report["command"] = "python scripts/bench_background.py --label LABEL --out FILE"
     report["runs"][label] = run
     rendered = json.dumps(report, indent=2)
     if out:
