@@ -7,7 +7,20 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, delete, func, insert, select, true, union_all
+from sqlalchemy import (
+    BigInteger,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from reference_app.audit.models import (
@@ -20,6 +33,7 @@ from reference_app.audit.models import (
 from reference_app.children.models import Child
 from reference_app.kit.crypto import DecryptionError
 from reference_app.kit.sealing import Sealer, sealer_for, stored_table
+from reference_app.kit.sql import among
 
 _EVENTS = cast(Table, AuditEvent.__table__)
 _PENDING = cast(Table, AuditPending.__table__)
@@ -116,21 +130,41 @@ def latest_checkpoint(db: Session) -> AuditCheckpoint | None:
     ).first()
 
 
-def pending_events(db: Session, limit: int) -> Sequence[AuditEvent]:
+def pending_events(db: Session, limit: int) -> Sequence[Row[Any]]:
+    """The oldest pending events, every column as stored and read (the child's id opened), in
+    id order: one statement, no ORM objects."""
     ids = select(AuditPending.event_id).order_by(AuditPending.event_id).limit(limit)
-    return db.scalars(
-        select(AuditEvent).where(AuditEvent.id.in_(ids)).order_by(AuditEvent.id)
+    return db.execute(
+        select(AuditEvent.__table__).where(AuditEvent.id.in_(ids)).order_by(AuditEvent.id)
     ).all()
 
 
 def write_seal(
-    db: Session, entries: list[dict[str, int]], checkpoint: AuditCheckpoint, event_ids: list[int]
+    db: Session, first_seq: int, event_ids: list[int], checkpoint: AuditCheckpoint
 ) -> None:
-    """Write a sealed batch: log positions, its checkpoint, and clear the pending markers."""
-    db.execute(insert(AuditLogEntry), entries)
+    """Write a sealed batch: log positions from ``first_seq`` in the order of ``event_ids``, its
+    checkpoint, and clear the pending markers; three statements whatever the batch's size.
+
+    PostgreSQL takes the ids as one array (positions from its ordinality); SQLite, in process,
+    takes the positions as one executemany and the ids as bound parameters.
+    """
+    entries = cast(Table, AuditLogEntry.__table__)
+    if db.get_bind().dialect.name == "postgresql":
+        ids = bindparam("event_ids", event_ids, type_=ARRAY(BigInteger))
+        batch = func.unnest(ids).table_valued("event_id", with_ordinality="n").render_derived()
+        db.execute(
+            insert(entries).from_select(
+                ["seq", "event_id"], select(batch.c.n + (first_seq - 1), batch.c.event_id)
+            )
+        )
+    else:
+        db.execute(
+            insert(entries),
+            [{"seq": first_seq + i, "event_id": event_id} for i, event_id in enumerate(event_ids)],
+        )
     db.add(checkpoint)
     db.flush()
-    db.execute(delete(AuditPending).where(AuditPending.event_id.in_(event_ids)))
+    db.execute(delete(AuditPending).where(among(db, AuditPending.event_id, event_ids)))
 
 
 def all_checkpoints(db: Session) -> Sequence[AuditCheckpoint]:

@@ -126,7 +126,7 @@ def _iso(moment: datetime | None) -> str | None:
 DOCUMENT_FIELDS = ("id", *repository.EVENT_COLUMNS)
 
 
-def document_of(values: Mapping[str, Any]) -> dict[str, Any]:
+def document_of(values: Mapping[Any, Any]) -> dict[str, Any]:
     """An event's document from its column values."""
     document = {name: values[name] for name in DOCUMENT_FIELDS}
     document["occurred_at"] = _iso(document["occurred_at"])
@@ -142,11 +142,6 @@ def document_leaf(document: dict[str, Any]) -> bytes:
     """Return the Merkle leaf hash of an event document's canonical bytes."""
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return leaf_hash(canonical.encode("utf-8"))
-
-
-def event_leaf(event: AuditEvent) -> bytes:
-    """Return the Merkle leaf hash of an event's canonical bytes."""
-    return document_leaf(event_document(event))
 
 
 def sealed_children(db: Session, child_ids: Iterable[str]) -> list[str]:
@@ -225,7 +220,7 @@ def seal(db: Session, ctx: AppContext) -> AuditCheckpoint | None:
     last = repository.latest_checkpoint(db)
     frontier = CompactRange.from_bytes(last.frontier) if last else CompactRange()
     first_seq = frontier.size
-    leaves = [event_leaf(event) for event in events]
+    leaves = [document_leaf(document_of(event._mapping)) for event in events]
     frontier.extend(leaves)
     now = ctx.clock.now()
     key_id = ctx.keyring.audit_key_current
@@ -240,8 +235,7 @@ def seal(db: Session, ctx: AppContext) -> AuditCheckpoint | None:
         key_id=key_id,
         signature=sign_checkpoint(ctx.keyring.audit_signing_keys[key_id], frontier.size, root, now),
     )
-    entries = [{"seq": first_seq + i, "event_id": e.id} for i, e in enumerate(events)]
-    repository.write_seal(db, entries, checkpoint, [e.id for e in events])
+    repository.write_seal(db, first_seq, [e.id for e in events], checkpoint)
     return checkpoint
 
 

@@ -91,14 +91,21 @@ def out_of_hours(role: Role, local_time: datetime, working_days: int = 5) -> boo
     )
 
 
-def score_view(facts: ViewFacts) -> list[SnoopRule]:
-    """The rules one view fires."""
-    # Only a settled, confirmed involvement vouches for a view: ``involved_recent`` and
-    # ``self_claimed`` (a mere claim) are scored as looks without one.
-    legitimate = facts.relationship in (
+def vouches(relationship: str) -> bool:
+    """Whether the relationship a view recorded vouches for it.
+
+    Only a settled, confirmed involvement (or the LA's own data manager) does: ``involved_recent``
+    and ``self_claimed`` (a mere claim) are scored as looks without one.
+    """
+    return relationship in (
         AccessRelationship.INVOLVED.value,
         AccessRelationship.DATA_MANAGER.value,
     )
+
+
+def score_view(facts: ViewFacts) -> list[SnoopRule]:
+    """The rules one view fires."""
+    legitimate = vouches(facts.relationship)
     fired: list[SnoopRule] = []
     if facts.canary:
         fired.append(SnoopRule.CANARY)

@@ -10,7 +10,6 @@ suspends the account and ends its sessions (``auto_suspend``).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,16 +21,22 @@ from sqlalchemy.orm import Session
 from reference_app.access.permissions import Role
 from reference_app.alerts.models import AlertKind, AlertSeverity
 from reference_app.alerts.service import raise_alert
-from reference_app.audit.models import AuditEvent
 from reference_app.audit.service import RequestInfo
 from reference_app.audit.tags import EventTag, Outcome
 from reference_app.context import AppContext
 from reference_app.detection import repository
-from reference_app.detection.models import RiskScore
-from reference_app.detection.rules import POINTS, SnoopRule, ViewFacts, peer_outlier, score_view
+from reference_app.detection.repository import SealedView, Tally
+from reference_app.detection.rules import (
+    POINTS,
+    SnoopRule,
+    ViewFacts,
+    peer_outlier,
+    score_view,
+    vouches,
+)
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.http import Call
-from reference_app.practitioners.models import AccountStatus, Practitioner
+from reference_app.practitioners.models import AccountStatus
 
 CURSOR = "snooping"
 VIEW_TAGS = (EventTag.CHILD_RECORD_VIEWED.value, EventTag.CHILD_RECORD_OVERRIDE.value)
@@ -71,6 +76,9 @@ def scan(ctx: AppContext, *, batch: int = 5000) -> ScanReport:
 
 
 def _scan_batch(ctx: AppContext, db: Session, batch: int) -> ScanReport | None:
+    """Score one batch of the log: a fixed number of statements whatever its size (the events,
+    their children, canaries, viewers, the day's scores, the peer groups, one write of the
+    scores), plus the alerts and suspensions it raises."""
     position = repository.cursor(db, CURSOR)
     upper, events = repository.sealed_events_after(db, position.position, VIEW_TAGS, batch)
     if upper is None:
@@ -84,9 +92,12 @@ def _scan_batch(ctx: AppContext, db: Session, batch: int) -> ScanReport | None:
     children = repository.children(db, (e.child_id for e in views if e.child_id))
     canaries = repository.canaries(db, children)
     users = repository.practitioners(db, (e.actor_id for e in views if e.actor_id))
-    days = {e.id: e.occurred_at.astimezone(zone).date() for e in views}
+    local = {e.id: e.occurred_at.astimezone(zone) for e in views}
+    days = {event_id: moment.date() for event_id, moment in local.items()}
     rows = repository.scores(db, ((e.actor_id, days[e.id]) for e in views if e.actor_id))
-    crossing: dict[tuple[int, date], AuditEvent] = {}
+    shielded: dict[str, bool] = {}  # the sealed flags, opened once a child, when a rule asks
+    crossing: dict[tuple[int, date], SealedView] = {}
+    last_view: dict[int, SealedView] = {}
     for event in views:
         user = users.get(event.actor_id or 0)
         child = children.get(event.child_id or "")
@@ -95,26 +106,26 @@ def _scan_batch(ctx: AppContext, db: Session, batch: int) -> ScanReport | None:
         key = (user.id, days[event.id])
         row = rows.get(key)
         if row is None:
-            row = RiskScore(
+            row = Tally(
                 user_id=user.id,
                 day=key[1],
                 role=user.role,
                 local_authority_id=user.local_authority_id,
-                views=0,
-                score=0,
-                rules="{}",
             )
-            db.add(row)
             rows[key] = row
+        relationship = event.relationship or ""
+        if not vouches(relationship) and child.id not in shielded:
+            shielded[child.id] = repository.shielded(db, child)
         fired = score_view(
             ViewFacts(
                 role=Role(user.role),
-                relationship=event.relationship or "",
-                local_time=event.occurred_at.astimezone(zone),
+                relationship=relationship,
+                local_time=local[event.id],
                 canary=child.id in canaries,
                 # A shielded child's household is protected as the child is: looking at a
-                # sibling finds where the shielded child lives.
-                shielded=bool(child.shielded or child.household_shielded),
+                # sibling finds where the shielded child lives. (Only a view no involvement
+                # vouches for reads the flags.)
+                shielded=shielded.get(child.id, False),
                 same_surname=_same(user.family_name_bidx, child.family_name_bidx),
                 same_address=_same(user.home_postcode_bidx, child.postcode_bidx),
                 working_days=ctx.settings.working_days,
@@ -123,58 +134,55 @@ def _scan_batch(ctx: AppContext, db: Session, batch: int) -> ScanReport | None:
         before = row.score
         _add(row, fired)
         row.views += 1
+        row.changed = True
+        last_view[user.id] = event
         report.views += 1
         report.rules.update(r.value for r in fired)
         if before < ctx.settings.snooping_alert_score <= row.score or (
             before < ctx.settings.snooping_suspend_score <= row.score
         ):
             crossing[key] = event
-    db.flush()
-    groups: dict[tuple[date, str, int], dict[int, int]] = {}  # one query per peer group
-    for key, row in rows.items():
-        if json.loads(row.rules).get(SnoopRule.PEER_VOLUME.value, 0):
-            continue  # once a day
-        group = (row.day, row.role, row.local_authority_id)
-        if group not in groups:
-            groups[group] = repository.group_views(db, *group)
-        peers = [views for user_id, views in groups[group].items() if user_id != row.user_id]
+    # Each peer group's views as the scores stand after this batch: the stored ones, overlaid
+    # with this batch's, in one query for every group.
+    pending = [row for row in rows.values() if not row.rules.get(SnoopRule.PEER_VOLUME.value, 0)]
+    groups = repository.group_views(db, {_group(row) for row in pending})
+    for row in rows.values():
+        if _group(row) in groups:
+            groups[_group(row)][row.user_id] = row.views
+    for row in pending:  # once a day
+        key = (row.user_id, row.day)
+        peers = [n for user_id, n in groups[_group(row)].items() if user_id != row.user_id]
         if peer_outlier(row.views, peers):
             before = row.score
             _add(row, [SnoopRule.PEER_VOLUME])
+            row.changed = True
             report.rules[SnoopRule.PEER_VOLUME.value] += 1
-            last = next((e for e in reversed(views) if e.actor_id == key[0]), None)
+            last = last_view.get(row.user_id)
             if last is not None and before < ctx.settings.snooping_alert_score <= row.score:
                 crossing[key] = last
     for key, event in crossing.items():
-        row = rows[key]
         _respond(
-            ctx,
-            db,
-            users[key[0]],
-            row,
-            event,
-            children[event.child_id or ""].local_authority_id,
-            report,
+            ctx, db, rows[key], event, children[event.child_id or ""].local_authority_id, report
         )
+    repository.save_scores(db, rows.values())
     return report
 
 
-def _add(row: RiskScore, fired: list[SnoopRule]) -> None:
-    if not fired:
-        return
-    counts: dict[str, int] = json.loads(row.rules or "{}")
+def _group(row: Tally) -> tuple[date, str, int]:
+    return (row.day, row.role, row.local_authority_id)
+
+
+def _add(row: Tally, fired: list[SnoopRule]) -> None:
     for rule in fired:
-        counts[rule.value] = counts.get(rule.value, 0) + 1
+        row.rules[rule.value] = row.rules.get(rule.value, 0) + 1
         row.score += POINTS[rule]
-    row.rules = json.dumps(counts, sort_keys=True)
 
 
 def _respond(
     ctx: AppContext,
     db: Session,
-    user: Practitioner,
-    row: RiskScore,
-    event: AuditEvent,
+    row: Tally,
+    event: SealedView,
     child_la: int,
     report: ScanReport,
 ) -> None:
@@ -185,7 +193,7 @@ def _respond(
     now = ctx.clock.now()
     details: dict[str, Any] = {
         "score": row.score,
-        "rules": json.loads(row.rules),
+        "rules": dict(sorted(row.rules.items())),
         "day": str(row.day),
     }
     hard = row.score >= ctx.settings.snooping_suspend_score
@@ -193,7 +201,7 @@ def _respond(
     if row.alerted_at is None or suspend:
         raise_alert(
             call,
-            user.id,
+            row.user_id,
             kind=AlertKind.SNOOPING,
             severity=AlertSeverity.CRITICAL if hard else AlertSeverity.HIGH,
             local_authority_id=child_la,
@@ -207,14 +215,16 @@ def _respond(
             details={**details, "suspended": suspend},
         )
         row.alerted_at = row.alerted_at or now
+        row.changed = True
         report.alerts += 1
     if suspend:
         set_status(
             call,
-            user,
+            repository.practitioner(db, row.user_id),
             AccountStatus.SUSPENDED,
             by=None,
             details={"by": "snooping_detection", "score": row.score},
         )
         row.suspended_at = now
+        row.changed = True
         report.suspensions += 1
