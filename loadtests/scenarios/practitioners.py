@@ -29,6 +29,8 @@ from loadtests.workload import API, Account, Child, pick_child, reason, search_b
 TOTP_STEP = 30
 # Refresh the token this long before it expires, between enquiries.
 TOKEN_MARGIN_S = 60.0
+# Refusals that mean the registry took an ordinary account for a snooper or a harvester.
+FLAGGED_CODES = frozenset({"account_suspended", "harvesting_blocked"})
 
 
 def _retry_after(value: str | None, default: float = 1.0, most: float = 10.0) -> float:
@@ -134,6 +136,7 @@ class Practitioner(FastHttpUser):
             self.idle_out = True
             run_adversary(self)
             return
+        NODE.detection.setdefault("ordinary_used", []).append(account.username)
         if NODE.scheduler is not None:
             NODE.scheduler.join(self)
 
@@ -170,7 +173,14 @@ class Practitioner(FastHttpUser):
             if wait > 0:
                 gevent.sleep(wait)
             started = time.time()
-            name, ok = self.send(step.action, child)
+            scheduler = NODE.scheduler
+            if scheduler is not None:
+                scheduler.sent(job.kind, 1)
+            try:
+                name, ok = self.send(step.action, child)
+            finally:
+                if scheduler is not None:
+                    scheduler.sent(job.kind, -1)
             ended = time.time()
             recorder.request(
                 name,
@@ -225,5 +235,8 @@ class Practitioner(FastHttpUser):
         code = error_code(response)
         if NODE.recorder is not None and code:
             NODE.recorder.count(f"refused:{code}")
+        flagged = NODE.detection.setdefault("ordinary_flagged", [])
+        if code in FLAGGED_CODES and self.account.username not in flagged:
+            flagged.append(self.account.username)
         if response.status_code == 401:
             self.session.token = None
