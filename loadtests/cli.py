@@ -452,7 +452,7 @@ def _target(
 
     click.echo(f"preparing the reference registry in {reference_dir} ...", err=True)
     template = prepare(reference_dir / "template", children=REFERENCE_CHILDREN, personas_per_role=4)
-    crowd_file = crowd_personas(template, crowd)
+    crowd_file = personas or crowd_personas(template, crowd)
     settings = reference_settings(time.time())
     zone = settings["CONTACTPOINT_WORKING_HOURS_TIMEZONE"]
     notes = [
@@ -467,7 +467,7 @@ def _target(
     ):
         click.echo(f"serving it at {registry.url}", err=True)
         click.echo(f"note: {notes[0]}", err=True)
-        yield registry.url, personas or crowd_file, notes
+        yield registry.url, crowd_file, notes
 
 
 def _reachable(url: str) -> bool:
