@@ -357,13 +357,9 @@ def crowd_size(profile: Profile, adversaries: int = 0, processes: int = 1) -> di
     practice staff and health visitors, so the role holds the larger for each), plus the
     adversaries' share, since they are taken from the same accounts.
     """
-    from loadtests.model import KIND_ROLES
+    from loadtests.model import KIND_ROLES, peak_sessions_by_kind
 
-    most = dict.fromkeys(KIND_ROLES, processes)
-    for t in range(math.ceil(profile.duration_s)):
-        users = profile.users_at(float(t))
-        for kind, share in profile.mix_at(float(t)).items():
-            most[kind] = max(most[kind], math.ceil(users * share))
+    most = {kind: max(n, processes) for kind, n in peak_sessions_by_kind(profile).items()}
     roles: dict[str, int] = {}
     for role in sorted(set(KIND_ROLES.values())):
         kinds = [k for k, r in KIND_ROLES.items() if r == role]

@@ -53,7 +53,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadtests import distributed
 from loadtests import slo as slo_module
 from loadtests.histograms import SUMMARY_SCHEMA, Aggregate, Recorder
-from loadtests.model import Profile, profile_from_name
+from loadtests.model import Profile, peak_sessions_by_kind, profile_from_name
 from loadtests.workload import (
     Account,
     Step,
@@ -120,6 +120,11 @@ class Plan:
     def kinds(self) -> set[str]:
         """Persona kinds the crowd has accounts for: the mix is drawn among these."""
         return {a.kind for a in self.workload.accounts if a.adversary is None}
+
+    @functools.cached_property
+    def peak_by_kind(self) -> dict[str, int]:
+        """Each persona's most planned sessions in any second: the order sessions are held in."""
+        return peak_sessions_by_kind(self.profile)
 
     @functools.cached_property
     def planned_peak_users(self) -> int:
@@ -361,11 +366,12 @@ NODE = Node()
 
 def assigned_accounts(plan: Plan, workers: int, index: int) -> list[Account]:
     """This process's accounts: every `workers`-th adversary, then every `workers`-th of the
-    ordinary crowd interleaved by the mix, so none is shared and each process holds sessions of
-    every persona the crowd has `workers` accounts of (adversaries take none of those)."""
+    ordinary crowd interleaved by each persona's peak of planned sessions, so none is shared
+    and each process holds sessions of every persona the crowd has `workers` accounts of
+    (adversaries take none of those)."""
     adversaries = [a for a in plan.workload.accounts if a.adversary is not None]
     ordinary = [a for a in plan.workload.accounts if a.adversary is None]
-    ordered = interleave(ordinary, plan.profile.mix_at(0.0))
+    ordered = interleave(ordinary, {k: float(n) for k, n in plan.peak_by_kind.items()})
     return adversaries[index::workers] + ordered[index::workers]
 
 
@@ -645,9 +651,15 @@ events.worker_report.add_listener(_worker_report)  # type: ignore[no-untyped-cal
 
 
 class RolloutShape(LoadTestShape):
-    """Sessions by Little's law over the profile; at the end, collect every process's last data."""
+    """Sessions by Little's law over the profile; at the end, collect every process's last data.
+
+    Sessions are never let go before the end: a compressed day swings between stages in seconds,
+    and a session let go at a quiet hour would log in again at the next busy one, a storm of
+    log-ins the model does not plan (it plans one a working session, not one a swing).
+    """
 
     _checked = 0.0
+    _held = 0
 
     def tick(self) -> tuple[int, float] | None:
         plan, env = NODE.plan, NODE.env
@@ -677,7 +689,8 @@ class RolloutShape(LoadTestShape):
         plan = NODE.plan
         assert plan is not None
         cap = plan.options.cp_max_sessions or len(plan.workload.accounts)
-        users = min(cap, len(plan.workload.accounts), max(1, int(plan.profile.users_at(t))))
+        wanted = max(1, int(plan.profile.users_at(t)), self._held)
+        users = self._held = min(cap, len(plan.workload.accounts), wanted)
         # Log-ins are the dearest requests (a password hash each): spread them over the warm-up.
         warmup = max(float(plan.options.cp_warmup), 1.0)
         return users, min(MAX_SPAWN_RATE, max(5.0, users / (0.8 * warmup)))
