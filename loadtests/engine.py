@@ -365,14 +365,20 @@ NODE = Node()
 
 
 def assigned_accounts(plan: Plan, workers: int, index: int) -> list[Account]:
-    """This process's accounts: every `workers`-th adversary, then every `workers`-th of the
-    ordinary crowd interleaved by each persona's peak of planned sessions, so none is shared
-    and each process holds sessions of every persona the crowd has `workers` accounts of
-    (adversaries take none of those)."""
+    """This process's accounts: every `workers`-th adversary, then every `workers`-th account of
+    each persona of the ordinary crowd, interleaved by each persona's peak of planned sessions:
+    none is shared, and each process holds a session of every persona the crowd has `workers`
+    accounts of from the start (adversaries take none of those)."""
     adversaries = [a for a in plan.workload.accounts if a.adversary is not None]
-    ordinary = [a for a in plan.workload.accounts if a.adversary is None]
-    ordered = interleave(ordinary, {k: float(n) for k, n in plan.peak_by_kind.items()})
-    return adversaries[index::workers] + ordered[index::workers]
+    by_kind: dict[str, list[Account]] = {}
+    for account in plan.workload.accounts:
+        if account.adversary is None:
+            by_kind.setdefault(account.kind, []).append(account)
+    # Split each persona's accounts between the processes first, then order this process's
+    # share, so each begins with a session of every persona it holds.
+    mine = [a for accounts in by_kind.values() for a in accounts[index::workers]]
+    ordered = interleave(mine, {k: float(n) for k, n in plan.peak_by_kind.items()})
+    return adversaries[index::workers] + ordered
 
 
 # -- Locust wiring ------------------------------------------------------------------------------
