@@ -129,6 +129,24 @@ def test_a_crowd_too_small_for_its_reading_times_makes_the_run_invalid(tmp_path:
     assert any(row["starved"] for row in summary["series"])
 
 
+def test_a_crowd_logging_in_to_a_busy_registry_waits_its_turn(tmp_path: Path) -> None:
+    # Forty log-ins answered "busy" (503) before any succeeds: five tries each for eight
+    # accounts. A busy answer is no refusal, so every account still holds a session.
+    write_personas(tmp_path)
+    with slow_registry(0.001, busy_logins=40) as url:
+        out = tmp_path / "out"
+        result = load(
+            "--target", url, "--personas", str(tmp_path / "personas.json"),
+            "--profile", "steady", "--rate", "0.5", "--duration", "10", "--think-scale", "0",
+            "--slo", str(_slo(tmp_path, LENIENT.replace("20\n", "5\n", 1))), "--out", str(out),
+        )  # fmt: skip
+    summary = _summary(out)
+    assert "failed_logins" not in summary["detection"], summary["detection"]
+    assert summary["run"]["sessions"]["held_peak"] == 8
+    assert summary["detection"]["false_positives"]["accounts_used"] == 8
+    assert result.returncode in (0, 3), result.stdout[-3000:]
+
+
 def test_a_saturated_generator_makes_the_run_invalid(tmp_path: Path) -> None:
     write_personas(tmp_path)
     with slow_registry(0.001) as url:
