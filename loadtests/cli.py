@@ -8,19 +8,32 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import httpx
 
+if TYPE_CHECKING:
+    from loadtests.model import Profile
+    from loadtests.workload import Account
+
 EXIT_PASS, EXIT_BREACH, EXIT_USAGE, EXIT_INVALID, EXIT_CANNOT_RUN = 0, 1, 2, 3, 4
+# The reference registry's population, and the children in each account's caseload.
+REFERENCE_CHILDREN = 3000
+REFERENCE_CASELOAD = 20
+# A `--reference` run's registry starts its day at this local hour (09:00, a working morning),
+# whatever the hour the run is started at: see `working_hours_zone`.
+WORKING_MORNING_HOUR = 9
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 # The reference registry under load keeps production quotas and harvesting thresholds; the
 # per-address limits are raised because the whole crowd comes from one generator address.
@@ -153,6 +166,14 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     help="Scheduler wake-up lag (p99) beyond this makes the run invalid.",
 )
 @click.option(
+    "--max-starved",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="Share of arrivals the harness may starve of a session (a busy crowd, no account of "
+    "the persona) before the run is invalid.",
+)
+@click.option(
     "--warmup",
     type=click.FloatRange(min=0),
     default=5.0,
@@ -181,6 +202,7 @@ def load(
     max_sessions: int,
     max_generator_cpu: float,
     max_lag_ms: float,
+    max_starved: float,
     warmup: float,
     seed: int,
 ) -> None:
@@ -188,8 +210,9 @@ def load(
 
     Arrivals follow the profile's planned rate (an open model): latency is measured from each
     request's intended start as well as from its send. Exit codes: 0 SLOs met; 1 an SLO breached
-    or the run aborted on a breach; 2 bad usage; 3 invalid run (the load generator saturated, or
-    too few samples to judge); 4 the run could not go ahead (target unreachable, no login).
+    or the run aborted on a breach; 2 bad usage; 3 invalid run (the load generator saturated, the
+    harness starved the run of sessions, or too few samples to judge); 4 the run could not go
+    ahead (target unreachable, no login).
     """
     from loadtests import model
     from loadtests import slo as slo_module
@@ -200,14 +223,15 @@ def load(
     if url and personas is None:
         raise click.UsageError("--personas FILE is required with --target")
     try:
-        model.profile_from_name(profile, duration_s=duration, rate=rate, intensity=intensity)
+        plan = model.profile_from_name(profile, duration_s=duration, rate=rate, intensity=intensity)
         slo_module.load_slo(slo or slo_module.DEFAULT_SLO_PATH)
         if personas is not None:
-            load_workload(personas)
+            _warn_without_caseloads(load_workload(personas).accounts)
     except (ValueError, WorkloadError, slo_module.SloError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    with _target(url, reference, reference_dir, personas) as (target, personas_file):
+    crowd = crowd_size(plan, adversaries, max(processes, expect_workers))
+    with _target(url, reference, reference_dir, personas, crowd) as (target, personas_file, notes):
         if not _reachable(target):
             click.echo(f"error: the target {target} does not answer /readyz", err=True)
             sys.exit(EXIT_CANNOT_RUN)
@@ -232,6 +256,11 @@ def load(
                 str(max_generator_cpu),
                 "--max-lag-ms",
                 str(max_lag_ms),
+                "--max-starved",
+                str(max_starved),
+                "--warmup",
+                str(warmup),
+                *(arg for note in notes for arg in ("--note", note)),
             ],
         )
     summary = out_dir / "summary.json"
@@ -297,39 +326,144 @@ def run_locust(
     return subprocess.run(args, check=False).returncode  # noqa: S603 (this project's locustfile)
 
 
+def _warn_without_caseloads(accounts: list[Account]) -> None:
+    bare = [a for a in accounts if not a.caseload and a.kind != "data_manager"]
+    if bare:
+        click.echo(
+            f"warning: {len(bare)} of {len(accounts)} accounts have no caseload: they look up "
+            "children their service does not work with, which the registry may score as "
+            "snooping (false positives). Load with a crowd with caseloads: the "
+            "load-personas.json `contactpoint serve --demo` writes, or `contactpoint "
+            "load-accounts`.",
+            err=True,
+        )
+
+
+def demo_crowd(data_dir: Path) -> Path:
+    """Load personas for a `serve --demo` registry: a crowd with caseloads for the default
+    national-rollout profile at intensity 1 on one generator process."""
+    from loadtests.model import profile_from_name
+
+    profile = profile_from_name("national-rollout", duration_s=None)
+    return crowd_personas(data_dir, crowd_size(profile))
+
+
+def crowd_size(profile: Profile, adversaries: int = 0, processes: int = 1) -> dict[str, int]:
+    """Accounts of each role a crowd needs to hold the profile's planned peak of sessions.
+
+    Each persona kind's most planned sessions in any second (the planned sessions x its share of
+    the mix then), and at least one for each generator process (each draws arrivals of every
+    kind), for each of the kinds a role stands for (health accounts alternate between GP
+    practice staff and health visitors, so the role holds the larger for each), plus the
+    adversaries' share, since they are taken from the same accounts.
+    """
+    from loadtests.model import KIND_ROLES, peak_sessions_by_kind
+
+    most = {kind: max(n, processes) for kind, n in peak_sessions_by_kind(profile).items()}
+    roles: dict[str, int] = {}
+    for role in sorted(set(KIND_ROLES.values())):
+        kinds = [k for k, r in KIND_ROLES.items() if r == role]
+        roles[role] = len(kinds) * max(most[k] for k in kinds)
+    total = sum(roles.values()) or 1
+    return {role: n + math.ceil(adversaries * n / total) for role, n in roles.items()}
+
+
+def working_hours_zone(now: float) -> str:
+    """A fixed-offset time zone in which `now` falls in the 09:00 hour, a working morning.
+
+    The reference registry's detector reads the time of day in this zone, so the simulated day's
+    views score as the working hours they stand for whatever the hour a run starts at (the zones
+    run from UTC-12 to UTC+14; `Etc/GMT-3` is three hours ahead of UTC).
+    """
+    hour = time.gmtime(now).tm_hour
+    offset = (WORKING_MORNING_HOUR - hour) % 24
+    offset = offset - 24 if offset > 14 else offset
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+def reference_settings(now: float) -> dict[str, str]:
+    """The reference registry's settings under load, its working hours starting at `now`."""
+    zone = working_hours_zone(now)
+    return {**REFERENCE_LOAD_SETTINGS, "CONTACTPOINT_WORKING_HOURS_TIMEZONE": zone}
+
+
+def crowd_personas(template: Path, crowd: dict[str, int]) -> Path:
+    """A local registry's load personas for `crowd` (accounts by role), provisioned once.
+
+    `template` is a registry's data directory (`registry.db`, `keys.json`: the reference
+    template, or `serve --demo`'s). The personas file is kept there with the sizes it holds; a
+    run that needs no more of any role reuses it, a larger one provisions afresh (and replaces
+    it). The accounts' passwords are hashed with OWASP's Argon2id minimum (m=19 MiB, t=2).
+    """
+    path, sizes = template / "load-personas.json", template / "load-personas.sizes.json"
+    if path.exists() and sizes.exists():
+        held = json.loads(sizes.read_text(encoding="utf-8"))
+        if all(held.get(role, 0) >= n for role, n in crowd.items()):
+            return path
+        crowd = {role: max(n, held.get(role, 0)) for role, n in crowd.items()}
+    from loadtests.accounts import provision
+    from reference_app.config import Environment, Settings
+    from security_tests.local import FAST_ARGON2
+
+    settings = Settings(
+        environment=Environment.DEVELOPMENT,
+        database_url=f"sqlite:///{template / 'registry.db'}",
+        keys_file=template / "keys.json",
+        argon2_time_cost=int(FAST_ARGON2["CONTACTPOINT_ARGON2_TIME_COST"]),
+        argon2_memory_kib=int(FAST_ARGON2["CONTACTPOINT_ARGON2_MEMORY_KIB"]),
+        argon2_parallelism=int(FAST_ARGON2["CONTACTPOINT_ARGON2_PARALLELISM"]),
+    )
+    click.echo(f"provisioning a crowd of {sum(crowd.values())} accounts ...", err=True)
+    started = time.monotonic()
+    # The registry's own personas (the security harness's, the demo's) keep their credentials.
+    own = template / "personas.json"
+    keep = frozenset(
+        str(p["username"]) for p in (json.loads(own.read_text()) if own.exists() else [])
+    )
+    got = provision(
+        settings, path, las=152, caseload=REFERENCE_CASELOAD, counts=crowd, workers=2, keep=keep
+    )
+    sizes.write_text(json.dumps(got["by_role"], sort_keys=True), encoding="utf-8")
+    click.echo(
+        f"crowd: {got['accounts']} accounts ({got['colleagues_added']} colleagues added), "
+        f"{got['with_caseload']} with caseloads, in {time.monotonic() - started:.0f} s",
+        err=True,
+    )
+    return path
+
+
 @contextlib.contextmanager
 def _target(
-    url: str | None, reference: bool, reference_dir: Path, personas: Path | None
-) -> Iterator[tuple[str, Path]]:
+    url: str | None,
+    reference: bool,
+    reference_dir: Path,
+    personas: Path | None,
+    crowd: dict[str, int],
+) -> Iterator[tuple[str, Path, list[str]]]:
     if url:
         assert personas is not None
-        yield url, personas
+        yield url, personas, []
         return
-    from security_tests.local import FAST_ARGON2, prepare, serve
+    from security_tests.local import prepare, serve
 
     click.echo(f"preparing the reference registry in {reference_dir} ...", err=True)
-    template = prepare(reference_dir / "template", children=3000, personas_per_role=4)
-    crowd = template / "load-personas.json"
-    if not crowd.exists():
-        # A crowd with caseloads (its services' children), as `contactpoint load-accounts` gives.
-        from loadtests.accounts import provision
-        from reference_app.config import Environment, Settings
-
-        settings = Settings(
-            environment=Environment.DEVELOPMENT,
-            database_url=f"sqlite:///{template / 'registry.db'}",
-            keys_file=template / "keys.json",
-            argon2_time_cost=int(FAST_ARGON2["CONTACTPOINT_ARGON2_TIME_COST"]),
-            argon2_memory_kib=int(FAST_ARGON2["CONTACTPOINT_ARGON2_MEMORY_KIB"]),
-            argon2_parallelism=int(FAST_ARGON2["CONTACTPOINT_ARGON2_PARALLELISM"]),
-        )
-        provision(settings, crowd, per_role=3, las=4, caseload=20, workers=1)
+    template = prepare(reference_dir / "template", children=REFERENCE_CHILDREN, personas_per_role=4)
+    crowd_file = personas or crowd_personas(template, crowd)
+    settings = reference_settings(time.time())
+    zone = settings["CONTACTPOINT_WORKING_HOURS_TIMEZONE"]
+    notes = [
+        f"reference registry: its working hours are read in {zone}, where the run starts at "
+        f"{WORKING_MORNING_HOUR:02d}:00-{WORKING_MORNING_HOUR:02d}:59, so the simulated day's "
+        "views fall in working hours whatever the hour it is run at (a deployment keeps its "
+        "own zone)",
+    ]
     with (
         tempfile.TemporaryDirectory(prefix="contactpoint-load-") as work,
-        serve(template, Path(work), settings=REFERENCE_LOAD_SETTINGS) as registry,
+        serve(template, Path(work), settings=settings) as registry,
     ):
         click.echo(f"serving it at {registry.url}", err=True)
-        yield registry.url, personas or crowd
+        click.echo(f"note: {notes[0]}", err=True)
+        yield registry.url, crowd_file, notes
 
 
 def _reachable(url: str) -> bool:

@@ -12,7 +12,13 @@ whatever the server does:
 - an enquiry that waits longer than `--max-queue` for a free session is **dropped** and counted;
   requests sent more than `--late-after` after their intended start are **late**;
 - the scheduler's own wake-up lag and the process's CPU are sampled: a saturated generator makes
-  the run **invalid** instead of flattering the server.
+  the run **invalid** instead of flattering the server;
+- an arrival that finds every session of its persona busy waits for one. When most of those
+  sessions were reading (the workload's think time) rather than waiting for an answer, the
+  harness, not the server, held it up: if it waited longer than `--late-after`, or found no
+  session of its persona at all, it is **starved**. More than `--max-starved` (1 %) of arrivals
+  starved makes the run **invalid**, with the account pool, the session cap and the planned peak
+  named (waits behind answers are the server's, and show in the corrected latency).
 
 Processes: one (local), or a master and workers (`--processes N` on one host, `--worker
 --master-host` on others). At the start the master sends every worker its plan (see
@@ -28,6 +34,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -46,7 +53,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadtests import distributed
 from loadtests import slo as slo_module
 from loadtests.histograms import SUMMARY_SCHEMA, Aggregate, Recorder
-from loadtests.model import Profile, profile_from_name
+from loadtests.model import Profile, peak_sessions_by_kind, profile_from_name
 from loadtests.workload import (
     Account,
     Step,
@@ -68,6 +75,10 @@ MAX_CPU_PERCENT = 90.0
 CPU_SAMPLE_S = 1.0
 # A moment over the CPU limit (start-up, a burst of log-ins) is not saturation; a tenth of a run is.
 SATURATED_SHARE = 0.1
+# Usernames of the ordinary crowd gathered for the false-positive count: never in a report.
+CROWD_NAMES = frozenset({"ordinary_used", "ordinary_flagged"})
+# Arrivals the harness starved (see the module docstring) beyond this share invalidate the run.
+MAX_STARVED_SHARE = 0.01
 ABORT_CHECK_S = 5.0
 IN_FLIGHT_WAIT_S = 15.0
 MAX_SPAWN_RATE = 100.0
@@ -81,6 +92,8 @@ class Job:
     kind: str
     arrival: float
     steps: list[Step]
+    # Set when it found no free session while most of its persona's busy sessions were reading.
+    held_by_harness: bool = False
 
     def intended(self) -> list[float]:
         at, out = self.arrival, []
@@ -108,6 +121,17 @@ class Plan:
         """Persona kinds the crowd has accounts for: the mix is drawn among these."""
         return {a.kind for a in self.workload.accounts if a.adversary is None}
 
+    @functools.cached_property
+    def peak_by_kind(self) -> dict[str, int]:
+        """Each persona's most planned sessions in any second: the order sessions are held in."""
+        return peak_sessions_by_kind(self.profile)
+
+    @functools.cached_property
+    def planned_peak_users(self) -> int:
+        """The most concurrent sessions the profile plans in any second of the run."""
+        seconds = range(math.ceil(self.duration_s))
+        return max((self.profile.users_at(float(t)) for t in seconds), default=0)
+
 
 class Scheduler:
     """This process's arrivals: the open model's clock and the pool of idle sessions."""
@@ -121,6 +145,9 @@ class Scheduler:
         self.waiting: dict[str, deque[Job]] = {}
         self.sessions = 0
         self.kinds: dict[str, int] = {}
+        # Sessions of each persona waiting for an answer now, and the most in use since a sample.
+        self.sending: dict[str, int] = {}
+        self.peak_in_use = 0
         self.running = False
         self.greenlets: list[gevent.Greenlet] = []
         opts = plan.options
@@ -149,17 +176,46 @@ class Scheduler:
             if time.time() - job.arrival > self.max_queue_s:
                 self.drop(job)
                 continue
+            self._waited(job)
             user.inbox.put(job)
             return
         self.idle.setdefault(user.account.kind, deque()).append(user)
 
-    def drop(self, job: Job) -> None:
+    def drop(self, job: Job, queued: bool = True) -> None:
         """An enquiry never sent: each of its requests counts as dropped."""
+        if queued:
+            self._waited(job)
         self.recorder.dropped(job.arrival, len(job.steps))
+
+    def _waited(self, job: Job) -> None:
+        """File how long a queued arrival waited for a session, and whether the harness starved
+        it (held up longer than a request may be late by)."""
+        wait = time.time() - job.arrival
+        starved = job.held_by_harness and wait > self.late_after_s
+        self.recorder.waited(job.arrival, wait, starved=starved)
+        if starved:
+            self.recorder.count(f"starved:{job.kind}")
 
     def busy(self) -> int:
         """Sessions carrying out an enquiry now."""
         return self.sessions - sum(len(q) for q in self.idle.values())
+
+    def sent(self, kind: str, change: int) -> None:
+        """A session of this persona started (+1) or finished (-1) waiting for an answer."""
+        self.sending[kind] = self.sending.get(kind, 0) + change
+
+    def _queue(self, job: Job) -> None:
+        """No session of the job's persona is free: queue it, noting who holds the sessions.
+
+        Busy sessions either wait for an answer (the server's time) or read between the steps
+        of an enquiry (the workload's think time, the harness's own). When most are reading,
+        a larger crowd would have served the arrival at once: the harness held it up.
+        """
+        held = self.kinds.get(job.kind, 0)
+        busy = held - len(self.idle.get(job.kind, ()))
+        sending = self.sending.get(job.kind, 0)
+        job.held_by_harness = busy - sending > sending
+        self.waiting.setdefault(job.kind, deque()).append(job)
 
     # -- the clock -------------------------------------------------------------------------
 
@@ -205,14 +261,19 @@ class Scheduler:
             job = Job(kind, at, draw_task(kind, self.rng, self.plan.options.cp_think_scale))
             for intended in job.intended():
                 self.recorder.planned(intended)
+            self.recorder.count("arrivals")
             idle = self.idle.get(kind)
             if idle:
                 idle.popleft().inbox.put(job)
+                self.peak_in_use = max(self.peak_in_use, self.busy())
             elif not self.kinds.get(kind):
-                # No session of this persona in this process at all: the arrival cannot be served.
-                self.drop(job)
+                # No session of this persona in this process at all: the arrival cannot be served,
+                # and the harness, which holds no account of it here, starved it.
+                self.recorder.waited(at, 0.0, starved=True)
+                self.recorder.count(f"starved:{kind}")
+                self.drop(job, queued=False)
             else:
-                self.waiting.setdefault(kind, deque()).append(job)
+                self._queue(job)
 
     def _expire(self) -> None:
         while self.running:
@@ -222,7 +283,8 @@ class Scheduler:
                 while queue and now - queue[0].arrival > self.max_queue_s:
                     job = queue.popleft()
                     self.drop(job)
-            self.recorder.users(now, self.sessions)
+            self.recorder.users(now, self.sessions, self.peak_in_use)
+            self.peak_in_use = self.busy()
 
     def _sample_cpu(self) -> None:
         process = psutil.Process(os.getpid())
@@ -303,9 +365,20 @@ NODE = Node()
 
 
 def assigned_accounts(plan: Plan, workers: int, index: int) -> list[Account]:
-    """This process's accounts: every `workers`-th of the interleaved list, so none is shared."""
-    ordered = interleave(plan.workload.accounts, plan.profile.mix_at(0.0))
-    return ordered[index::workers] if workers > 1 else ordered
+    """This process's accounts: every `workers`-th adversary, then every `workers`-th account of
+    each persona of the ordinary crowd, interleaved by each persona's peak of planned sessions:
+    none is shared, and each process holds a session of every persona the crowd has `workers`
+    accounts of from the start (adversaries take none of those)."""
+    adversaries = [a for a in plan.workload.accounts if a.adversary is not None]
+    by_kind: dict[str, list[Account]] = {}
+    for account in plan.workload.accounts:
+        if account.adversary is None:
+            by_kind.setdefault(account.kind, []).append(account)
+    # Split each persona's accounts between the processes first, then order this process's
+    # share, so each begins with a session of every persona it holds.
+    mine = [a for accounts in by_kind.values() for a in accounts[index::workers]]
+    ordered = interleave(mine, {k: float(n) for k, n in plan.peak_by_kind.items()})
+    return adversaries[index::workers] + ordered
 
 
 # -- Locust wiring ------------------------------------------------------------------------------
@@ -444,6 +517,21 @@ def _options(parser: Any) -> None:
         help="scheduler wake-up lag p99 beyond this invalidates the run",
     )
     group.add_argument(
+        "--max-starved",
+        dest="cp_max_starved",
+        type=float,
+        default=MAX_STARVED_SHARE,
+        env_var="CONTACTPOINT_LOAD_MAX_STARVED",
+        help="share of arrivals the harness may starve of a session before the run is invalid",
+    )
+    group.add_argument(
+        "--note",
+        dest="cp_notes",
+        action="append",
+        default=[],
+        help="a note for the reports (repeatable), e.g. how the target was set up",
+    )
+    group.add_argument(
         "--warmup",
         dest="cp_warmup",
         type=float,
@@ -569,9 +657,15 @@ events.worker_report.add_listener(_worker_report)  # type: ignore[no-untyped-cal
 
 
 class RolloutShape(LoadTestShape):
-    """Sessions by Little's law over the profile; at the end, collect every process's last data."""
+    """Sessions by Little's law over the profile; at the end, collect every process's last data.
+
+    Sessions are never let go before the end: a compressed day swings between stages in seconds,
+    and a session let go at a quiet hour would log in again at the next busy one, a storm of
+    log-ins the model does not plan (it plans one a working session, not one a swing).
+    """
 
     _checked = 0.0
+    _held = 0
 
     def tick(self) -> tuple[int, float] | None:
         plan, env = NODE.plan, NODE.env
@@ -601,7 +695,8 @@ class RolloutShape(LoadTestShape):
         plan = NODE.plan
         assert plan is not None
         cap = plan.options.cp_max_sessions or len(plan.workload.accounts)
-        users = min(cap, len(plan.workload.accounts), max(1, int(plan.profile.users_at(t))))
+        wanted = max(1, int(plan.profile.users_at(t)), self._held)
+        users = self._held = min(cap, len(plan.workload.accounts), wanted)
         # Log-ins are the dearest requests (a password hash each): spread them over the warm-up.
         warmup = max(float(plan.options.cp_warmup), 1.0)
         return users, min(MAX_SPAWN_RATE, max(5.0, users / (0.8 * warmup)))
@@ -689,6 +784,10 @@ def summary(elapsed: float | None = None) -> dict[str, Any]:
         reasons.append("nothing was scheduled")
     plan_check = _plan_check(runner, rate, duration)
     reasons.extend(plan_check.pop("reasons"))
+    series = aggregate.series()
+    sessions = _sessions(plan, aggregate, series)
+    if sessions["starved_share"] > sessions["starved_max_share"]:
+        reasons.append(starvation_reason(sessions))
     return {
         "schema": SUMMARY_SCHEMA,
         "run": {
@@ -704,16 +803,21 @@ def summary(elapsed: float | None = None) -> dict[str, Any]:
             "invalid_reasons": reasons,
             "aborted": NODE.abort_reason is not None,
             "abort_reason": NODE.abort_reason,
+            "notes": list(options.cp_notes or []),
             "model": plan.profile.describe(),
             "accounts": len(plan.workload.accounts),
             "adversaries": len(plan.adversaries),
             "plan": plan_check,
+            "sessions": sessions,
         },
         "rate": rate,
         "latency": aggregate.latency_rows(),
-        "series": aggregate.series(),
+        "series": series,
         "generator": generator,
-        "detection": {**NODE.detection, **_refusals(aggregate)},
+        "detection": {
+            **{k: v for k, v in NODE.detection.items() if k not in CROWD_NAMES},
+            **_refusals(aggregate),
+        },
     }
 
 
@@ -742,6 +846,53 @@ def _plan_check(runner: Any, rate: dict[str, Any], duration: float) -> dict[str,
             taken = answer.get("fingerprint") == NODE.fingerprint
             workers[names.get(node, node)] = "taken" if taken else "not taken"
     return {"fingerprint": NODE.fingerprint, "workers": workers, "reasons": reasons}
+
+
+def _sessions(plan: Plan, aggregate: Aggregate, series: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sessions the run held against its plan, and the arrivals that waited for one."""
+    options = plan.options
+    waits = aggregate.waits()
+    arrivals = int(waits["arrivals"])
+    by_kind = {
+        key.split(":", 1)[1]: n
+        for key, n in sorted(aggregate.counters.items())
+        if key.startswith("starved:")
+    }
+    for row in series:
+        row["planned_users"] = plan.profile.users_at(float(row["t"]))
+    return {
+        "accounts": len(plan.workload.accounts),
+        "cap": int(options.cp_max_sessions) or None,
+        "planned_peak": plan.planned_peak_users,
+        "held_peak": max((int(r["users"]) for r in series), default=0),
+        "in_use_peak": max((int(r["in_use"]) for r in series), default=0),
+        **waits,
+        "starved_share": waits["starved"] / arrivals if arrivals else 0.0,
+        "starved_max_share": float(options.cp_max_starved),
+        "wait_bound_ms": 1000.0 * float(options.cp_late_after),
+        "starved_by_persona": by_kind,
+    }
+
+
+def starvation_reason(sessions: dict[str, Any]) -> str:
+    """Why the run is invalid when the harness starved it, naming the account pool or the cap."""
+    accounts, cap, peak = sessions["accounts"], sessions["cap"], sessions["planned_peak"]
+    if cap is not None and cap < min(accounts, peak):
+        cause = f"the session cap (--max-sessions {cap}) is below the planned peak of {peak}"
+        advice = "raise --max-sessions"
+    elif accounts < peak:
+        cause = f"the account pool holds {accounts} accounts for a planned peak of {peak} sessions"
+        advice = "provision more accounts (contactpoint load-accounts)"
+    else:
+        cause = f"the account pool ({accounts} accounts) holds too few of these personas"
+        advice = "provision more accounts of them"
+    kinds = ", ".join(f"{k} {n}" for k, n in sessions["starved_by_persona"].items())
+    return (
+        f"the harness starved the run of sessions: {sessions['starved']} of "
+        f"{sessions['arrivals']} arrivals ({sessions['starved_share']:.1%}, limit "
+        f"{sessions['starved_max_share']:.0%}) waited over {sessions['wait_bound_ms']:g} ms for "
+        f"a session busy reading, or found none ({kinds}): {cause}; {advice}"
+    )
 
 
 def _refusals(aggregate: Aggregate) -> dict[str, Any]:

@@ -98,6 +98,11 @@ class _Interval:
     late: int = 0
     dropped: int = 0
     users: int = 0
+    # Most sessions carrying out an enquiry at once, arrivals that waited for a free session, and
+    # those the harness held up (see `loadtests/engine.py`).
+    in_use: int = 0
+    waited: int = 0
+    starved: int = 0
     latency: _Cell = field(default_factory=_Cell)
 
     def encode(self) -> dict[str, Any]:
@@ -107,6 +112,9 @@ class _Interval:
             "late": self.late,
             "dropped": self.dropped,
             "users": self.users,
+            "in_use": self.in_use,
+            "waited": self.waited,
+            "starved": self.starved,
             "latency": self.latency.encode(),
         }
 
@@ -115,6 +123,8 @@ class _Interval:
         self.achieved += int(data["achieved"])
         self.late += int(data["late"])
         self.dropped += int(data["dropped"])
+        self.waited += int(data.get("waited", 0))
+        self.starved += int(data.get("starved", 0))
         self.latency.merge(data["latency"])
 
 
@@ -134,6 +144,7 @@ class Recorder:
         self._cells: dict[tuple[str, str], _Cell] = defaultdict(_Cell)
         self._intervals: dict[int, _Interval] = defaultdict(_Interval)
         self._lag = new_histogram()
+        self._wait = new_histogram()
         self._cpu: list[float] = []
         self._counters: dict[str, int] = defaultdict(int)
         self._cpu_seconds = 0.0
@@ -173,9 +184,23 @@ class Recorder:
         self._slot(intended).dropped += requests
         self._counters["dropped"] += requests
 
-    def users(self, at: float, count: int) -> None:
-        """The number of sessions this process holds (the latest sample of an interval wins)."""
-        self._slot(at).users = count
+    def users(self, at: float, count: int, in_use: int = 0) -> None:
+        """The sessions this process holds (the latest sample of an interval wins) and the most
+        of them carrying out an enquiry at once since the last sample."""
+        slot = self._slot(at)
+        slot.users = count
+        slot.in_use = max(slot.in_use, in_use)
+
+    def waited(self, arrival: float, seconds: float, *, starved: bool) -> None:
+        """An arrival that found no free session of its persona and waited `seconds` for one
+        (or was dropped after that long); `starved` when the harness, not the server, held it."""
+        slot = self._slot(arrival)
+        slot.waited += 1
+        self._counters["waited"] += 1
+        self._wait.record_value(_us(max(seconds, 1e-6)))
+        if starved:
+            slot.starved += 1
+            self._counters["starved"] += 1
 
     def lag(self, seconds: float) -> None:
         """How late the scheduler woke for an arrival: the generator's own health."""
@@ -196,6 +221,7 @@ class Recorder:
             "cells": [[e, p, c.encode()] for (e, p), c in self._cells.items()],
             "intervals": [[i, s.encode()] for i, s in self._intervals.items()],
             "lag": self._lag.encode().decode("ascii"),
+            "wait": self._wait.encode().decode("ascii"),
             "cpu": self._cpu,
             "cpu_seconds": self._cpu_seconds,
             "counters": dict(self._counters),
@@ -212,10 +238,12 @@ class Aggregate:
         self.cells: dict[tuple[str, str], _Cell] = defaultdict(_Cell)
         self.intervals: dict[int, _Interval] = defaultdict(_Interval)
         self.lag = new_histogram()
+        self.wait = new_histogram()
         self.cpu: dict[str, list[float]] = defaultdict(list)
         self.cpu_seconds = 0.0
         self.counters: dict[str, int] = defaultdict(int)
         self.users: dict[int, dict[str, int]] = defaultdict(dict)
+        self.in_use: dict[int, dict[str, int]] = defaultdict(dict)
 
     def merge(self, data: dict[str, Any], source: str = "local") -> None:
         """Add one drained delta from process `source`."""
@@ -224,6 +252,8 @@ class Aggregate:
         for index, interval in data["intervals"]:
             self._merge_interval(int(index), interval, source)
         self.lag.add(HdrHistogram.decode(data["lag"].encode("ascii")))
+        if data.get("wait"):
+            self.wait.add(HdrHistogram.decode(data["wait"].encode("ascii")))
         self.cpu[source].extend(float(x) for x in data["cpu"])
         self.cpu_seconds += float(data["cpu_seconds"])
         for key, n in data["counters"].items():
@@ -236,6 +266,12 @@ class Aggregate:
         if int(data["users"]):
             self.users[index][source] = int(data["users"])
         slot.users = sum(self.users[index].values())
+        # Sessions in use: each process's most in the interval, summed (at most the true peak's
+        # bound when the processes peak at different moments).
+        busy = int(data.get("in_use", 0))
+        if busy:
+            self.in_use[index][source] = max(busy, self.in_use[index].get(source, 0))
+        slot.in_use = sum(self.in_use[index].values())
 
     def latency_rows(self) -> list[dict[str, Any]]:
         """Rows per (endpoint, persona), per endpoint, per persona, and for the whole run."""
@@ -272,6 +308,9 @@ class Aggregate:
                     "late": slot.late,
                     "dropped": slot.dropped,
                     "users": slot.users,
+                    "in_use": slot.in_use,
+                    "waited": slot.waited,
+                    "starved": slot.starved,
                     "corrected_ms": _stats(slot.latency.corrected, ("p50", "p95", "p99")),
                     "service_ms": _stats(slot.latency.service, ("p50", "p95", "p99")),
                 }
@@ -294,6 +333,16 @@ class Aggregate:
             "planned_per_s": planned / seconds,
             "achieved_per_s": completed / seconds,
             "achieved_ratio": completed / planned if planned else 0.0,
+        }
+
+    def waits(self) -> dict[str, Any]:
+        """Arrivals that waited for a free session, and how long (ms)."""
+        c = self.counters
+        return {
+            "arrivals": c.get("arrivals", 0),
+            "waited": c.get("waited", 0),
+            "starved": c.get("starved", 0),
+            "wait_ms": _stats(self.wait, ("p50", "p99", "max")),
         }
 
     def generator(self, duration_s: float, cores: int) -> dict[str, Any]:

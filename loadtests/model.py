@@ -484,6 +484,21 @@ class Profile(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
+def peak_sessions_by_kind(profile: Profile) -> dict[str, int]:
+    """Return each persona kind's most planned sessions in any second of the profile.
+
+    The planned sessions (`users_at`) times the kind's share of the mix then, rounded up: what a
+    crowd must hold of each kind, and how a run orders its sessions so that any number of them
+    holds the kinds as the busiest moments need them (not as the first second's mix has them).
+    """
+    most = dict.fromkeys(PERSONA_KINDS, 0)
+    for t in range(math.ceil(profile.duration_s)):
+        users = profile.users_at(float(t))
+        for kind, share in profile.mix_at(float(t)).items():
+            most[kind] = max(most[kind], math.ceil(users * share))
+    return most
+
+
 def _sessions(model: PopulationModel, rate: float) -> int:
     """Return sessions in progress for a rate (Little's law), at least 1 if the rate is positive."""
     if rate <= 0:

@@ -118,6 +118,21 @@ def strategy_rows(detection: Mapping[str, Any]) -> list[list[str]]:
     return table
 
 
+def sessions_line(sessions: Mapping[str, Any]) -> str:
+    """The sessions the run held against its plan, and the arrivals that waited, in one line."""
+    wait = _map(sessions.get("wait_ms"))
+    return (
+        f"Sessions: {_num(sessions.get('accounts'))} accounts, cap "
+        f"{_num(sessions.get('cap'))}, planned peak {_num(sessions.get('planned_peak'))}, "
+        f"held peak {_num(sessions.get('held_peak'))}, in use peak "
+        f"{_num(sessions.get('in_use_peak'))}; {_num(sessions.get('arrivals'))} arrivals, "
+        f"{_num(sessions.get('waited'))} waited for a session (p99 {_num(wait.get('p99'))} ms, "
+        f"max {_num(wait.get('max'))} ms), {_num(sessions.get('starved'))} starved by the "
+        f"harness ({_pct(sessions.get('starved_share'))}, limit "
+        f"{_pct(sessions.get('starved_max_share'))})"
+    )
+
+
 # --- terminal --------------------------------------------------------------------------------
 
 
@@ -142,6 +157,8 @@ def render_terminal(summary: Mapping[str, Any], verdict: Verdict) -> str:
     )
     for reason in run.get("invalid_reasons") or []:
         lines.append(f"  invalid: {reason}")
+    for note in run.get("notes") or []:
+        lines.append(f"  note: {note}")
     lines.append(
         f"Rate: planned {_num(rate.get('planned_per_s'))}/s, "
         f"achieved {_num(rate.get('achieved_per_s'))}/s "
@@ -169,6 +186,9 @@ def render_terminal(summary: Mapping[str, Any], verdict: Verdict) -> str:
             )
     else:
         lines.append("Latency: no requests recorded")
+    sessions = _map(run.get("sessions"))
+    if sessions:
+        lines.append(sessions_line(sessions))
 
     if generator:
         lines.append(
@@ -392,6 +412,23 @@ def rate_chart_svg(summary: Mapping[str, Any]) -> str:
     return _line_chart("Requests a second", "requests / s", series, "seconds since start")
 
 
+def sessions_chart_svg(summary: Mapping[str, Any]) -> str:
+    """An SVG chart of the sessions planned, held and in use, and the arrivals that waited."""
+    rows = _sorted_series(summary)
+
+    def get(key: str) -> Any:
+        return lambda row: _float(row.get(key))
+
+    series = [
+        _Series("planned", _points(rows, get("planned_users")), COLOURS[0], dashed=True),
+        _Series("held", _points(rows, get("users")), COLOURS[3]),
+        _Series("in use (most at once)", _points(rows, get("in_use")), COLOURS[2]),
+        _Series("arrivals that waited", _points(rows, get("waited")), COLOURS[4], dashed=True),
+        _Series("starved by the harness", _points(rows, get("starved")), COLOURS[1]),
+    ]
+    return _line_chart("Sessions", "sessions / arrivals", series, "seconds since start")
+
+
 def latency_chart_svg(summary: Mapping[str, Any]) -> str:
     """An SVG chart of corrected p50, p95 and p99, and service p99, over the run."""
     rows = _sorted_series(summary)
@@ -506,6 +543,7 @@ def render_html(summary: Mapping[str, Any], verdict: Verdict) -> str:
                 ["valid", "yes" if run.get("valid", True) else "no"],
                 ["invalid because", "; ".join(map(str, run.get("invalid_reasons") or [])) or "-"],
                 ["aborted", str(run.get("abort_reason") or "yes") if run.get("aborted") else "no"],
+                ["notes", "; ".join(map(str, run.get("notes") or [])) or "-"],
             ],
         )
     )
@@ -545,6 +583,12 @@ def render_html(summary: Mapping[str, Any], verdict: Verdict) -> str:
         )
     )
     out.append(rate_chart_svg(summary))
+    sessions = _map(run.get("sessions"))
+    if sessions:
+        out.append("<h2>Sessions</h2>")
+        out.append(f"<p>{html.escape(sessions_line(sessions))}</p>")
+        out.append(_table(["measure", "value"], _flatten(sessions), numeric=1))
+        out.append(sessions_chart_svg(summary))
 
     out.append("<h2>Latency by endpoint (ms, corrected unless marked service)</h2>")
     out.append(_latency_table(_endpoint_rows(summary)))
@@ -609,22 +653,25 @@ def write_reports(summary: Mapping[str, Any], verdict: Verdict, out_dir: Path) -
     """Write every report of a run into ``out_dir`` and return them by file name.
 
     Files: ``summary.json`` (the summary with a ``"verdict"`` key: status, exit_code, reasons,
-    checks; NaN and infinities become null), ``rate.svg``, ``latency.svg``, ``report.html``
-    (self-contained) and ``junit.xml``. Each is written to a ``.partial`` file first and then
-    moved into place. The summary passed in is not modified.
+    checks; NaN and infinities become null), ``rate.svg``, ``sessions.svg``, ``latency.svg``,
+    ``report.html`` (self-contained) and ``junit.xml``. Each is written to a ``.partial`` file
+    first and then moved into place. The summary passed in is not modified.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         name: out_dir / name
-        for name in ("summary.json", "rate.svg", "latency.svg", "report.html", "junit.xml")
-    }
+        for name in (
+            "summary.json", "rate.svg", "sessions.svg", "latency.svg", "report.html", "junit.xml"
+        )
+    }  # fmt: skip
     document = {**summary, "verdict": verdict.as_dict()}
     _write(
         paths["summary.json"],
         json.dumps(_json_safe(document), indent=2, allow_nan=False, default=str) + "\n",
     )
     _write(paths["rate.svg"], rate_chart_svg(summary) + "\n")
+    _write(paths["sessions.svg"], sessions_chart_svg(summary) + "\n")
     _write(paths["latency.svg"], latency_chart_svg(summary) + "\n")
     _write(paths["report.html"], render_html(summary, verdict))
     write_junit(verdict, summary, paths["junit.xml"])

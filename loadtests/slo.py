@@ -15,6 +15,7 @@ An SLO file declares what a run must show to pass::
     rate:
       achieved_ratio_min: 0.95
       dropped_max_ratio: 0.001
+    false_positives_max_ratio: 0.01   # ordinary accounts alerted, suspended or blocked: under 1 %
 
 ``evaluate`` turns a run summary (the ``contactpoint-load/1`` dict) and an ``Slo`` into a
 ``Verdict`` whose ``exit_code`` is the command's: 0 pass, 1 fail, 3 invalid. An objective that
@@ -46,7 +47,7 @@ BUNDLED_SLOS: dict[str, Path] = {
 }
 
 LatencySource = Literal["corrected", "service"]
-CheckKind = Literal["latency", "error_rate", "rate", "validity"]
+CheckKind = Literal["latency", "error_rate", "rate", "validity", "false_positives"]
 Outcome = Literal["pass", "fail", "not_judged"]
 Status = Literal["pass", "fail", "invalid"]
 
@@ -62,7 +63,9 @@ PERCENTILES: dict[str, str] = {
 _OBJECTIVE_KEYS = frozenset({"name", "endpoint", "persona", "error_rate", "min_samples"}) | set(
     PERCENTILES
 )
-_TOP_KEYS = frozenset({"latency", "min_samples", "abort_on_breach", "objectives", "rate"})
+_TOP_KEYS = frozenset(
+    {"latency", "min_samples", "abort_on_breach", "objectives", "rate", "false_positives_max_ratio"}
+)
 _RATE_KEYS = frozenset({"achieved_ratio_min", "dropped_max_ratio"})
 # "*" or a bounded request name such as "GET /api/v1/children/{id}".
 _ENDPOINT = re.compile(r"\*|[A-Z]+ /\S*")
@@ -121,6 +124,9 @@ class Slo:
     min_samples: int = 200
     abort_on_breach: bool = False
     source: str = "<slo>"
+    # Ordinary crowd accounts the registry alerted on, suspended or blocked: strictly under this
+    # share of the accounts that logged in (None: not judged).
+    false_positives_max_ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,8 @@ class Check:
     """One judged (or unjudgeable) comparison of a measured value against its bound.
 
     ``comparison`` says which way the bound goes: ``"<="`` for latency, error and dropped
-    ratios, ``">="`` for the achieved rate. ``measured`` is ``None`` when nothing was measured.
+    ratios, ``">="`` for the achieved rate, ``"<"`` for false positives. ``measured`` is ``None``
+    when nothing was measured.
     """
 
     name: str
@@ -141,7 +148,7 @@ class Check:
     unit: str
     outcome: Outcome
     detail: str
-    comparison: Literal["<=", ">="] = "<="
+    comparison: Literal["<=", ">=", "<"] = "<="
 
     def as_dict(self) -> dict[str, Any]:
         """The check as plain JSON-ready data."""
@@ -263,6 +270,9 @@ def parse_slo(data: object, source: str = "<slo>") -> Slo:
         names.add(objective.name)
 
     rate = _rate(data.get("rate"), fail)
+    false_positives = data.get("false_positives_max_ratio")
+    if false_positives is not None:
+        false_positives = _ratio(false_positives, "false_positives_max_ratio", fail)
     if not objectives and rate is None:
         raise SloError(f"{source}: at least one objective or a rate objective is required")
     return Slo(
@@ -272,6 +282,7 @@ def parse_slo(data: object, source: str = "<slo>") -> Slo:
         min_samples=min_samples,
         abort_on_breach=abort,
         source=source,
+        false_positives_max_ratio=false_positives,
     )
 
 
@@ -390,8 +401,13 @@ def evaluate(summary: Mapping[str, Any], slo: Slo) -> Verdict:
         _validity_check(valid, invalid_reasons),
         _completion_check(aborted, abort_reason),
     ]
+    sessions = run.get("sessions")
+    if isinstance(sessions, Mapping):
+        checks.append(_sessions_check(sessions))
     checks.extend(_objective_checks(summary, slo, live=False))
     checks.extend(_rate_checks(summary, slo))
+    if slo.false_positives_max_ratio is not None:
+        checks.append(_false_positive_check(summary, slo.false_positives_max_ratio))
 
     breached = [c for c in checks if c.outcome == "fail" and c.kind != "validity"]
     unjudged = [c for c in checks if c.outcome == "not_judged"]
@@ -440,6 +456,60 @@ def _validity_check(valid: bool, reasons: list[str]) -> Check:
         if valid
         else "; ".join(reasons) or "the engine marked the run invalid",
         comparison=">=",
+    )
+
+
+def _sessions_check(sessions: Mapping[str, Any]) -> Check:
+    """Whether the harness held enough sessions for its arrivals (part of the run's validity)."""
+    share = _as_float(sessions.get("starved_share")) or 0.0
+    bound = _as_float(sessions.get("starved_max_share"))
+    bound = 0.01 if bound is None else bound
+    starved, arrivals = _as_count(sessions.get("starved")), _as_count(sessions.get("arrivals"))
+    ok = share <= bound
+    return Check(
+        name="sessions for the arrivals",
+        kind="validity",
+        endpoint=ALL,
+        persona=ALL,
+        statistic="starved_share",
+        measured=share,
+        threshold=bound,
+        unit="ratio",
+        outcome="pass" if ok else "fail",
+        detail=f"{starved} of {arrivals} arrivals starved of a session by the harness "
+        f"({share:.2%}), {'within' if ok else 'above'} {bound:.2%}; the account pool holds "
+        f"{_as_count(sessions.get('accounts'))} accounts for a planned peak of "
+        f"{_as_count(sessions.get('planned_peak'))} sessions",
+    )
+
+
+def _false_positive_check(summary: Mapping[str, Any], bound: float) -> Check:
+    """Ordinary accounts alerted on, suspended or blocked, against the accounts that logged in."""
+    detection = summary.get("detection", {}) or {}
+    found = detection.get("false_positives") if isinstance(detection, Mapping) else None
+    make = partial(
+        Check,
+        name="false positives",
+        kind="false_positives",
+        endpoint=ALL,
+        persona=ALL,
+        statistic="flagged_share",
+        threshold=bound,
+        unit="ratio",
+        comparison="<",
+    )
+    used = _as_count(found.get("accounts_used")) if isinstance(found, Mapping) else 0
+    if not isinstance(found, Mapping) or used == 0:
+        return make(measured=None, outcome="not_judged", detail="no ordinary account logged in")
+    flagged = _as_count(found.get("accounts_flagged"))
+    share = flagged / used
+    ok = share < bound
+    how = "alerts and refusals" if found.get("alerts_checked") else "refusals only (no auditor)"
+    return make(
+        measured=share,
+        outcome="pass" if ok else "fail",
+        detail=f"{flagged} of {used} ordinary accounts alerted on, suspended or blocked "
+        f"({share:.2%}), {'under' if ok else 'not under'} {bound:.2%}; from {how}",
     )
 
 

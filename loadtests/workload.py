@@ -193,14 +193,17 @@ def interleave(accounts: Sequence[Account], weights: dict[str, float]) -> list[A
     """Order accounts so any prefix holds the kinds in proportion to `weights`.
 
     The run spawns sessions in this order; a prefix of 50 accounts then has about as many school
-    staff as the mix asks for, not the first 50 of the file.
+    staff as the mix asks for, not the first 50 of the file. One account of every kind comes
+    first: arrivals are drawn for every kind the crowd has, so a rare one (an LA's data manager)
+    needs a session from the start, not after hundreds of others.
     """
     queues: dict[str, list[Account]] = {}
     for account in accounts:
         queues.setdefault(account.kind, []).append(account)
-    credit = dict.fromkeys(queues, 0.0)
+    credit = dict.fromkeys(queues, -1.0)  # each kind's first is placed already
     total = sum(weights.get(k, 0.0) for k in queues) or 1.0
-    ordered: list[Account] = []
+    firsts = sorted(queues, key=lambda k: (-weights.get(k, 0.0), k))
+    ordered: list[Account] = [queues[kind].pop(0) for kind in firsts]
     while any(queues.values()):
         live = [k for k in queues if queues[k]]
         for kind in live:

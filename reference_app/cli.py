@@ -119,6 +119,14 @@ def _prepare_demo(data_dir: Path, children: int) -> None:
         f"Demo registry: data in {data_dir}: personas.json, children_sample.jsonl, canaries.jsonl",
         err=True,
     )
+    from loadtests.cli import demo_crowd
+
+    crowd = demo_crowd(data_dir)
+    click.echo(
+        f"Load personas (a crowd with caseloads): {crowd}; load this registry with "
+        f"`contactpoint load --target URL --personas {crowd}`",
+        err=True,
+    )
 
 
 @main.group()

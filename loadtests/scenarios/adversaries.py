@@ -13,8 +13,10 @@ order: the naive harvester and snooper first, then the evasive ones):
 
 Each records the distinct children that reached it (from search results and from full or limited
 views). At the end the master counts, with a national auditor's account from the personas file,
-which accounts the registry raised alerts about: recall and reach per strategy, and ordinary
-accounts alerted (false positives).
+which accounts the registry raised alerts about: recall and reach per strategy, and **false
+positives**: ordinary accounts of the crowd that were alerted on, or refused as suspended or
+blocked as harvesters (`detection.false_positives`, judged by the SLO's
+`false_positives_max_ratio`). Counts only: no username of the crowd reaches the reports.
 """
 
 from __future__ import annotations
@@ -171,13 +173,16 @@ def run_adversary(user: Practitioner) -> None:
 def alerts_finisher(node: Node) -> dict[str, Any]:
     """Recall and false positives from the alerts the registry raised during the run."""
     plan, env = node.plan, node.env
-    if plan is None or env is None or not plan.adversaries:
+    if plan is None or env is None:
         return {}
-    seen: list[dict[str, Any]] = list(node.detection.get("adversary_runs", []))
-    out: dict[str, Any] = {"adversary_runs": seen}
     subjects: set[str] | None = None
     if plan.workload.auditors and env.host:
         subjects = _alert_subjects(env.host, plan, node.start or 0.0)
+    out: dict[str, Any] = {"false_positives": false_positives(node, subjects)}
+    if not plan.adversaries:
+        return out
+    seen: list[dict[str, Any]] = list(node.detection.get("adversary_runs", []))
+    out["adversary_runs"] = seen
     stopped = {a["username"] for a in seen if a.get("stopped_after")}
     alerted = subjects or set()
     adversaries = set(plan.adversaries)
@@ -198,6 +203,26 @@ def alerts_finisher(node: Node) -> dict[str, Any]:
         }
     )
     return out
+
+
+def false_positives(node: Node, alerted: set[str] | None) -> dict[str, Any]:
+    """Ordinary accounts that logged in and were alerted on, suspended or blocked (counts only).
+
+    The usernames gathered during the run (`ordinary_used`, `ordinary_flagged`, from every
+    generator process) are taken out of the detection data here, so none reaches the reports.
+    """
+    used = set(node.detection.pop("ordinary_used", []))
+    refused = set(node.detection.pop("ordinary_flagged", [])) & used
+    alerted_used = (alerted or set()) & used
+    flagged = refused | alerted_used
+    return {
+        "accounts_used": len(used),
+        "alerted": len(alerted_used),
+        "suspended_or_blocked": len(refused),
+        "accounts_flagged": len(flagged),
+        "share": len(flagged) / len(used) if used else 0.0,
+        "alerts_checked": alerted is not None,
+    }
 
 
 def _by_strategy(

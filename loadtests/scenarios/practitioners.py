@@ -29,6 +29,10 @@ from loadtests.workload import API, Account, Child, pick_child, reason, search_b
 TOTP_STEP = 30
 # Refresh the token this long before it expires, between enquiries.
 TOKEN_MARGIN_S = 60.0
+# How long a log-in keeps waiting while the registry answers that its hashing lanes are busy.
+LOGIN_BUSY_WAIT_S = 60.0
+# Refusals that mean the registry took an ordinary account for a snooper or a harvester.
+FLAGGED_CODES = frozenset({"account_suspended", "harvesting_blocked"})
 
 
 def _retry_after(value: str | None, default: float = 1.0, most: float = 10.0) -> float:
@@ -50,7 +54,8 @@ class Session:
 
     def login(self) -> bool:
         """Password plus a one-time code; a code already used this step waits for the next."""
-        for _ in range(3):
+        refused, busy_until = 0, time.time() + LOGIN_BUSY_WAIT_S
+        while refused < 3:
             step = int(time.time()) // TOTP_STEP
             if step <= self.last_step:
                 gevent.sleep((self.last_step + 1) * TOTP_STEP - time.time() + 0.2)
@@ -75,14 +80,16 @@ class Session:
                 # A replayed code (another run of this account within 30 s) looks like any other
                 # refusal: try the next step once before giving up on the account.
                 response.failure(f"login refused: {response.status_code}")
-                if response.status_code == 503:
+                if response.status_code == 503 and time.time() < busy_until:
                     # The registry's hashing lanes are full (login_busy): the code was never
-                    # checked, so the same step may be sent again after the pause it asks for.
+                    # checked, so the same step may be sent again after the pause it asks for,
+                    # and a busy answer is no refusal: a crowd logging in waits its turn.
                     self.last_step = step - 1
                     gevent.sleep(_retry_after(response.headers.get("Retry-After")))
                     continue
                 if response.status_code != 401:
                     return False
+                refused += 1
         return False
 
     def fresh(self) -> bool:
@@ -134,6 +141,7 @@ class Practitioner(FastHttpUser):
             self.idle_out = True
             run_adversary(self)
             return
+        NODE.detection.setdefault("ordinary_used", []).append(account.username)
         if NODE.scheduler is not None:
             NODE.scheduler.join(self)
 
@@ -170,7 +178,14 @@ class Practitioner(FastHttpUser):
             if wait > 0:
                 gevent.sleep(wait)
             started = time.time()
-            name, ok = self.send(step.action, child)
+            scheduler = NODE.scheduler
+            if scheduler is not None:
+                scheduler.sent(job.kind, 1)
+            try:
+                name, ok = self.send(step.action, child)
+            finally:
+                if scheduler is not None:
+                    scheduler.sent(job.kind, -1)
             ended = time.time()
             recorder.request(
                 name,
@@ -225,5 +240,8 @@ class Practitioner(FastHttpUser):
         code = error_code(response)
         if NODE.recorder is not None and code:
             NODE.recorder.count(f"refused:{code}")
+        flagged = NODE.detection.setdefault("ordinary_flagged", [])
+        if code in FLAGGED_CODES and self.account.username not in flagged:
+            flagged.append(self.account.username)
         if response.status_code == 401:
             self.session.token = None

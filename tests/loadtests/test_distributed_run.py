@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import socket
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from loadtests.model import steady
 from tests.fixtures.instant_target import instant_target
 from tests.fixtures.slow_registry import write_personas
 
@@ -30,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "loadtests/locustfile.py"
 HOST_IP, WORKER_IP = "169.254.150.1", "169.254.150.2"
 RUN_S = 20
+RATE, ADVERSARIES = 3.0, 9
 LENIENT = (
     'min_samples: 20\nobjectives:\n  - endpoint: "*"\n    p99_ms: 20000\n    error_rate: 0.05\n'
 )
@@ -67,10 +70,12 @@ def _free_port() -> int:
 
 
 def _files(folder: Path, drop_last: bool = False) -> Path:
-    """The stand-in's personas, five copies of each (40 accounts), and its one-child sample."""
+    """The stand-in's personas, copied until they hold the plan's peak of sessions and the
+    adversaries (a smaller crowd starves the run), and its one-child sample."""
     folder.mkdir()
     rows = json.loads(write_personas(folder).read_text())
-    many = [{**p, "username": f"{p['username']}-{i}"} for i in range(5) for p in rows]
+    copies = math.ceil((steady(RATE, RUN_S).users_at(0) + ADVERSARIES) / len(rows))
+    many = [{**p, "username": f"{p['username']}-{i}"} for i in range(copies) for p in rows]
     path = folder / "personas.json"
     path.write_text(json.dumps(many[:-1] if drop_last else many))
     return path
@@ -87,8 +92,9 @@ def _distributed_run(tmp_path: Path, ns: str, worker_files: Path) -> tuple[int, 
     try:
         with instant_target(HOST_IP) as url:
             plan = [
-                "--personas", str(master_files), "--load-profile", "steady", "--rate", "3",
-                "--duration", str(RUN_S), "--think-scale", "0.2", "--adversaries", "9",
+                "--personas", str(master_files), "--load-profile", "steady", "--rate", str(RATE),
+                "--duration", str(RUN_S), "--think-scale", "0.2",
+                "--adversaries", str(ADVERSARIES),
                 "--seed", "7", "--warmup", "3", "--slo", str(tmp_path / "slo.yaml"),
                 "--out", str(out),
             ]  # fmt: skip
@@ -134,7 +140,7 @@ def test_a_worker_in_another_namespace_runs_the_masters_plan(
     assert abs(rate["planned"] - rate["expected_by_plan"]) < 0.5 * rate["expected_by_plan"]
     # Adversaries reached both workers, the one in the namespace included.
     detection = summary["detection"]
-    assert detection["adversaries"] == 9
+    assert detection["adversaries"] == ADVERSARIES
     runs = detection["adversary_runs"]
     assert {r["generator"] for r in runs} == {0, 1}
     assert all(r["requests"] > 0 for r in runs)

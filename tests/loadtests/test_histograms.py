@@ -117,3 +117,24 @@ def test_generator_cost_is_requests_per_busy_core_second() -> None:
     assert generator["requests_per_core_s"] == 100
     assert generator["cpu_percent_max"] == 70.0
     assert 1.99 <= generator["lag_ms_p99"] <= 2.01
+
+
+def test_waits_for_a_session_and_sessions_in_use_merge_across_processes() -> None:
+    one, two = Recorder(START, interval_s=5.0), Recorder(START, interval_s=5.0)
+    for recorder in (one, two):
+        recorder.count("arrivals", 10)
+    one.waited(START + 1, 0.05, starved=False)
+    one.waited(START + 2, 2.0, starved=True)
+    two.waited(START + 6, 4.0, starved=True)
+    one.users(START + 1, 5, in_use=4)
+    one.users(START + 1.5, 5, in_use=2)  # the most in the interval stays
+    two.users(START + 1, 6, in_use=3)
+    aggregate = Aggregate(5.0)
+    aggregate.merge(one.drain(), source="w1")
+    aggregate.merge(two.drain(), source="w2")
+    first, second = aggregate.series()
+    assert (first["users"], first["in_use"], first["waited"], first["starved"]) == (11, 7, 2, 1)
+    assert (second["waited"], second["starved"]) == (1, 1)
+    waits = aggregate.waits()
+    assert (waits["arrivals"], waits["waited"], waits["starved"]) == (20, 3, 2)
+    assert 3990 <= waits["wait_ms"]["max"] <= 4010

@@ -19,6 +19,7 @@ from loadtests.model import (
     Profile,
     hour_mix,
     national_rollout,
+    peak_sessions_by_kind,
     profile_from_name,
     ramp,
     rollout_stages,
@@ -315,3 +316,14 @@ def test_live_las_follow_the_stages() -> None:
     assert len(plan.live_las_at(69.0)) == 152
     described = plan.describe()["stages"]
     assert sum(len(stage["new_la_codes"]) for stage in described) == 152
+
+
+def test_peak_sessions_by_kind_covers_personas_absent_from_the_first_hour() -> None:
+    # The rollout's stages start at 07:00, before voluntary services open: the first second's
+    # mix has no voluntary worker, the busiest moments have dozens.
+    profile = national_rollout(120)
+    assert profile.mix_at(0.0)["voluntary"] == 0
+    peaks = peak_sessions_by_kind(profile)
+    assert peaks["voluntary"] > 10
+    assert peaks["school"] > peaks["data_manager"] > 0
+    assert sum(peaks.values()) >= max(profile.users_at(float(t)) for t in range(120))

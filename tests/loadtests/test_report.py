@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from loadtests.report import latency_chart_svg, rate_chart_svg, render_terminal, write_reports
+from loadtests.report import (
+    latency_chart_svg,
+    rate_chart_svg,
+    render_terminal,
+    sessions_chart_svg,
+    write_reports,
+)
 from loadtests.slo import Slo, Verdict, evaluate, parse_slo
 
 VIEW = "GET /api/v1/children/{id}"
@@ -265,7 +271,9 @@ def test_write_reports(tmp_path: Path) -> None:
     out = tmp_path / "run-1"
     paths = write_reports(summary, verdict, out)
 
-    assert set(paths) == {"summary.json", "rate.svg", "latency.svg", "report.html", "junit.xml"}
+    assert set(paths) == {
+        "summary.json", "rate.svg", "sessions.svg", "latency.svg", "report.html", "junit.xml"
+    }  # fmt: skip
     assert all(p.parent == out and p.is_file() for p in paths.values())
     assert not list(out.glob("*.partial"))
     assert summary == original
@@ -277,7 +285,7 @@ def test_write_reports(tmp_path: Path) -> None:
     assert document["rate"]["late"] is None
     assert document["latency"] == summary["latency"]
 
-    for name in ("rate.svg", "latency.svg", "junit.xml"):
+    for name in ("rate.svg", "sessions.svg", "latency.svg", "junit.xml"):
         ET.parse(paths[name])  # noqa: S314 (our own output)
 
     page = paths["report.html"].read_text(encoding="utf-8")
@@ -297,3 +305,79 @@ def test_html_of_a_passing_run(tmp_path: Path) -> None:
     page = write_reports(summary, verdict, tmp_path)["report.html"].read_text(encoding="utf-8")
     assert "VERDICT: PASS (exit 0)" in page
     assert 'class="verdict pass"' in page
+
+
+# --- a run the harness starved ---------------------------------------------------------------
+
+STARVED = (
+    "the harness starved the run of sessions: 178 of 651 arrivals (27.3%, limit 1%) waited over "
+    "100 ms for a session busy reading, or found none (school 178): the account pool holds 41 "
+    "accounts for a planned peak of 783 sessions; provision more accounts"
+)
+
+
+def starved_summary() -> dict[str, Any]:
+    summary = make_summary()
+    for i, row in enumerate(summary["series"]):
+        row.update(planned_users=783, users=41, in_use=40 + i % 2, waited=30, starved=29)
+    summary["run"].update(valid=False, invalid_reasons=[STARVED])
+    summary["run"]["sessions"] = {
+        "accounts": 41,
+        "cap": None,
+        "planned_peak": 783,
+        "held_peak": 41,
+        "in_use_peak": 41,
+        "arrivals": 651,
+        "waited": 180,
+        "starved": 178,
+        "wait_ms": {"p50": 900.0, "p99": 2500.0, "max": 9000.0},
+        "starved_share": 178 / 651,
+        "starved_max_share": 0.01,
+        "wait_bound_ms": 100.0,
+        "starved_by_persona": {"school": 178},
+    }
+    return summary
+
+
+def test_a_starved_run_names_the_account_pool_in_every_report(tmp_path: Path) -> None:
+    summary = starved_summary()
+    verdict = evaluate(summary, SLO)
+    assert verdict.status == "invalid"
+    text = render_terminal(summary, verdict)
+    assert f"invalid: {STARVED}" in text
+    assert "Sessions: 41 accounts, cap -, planned peak 783, held peak 41, in use peak 41" in text
+    assert "178 starved by the harness (27.34%, limit 1.00%)" in text
+    paths = write_reports(summary, verdict, tmp_path)
+    page = paths["report.html"].read_text(encoding="utf-8")
+    assert "<h2>Sessions</h2>" in page
+    assert "the account pool holds 41 accounts" in page
+    assert page.count("<svg") == 3
+    junit = ET.parse(paths["junit.xml"]).getroot()  # noqa: S314 (our own output)
+    failures = {c.get("name"): c.find("failure") for c in junit.iter("testcase")}
+    assert "41 accounts for a planned peak of 783" in (
+        failures["sessions for the arrivals"].get("message") or ""  # type: ignore[union-attr]
+    )
+    assert json.loads(paths["summary.json"].read_text())["run"]["sessions"]["starved"] == 178
+
+
+def test_the_sessions_chart_draws_plan_held_in_use_and_waits() -> None:
+    root = parse_svg(sessions_chart_svg(starved_summary()))
+    paths = series_paths(root)
+    assert set(paths) == {
+        "planned",
+        "held",
+        "in use (most at once)",
+        "arrivals that waited",
+        "starved by the harness",
+    }
+    assert all(d.count("M") == 1 and d.count("L") == 5 for d in paths.values())
+    assert "Sessions" in [t.text for t in root.iter(f"{SVG}text")]
+
+
+def test_notes_show_in_the_terminal_and_the_page(tmp_path: Path) -> None:
+    summary = make_summary()
+    summary["run"]["notes"] = ["reference registry: its working hours are read in Etc/GMT-3"]
+    verdict = evaluate(summary, SLO)
+    assert "  note: reference registry: its working hours" in render_terminal(summary, verdict)
+    page = write_reports(summary, verdict, tmp_path)["report.html"].read_text(encoding="utf-8")
+    assert "working hours are read in Etc/GMT-3" in page

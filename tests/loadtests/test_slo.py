@@ -457,3 +457,73 @@ def test_junit_has_one_testcase_per_check(tmp_path: Path) -> None:
     assert props["profile"] == "national-rollout"
     assert props["status"] == "fail"
     assert not list(tmp_path.glob("out/*.partial"))
+
+
+# --- sessions and false positives ------------------------------------------------------------
+
+
+def _starved(starved: int, arrivals: int = 1000) -> dict[str, Any]:
+    return {
+        "accounts": 41,
+        "cap": None,
+        "planned_peak": 783,
+        "arrivals": arrivals,
+        "waited": starved,
+        "starved": starved,
+        "starved_share": starved / arrivals,
+        "starved_max_share": 0.01,
+    }
+
+
+def test_a_starved_run_has_its_own_check_naming_the_account_pool(tmp_path: Path) -> None:
+    reason = "the harness starved the run of sessions: ..."
+    summary = make_summary(valid=False, invalid_reasons=[reason])
+    summary["run"]["sessions"] = _starved(178)
+    verdict = evaluate(summary, slo(LENIENT))
+    assert (verdict.status, verdict.exit_code) == ("invalid", 3)
+    check = by_name(verdict.checks)["sessions for the arrivals"]
+    assert (check.kind, check.outcome, check.measured) == ("validity", "fail", 0.178)
+    assert "41 accounts for a planned peak of 783" in check.detail
+    write_junit(verdict, summary, tmp_path / "junit.xml")
+    cases = ET.parse(tmp_path / "junit.xml").getroot().findall("testcase")  # noqa: S314
+    failure = next(c for c in cases if c.get("name") == "sessions for the arrivals").find("failure")
+    assert failure is not None
+    assert "178 of 1000 arrivals starved" in (failure.get("message") or "")
+
+
+def test_a_run_within_the_starvation_bound_passes_its_sessions_check() -> None:
+    summary = make_summary()
+    summary["run"]["sessions"] = _starved(10)  # 1 %: at the bound, not over it
+    verdict = evaluate(summary, slo(LENIENT))
+    assert by_name(verdict.checks)["sessions for the arrivals"].outcome == "pass"
+    assert verdict.status == "pass"
+
+
+def _false_positives(flagged: int, used: int = 300) -> dict[str, Any]:
+    return {"accounts_used": used, "accounts_flagged": flagged, "alerts_checked": True}
+
+
+@pytest.mark.parametrize(("flagged", "status"), [(0, "pass"), (2, "pass"), (3, "fail")])
+def test_false_positives_must_stay_under_one_percent_of_the_accounts(
+    flagged: int, status: str
+) -> None:
+    summary = make_summary()
+    summary["detection"] = {"false_positives": _false_positives(flagged)}
+    verdict = evaluate(summary, slo(LENIENT + "false_positives_max_ratio: 0.01\n"))
+    check = by_name(verdict.checks)["false positives"]
+    assert (check.kind, check.outcome, check.comparison) == ("false_positives", status, "<")
+    assert verdict.status == status
+    assert f"{flagged} of 300 ordinary accounts" in check.detail
+
+
+def test_false_positives_not_measured_are_not_judged_and_the_run_invalid() -> None:
+    verdict = evaluate(make_summary(), slo(LENIENT + "false_positives_max_ratio: 0.01\n"))
+    assert by_name(verdict.checks)["false positives"].outcome == "not_judged"
+    assert verdict.status == "invalid"
+
+
+def test_the_bundled_objectives_judge_false_positives_at_one_percent() -> None:
+    for path in (DEFAULT_SLO_PATH, BENCHMARK_SLO_PATH):
+        assert load_slo(path).false_positives_max_ratio == 0.01
+    with pytest.raises(SloError, match="false_positives_max_ratio"):
+        slo(LENIENT + "false_positives_max_ratio: 2\n")

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -208,4 +209,24 @@ def test_the_readme_session_script_runs(demo: tuple[str, Path]) -> None:
     assert f"logged in as {manager['username']}" in result.stdout
     assert "audit: child:record:viewed reason=safeguarding relationship=data_manager" in (
         result.stdout
+    )
+
+
+def test_demo_writes_a_load_crowd_with_caseloads_and_says_where(demo: tuple[str, Path]) -> None:
+    from loadtests.cli import crowd_size
+    from loadtests.model import profile_from_name
+
+    _, data_dir = demo
+    path = data_dir / "load-personas.json"
+    crowd = json.loads(path.read_text())
+    assert path.stat().st_mode & 0o077 == 0
+    held = Counter(p["role"] for p in crowd)
+    for role, wanted in crowd_size(profile_from_name("national-rollout", duration_s=None)).items():
+        assert held[role] >= wanted, role
+    # Every practitioner looks up its own service's children (a data manager sees its LA's).
+    assert all(
+        p["caseload"] for p in crowd if p["role"] not in ("la_data_manager", "national_auditor")
+    )
+    assert (
+        f"Load personas (a crowd with caseloads): {path}" in (data_dir / "server.log").read_text()
     )
