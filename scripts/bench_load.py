@@ -44,8 +44,16 @@ def _row(summary: dict[str, Any], endpoint: str) -> dict[str, Any]:
 
 
 def cpu_seconds() -> dict[str, float]:
-    """CPU seconds used so far by the served registry's processes and by PostgreSQL's."""
-    totals = {"registry": 0.0, "postgres": 0.0}
+    """CPU seconds used so far by the served registry's processes, by PostgreSQL's, and by the
+    whole machine (every core). A process that ended between two readings drops out of its
+    group (PostgreSQL ends a backend with its connection), so the groups can undercount; the
+    machine's figure cannot."""
+    machine_times = psutil.cpu_times()
+    totals = {
+        "registry": 0.0,
+        "postgres": 0.0,
+        "machine": machine_times.user + machine_times.system + machine_times.nice,
+    }
     for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
         try:
             line = " ".join(proc.info["cmdline"] or [])
@@ -71,13 +79,19 @@ def _served_by(proc: psutil.Process) -> bool:
 
 
 def registry_step(
-    target: str, personas: Path, rate: float, seconds: float, sessions: int, out: Path
+    target: str,
+    personas: Path,
+    rate: float,
+    seconds: float,
+    sessions: int,
+    out: Path,
+    warmup: float = 20.0,
 ) -> dict[str, Any]:
     before, started = cpu_seconds(), time.time()
     code = run_locust(
         target, personas, out, profile="steady", duration=seconds, rate=rate, think_scale=0.1,
         max_sessions=sessions, slo=ROOT / "loadtests/slo/benchmark.yaml",
-        extra=["--warmup", "20"],
+        extra=["--warmup", f"{warmup:g}"],
     )  # fmt: skip
     after, wall = cpu_seconds(), time.time() - started
     summary = json.loads((out / "summary.json").read_text())
@@ -106,6 +120,7 @@ def registry_step(
             "registry": (after["registry"] - before["registry"]) / wall,
             "postgres": (after["postgres"] - before["postgres"]) / wall,
             "generator": generator_cpu / wall,
+            "machine": (after["machine"] - before["machine"]) / wall,
         },
         "report": str(out),
     }
@@ -119,6 +134,13 @@ def registry_step(
 @click.option("--baseline-rate", type=float, help="The step run on --baseline-target [first].")
 @click.option("--seconds", type=float, default=60.0, show_default=True)
 @click.option("--sessions", type=int, default=300, show_default=True)
+@click.option(
+    "--warmup",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Seconds for the sessions to log in before each step's first arrival.",
+)
 @click.option("--out", type=click.Path(path_type=Path), default=ROOT / "benchmarks/load.json")
 @click.option("--reports", type=click.Path(path_type=Path), default=Path("load-bench"))
 def main(
@@ -129,6 +151,7 @@ def main(
     baseline_rate: float | None,
     seconds: float,
     sessions: int,
+    warmup: float,
     out: Path,
     reports: Path,
 ) -> None:
@@ -139,7 +162,9 @@ def main(
     if target and personas:
         steps = []
         for rate in [float(r) for r in rates.split(",")]:
-            step = registry_step(target, personas, rate, seconds, sessions, reports / f"r{rate:g}")
+            step = registry_step(
+                target, personas, rate, seconds, sessions, reports / f"r{rate:g}", warmup
+            )
             click.echo(json.dumps({k: v for k, v in step.items() if k != "generator"}), err=True)
             steps.append(step)
         passing = [s for s in steps if s["verdict"] == "pass"]
@@ -156,7 +181,7 @@ def main(
         if baseline_target:
             low = baseline_rate or steps[0]["enquiries_per_s_planned"]
             base = registry_step(
-                baseline_target, personas, low, seconds, sessions, reports / "controls-off"
+                baseline_target, personas, low, seconds, sessions, reports / "controls-off", warmup
             )
             on = next(s for s in steps if s["enquiries_per_s_planned"] == low)
             result["controls_cost"] = {

@@ -54,7 +54,7 @@ class Session:
 
     def login(self) -> bool:
         """Password plus a one-time code; a code already used this step waits for the next."""
-        refused, busy_until = 0, time.time() + LOGIN_BUSY_WAIT_S
+        refused, busy, busy_until = 0, 0, time.time() + LOGIN_BUSY_WAIT_S
         while refused < 3:
             step = int(time.time()) // TOTP_STEP
             if step <= self.last_step:
@@ -84,8 +84,12 @@ class Session:
                     # The registry's hashing lanes are full (login_busy): the code was never
                     # checked, so the same step may be sent again after the pause it asks for,
                     # and a busy answer is no refusal: a crowd logging in waits its turn.
+                    # Backing off, with jitter: thousands of sessions told "1 s" at once would
+                    # otherwise come back together, a storm of refusals every second.
                     self.last_step = step - 1
-                    gevent.sleep(_retry_after(response.headers.get("Retry-After")))
+                    busy += 1
+                    pause = _retry_after(response.headers.get("Retry-After")) * 2 ** min(busy, 3)
+                    gevent.sleep(min(10.0, pause) * random.uniform(0.5, 1.0))  # noqa: S311
                     continue
                 if response.status_code != 401:
                     return False

@@ -13,7 +13,9 @@ with ``Retry-After``): the client backs off, and no slot the other routes need i
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -43,6 +45,9 @@ class CredentialGate:
         self.queue = queue
         self.wait_seconds = wait_seconds
         self.figures = GateFigures()
+        # How long a password operation holds its lane, smoothed (seconds; a guess until the
+        # first one ends): what a refused client is told to wait is the queue's length in it.
+        self.hold_seconds = 0.25
         self._lock = threading.Lock()
         self._semaphore: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -81,9 +86,20 @@ class CredentialGate:
             figures.in_use += 1
             figures.admitted += 1
             figures.peak_in_use = max(figures.peak_in_use, figures.in_use)
+        began = time.monotonic()
         try:
             yield
         finally:
+            held = time.monotonic() - began
             with self._lock:
                 figures.in_use -= 1
+                self.hold_seconds = 0.8 * self.hold_seconds + 0.2 * held
             lane.release()
+
+    def retry_after(self) -> int:
+        """Seconds a refused client should wait: the work ahead of it (every operation in a
+        lane or queued, at the smoothed hold time) shared by the lanes; 1 to 30."""
+        with self._lock:
+            ahead = self.figures.in_use + self.figures.waiting
+            hold = self.hold_seconds
+        return max(1, min(30, math.ceil(ahead * hold / max(1, self.lanes))))

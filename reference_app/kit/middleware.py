@@ -282,7 +282,7 @@ class SecurityMiddleware:
                 "login_busy",
                 "Too many logins at once; try again shortly.",
                 request_id,
-                headers=[(b"retry-after", b"1")],
+                headers=[(b"retry-after", str(self.ctx.credential_gate.retry_after()).encode())],
             )
         except PoolTimeout:
             # Every database connection is taken: the registry is overloaded, not broken. Say so
