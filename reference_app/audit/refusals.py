@@ -26,6 +26,7 @@ from reference_app.access.principal import Principal
 from reference_app.audit.service import RequestInfo, record
 from reference_app.audit.tags import EventTag, Outcome
 from reference_app.context import AppContext
+from reference_app.kit.clock import minute_window
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.identifiers import InvalidIdentifier, normalise
 
@@ -50,8 +51,7 @@ def _recorded(
 ) -> int:
     """How many refusals this refusal stands for: 1, N for a summary, or 0 (counted only)."""
     caller = f"user:{principal.user_id}" if principal else f"source:{source or 'unknown'}"
-    minute = int(now.timestamp()) // 60
-    left = 60 - int(now.timestamp()) % 60
+    minute, left = minute_window(now)
     with ctx.limits.open() as ops:
         count = ops.incr(f"refusals:{caller}:{minute}", left, now)
     # Scaled like every other limit (limits_scale): a deployment's one tuning knob.

@@ -50,26 +50,28 @@ _CARERS = Carer.__table__
 _CANARIES = Canary.__table__
 
 
-def _standing(column: Any) -> Any:
-    """The caller's current involvements with the child (``involvement_standing``'s rule):
-    the organisation's or the caller's own, begun and not ended by ``today``, confirmed unless
-    ``claims_count``."""
+def _standing_conditions() -> list[ColumnElement[bool]]:
+    """The caller's current involvements with the child: the organisation's or the caller's
+    own, begun and not ended by ``today``, confirmed unless ``claims_count`` (every value
+    bound: ``involved_child_id``, ``organisation_id``, ``practitioner_id``, ``today``,
+    ``claims_count``)."""
     inv = _INVOLVEMENTS.c
-    return (
-        select(column)
-        .where(
-            # Sealed child reference: bound by value (its own parameter, sealed for its column).
-            inv.child_id == bindparam("involved_child_id"),
-            or_(
-                inv.organisation_id == bindparam("organisation_id"),
-                inv.practitioner_id == bindparam("practitioner_id"),
-            ),
-            inv.started_on <= bindparam("today"),
-            or_(inv.ended_on.is_(None), inv.ended_on >= bindparam("today")),
-            or_(bindparam("claims_count", type_=Boolean), inv.confirmed_at.is_not(None)),
-        )
-        .scalar_subquery()
-    )
+    return [
+        # Sealed child reference: bound by value (its own parameter, sealed for its column).
+        inv.child_id == bindparam("involved_child_id"),
+        or_(
+            inv.organisation_id == bindparam("organisation_id"),
+            inv.practitioner_id == bindparam("practitioner_id"),
+        ),
+        inv.started_on <= bindparam("today"),
+        or_(inv.ended_on.is_(None), inv.ended_on >= bindparam("today")),
+        or_(bindparam("claims_count", type_=Boolean), inv.confirmed_at.is_not(None)),
+    ]
+
+
+def _standing(column: Any) -> Any:
+    """``column`` (an aggregate) over the caller's current involvements with the child."""
+    return select(column).where(*_standing_conditions()).scalar_subquery()
 
 
 # A record view's reads as one statement of three row shapes (``part``): the child's own row
@@ -358,6 +360,11 @@ def search(
         window *= 4
 
 
+_STANDING = select(func.count(_INVOLVEMENTS.c.id), func.min(_INVOLVEMENTS.c.confirmed_at)).where(
+    *_standing_conditions()
+)
+
+
 def involvement_standing(
     db: Session, child_id: str, principal: Principal, today: date, *, claims_count: bool
 ) -> tuple[bool, datetime | None]:
@@ -366,22 +373,22 @@ def involvement_standing(
 
     Only confirmed involvements count, unless ``claims_count`` (confirmation switched off): a
     practitioner's own claim is no evidence of a need to know until the child's LA vouches for
-    it. One query: this is on the record view's hot path.
+    it. The record view reads the same in its one statement (``read_for_view``).
     """
-    conditions: list[ColumnElement[bool]] = [
-        Involvement.child_id == child_id,
-        or_(
-            Involvement.organisation_id == principal.organisation_id,
-            Involvement.practitioner_id == principal.user_id,
-        ),
-        Involvement.started_on <= today,
-        or_(Involvement.ended_on.is_(None), Involvement.ended_on >= today),
-    ]
-    if not claims_count:
-        conditions.append(Involvement.confirmed_at.is_not(None))
-    row = db.execute(
-        select(func.count(Involvement.id), func.min(Involvement.confirmed_at)).where(*conditions)
-    ).one()
+    row = (
+        db.connection()
+        .execute(
+            _STANDING,
+            {
+                "involved_child_id": child_id,
+                "organisation_id": principal.organisation_id,
+                "practitioner_id": principal.user_id,
+                "today": today,
+                "claims_count": claims_count,
+            },
+        )
+        .one()
+    )
     return bool(row[0]), row[1]
 
 

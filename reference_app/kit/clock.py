@@ -12,6 +12,13 @@ class Clock:
         return datetime.now(UTC)
 
 
+def minute_window(now: datetime) -> tuple[int, int]:
+    """The current minute's number (since the epoch) and the seconds left in it: a fixed
+    window for per-minute counts."""
+    epoch = int(now.timestamp())
+    return epoch // 60, 60 - epoch % 60
+
+
 def start_of_day(moment: datetime) -> datetime:
     """The start of ``moment``'s UTC day.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from reference_app.kit.clock import minute_window
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import TooManyRequests
 
@@ -17,8 +18,7 @@ def check_source(ctx: AppContext, source: str | None) -> None:
     if source is None or not enabled(ctx.settings, Control.RATE_LIMITS):
         return
     now = ctx.clock.now()
-    epoch = int(now.timestamp())
-    minute, left = epoch // 60, 60 - epoch % 60
+    minute, left = minute_window(now)
     with ctx.limits.open() as ops:
         count = ops.incr(f"source:{source}:{minute}", left, now)
     if count > ctx.settings.limit_source_per_minute:

@@ -45,6 +45,7 @@ from reference_app.access.principal import Principal
 from reference_app.alerts.models import AlertKind, AlertSeverity
 from reference_app.audit.tags import EventTag, Outcome
 from reference_app.context import AppContext
+from reference_app.kit.clock import minute_window
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import TooManyRequests
 from reference_app.kit.http import Call
@@ -151,12 +152,6 @@ def shared_caps(ctx: AppContext, established_in_org: int, established_in_la: int
 
 def _seconds_to(end: datetime, now: datetime) -> int:
     return max(1, int((end - now).total_seconds() + 0.999))
-
-
-def _minute(now: datetime) -> tuple[int, int]:
-    """The current minute's number and the seconds left in it."""
-    epoch = int(now.timestamp())
-    return epoch // 60, 60 - epoch % 60
 
 
 def _day(now: datetime) -> tuple[str, int]:
@@ -367,7 +362,7 @@ class Limiter:
         )
 
     def _rate_step(self, now: datetime, what: str, limit: int) -> Incr:
-        minute, left = _minute(now)
+        minute, left = minute_window(now)
         return Incr(f"rate:{what}:{self.principal.user_id}:{minute}", left, limit)
 
     def _rate_refusal(self, now: datetime, what: str, limit: int, count: int) -> TooManyRequests:
@@ -376,7 +371,7 @@ class Limiter:
             f"Too many {what}es in a minute; wait and try again."
             if what == "search"
             else f"Too many {what}s in a minute; wait and try again.",
-            _minute(now)[1],
+            minute_window(now)[1],
             audited=count > limit + 1,  # the first refusal in a window is recorded
         )
 
