@@ -407,35 +407,8 @@ class DatabaseStore:
 
 
 class RedisOps:
-    """Counters, sets and sorted sets in Redis; the capped add is one Lua script (atomic)."""
-
-    _ADD = """
-    local present = redis.call('SISMEMBER', KEYS[1], ARGV[1])
-    local size = redis.call('SCARD', KEYS[1])
-    local cap = tonumber(ARGV[3])
-    if present == 0 and cap >= 0 and size >= cap then return {size, 0} end
-    if present == 0 then
-        redis.call('SADD', KEYS[1], ARGV[1])
-        size = size + 1
-        if size == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-    end
-    return {size, 1}
-    """
-
-    _ADD_ALL = """
-    local size = redis.call('SCARD', KEYS[1])
-    local cap = tonumber(ARGV[2])
-    local new = 0
-    for i = 3, #ARGV do
-        if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then new = new + 1 end
-    end
-    if size + new > cap then return {size, 0} end
-    if new > 0 then
-        redis.call('SADD', KEYS[1], unpack(ARGV, 3))
-        if size == 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-    end
-    return {size + new, 1}
-    """
+    """Counters, sets and sorted sets in Redis; the capped adds and the gate are one Lua script
+    (atomic)."""
 
     # ``run_gate`` as one script: KEYS[i] is step i's key, ARGV[1] the steps as JSON arrays
     # (numbers that must stay exact, time stamps, as strings). Returns the stopping step's index
@@ -519,8 +492,6 @@ class RedisOps:
     def __init__(self, client: Any, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
-        self._add = client.register_script(self._ADD)
-        self._add_all = client.register_script(self._ADD_ALL)
         self._gate = client.register_script(self._GATE)
 
     def gate(self, steps: Sequence[Step], now: datetime) -> Gate:
@@ -571,10 +542,8 @@ class RedisOps:
     def add(
         self, key: str, member: str, ttl: int, now: datetime, cap: int | None = None
     ) -> tuple[int, bool]:
-        size, admitted = self._add(
-            keys=[self.prefix + key], args=[member, ttl, -1 if cap is None else cap]
-        )
-        return int(size), bool(admitted)
+        gate = self.gate([Add(key, member, ttl, cap)], now)  # the gate's script, one step
+        return gate.values[0], gate.stopped is None
 
     def add_all(
         self, key: str, members: Sequence[str], ttl: int, now: datetime, cap: int
@@ -582,8 +551,8 @@ class RedisOps:
         wanted = sorted(set(members))
         if not wanted:
             return self.client.scard(self.prefix + key), True
-        size, admitted = self._add_all(keys=[self.prefix + key], args=[ttl, cap, *wanted])
-        return int(size), bool(admitted)
+        gate = self.gate([AddAll(key, tuple(wanted), ttl, cap)], now)
+        return gate.values[0], gate.stopped is None
 
     def recent(self, key: str, stamp_ms: int, ttl: int, keep: int, now: datetime) -> list[int]:
         k = self.prefix + key
