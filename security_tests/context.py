@@ -93,8 +93,12 @@ def cannot(what: str, response: httpx.Response) -> NoReturn:
 
 
 def fictional_family_name() -> str:
-    """A family name built from syllables no real family name uses."""
-    parts = [secrets.choice(_SYLLABLES) for _ in range(3)]
+    """A family name built from syllables no real family name uses.
+
+    Five syllables give 100,000 names with as many distinct phonetic codes, so two children
+    the harness registers on one date of birth almost never find each other in a search.
+    """
+    parts = [secrets.choice(_SYLLABLES) for _ in range(5)]
     return "".join(parts).capitalize()
 
 
