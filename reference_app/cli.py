@@ -1,7 +1,8 @@
 """The `contactpoint` command line: serve, db, keys, users and audit.
 
-Exit codes: 0 success; 1 the check ran and failed (e.g. tampering found); 2 bad usage or
-configuration.
+Exit codes (every command; see `reference_app.kit.exits`): 0 pass; 1 a check ran and found a
+problem (e.g. tampering); 2 usage or configuration; 3 could not judge; 4 target or dependency
+unreachable.
 """
 
 from __future__ import annotations
@@ -17,20 +18,46 @@ import click
 
 from reference_app.config import Environment, Settings
 from reference_app.kit.commands import DATABASE, instance, settings_for
+from reference_app.kit.exits import ExitCode, explain
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from reference_app.kit.keys import Keyring
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+EXIT_FAILED = int(ExitCode.FOUND)
+EXIT_USAGE = int(ExitCode.USAGE)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The command group: a known configuration or reachability error is one line, not a trace."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            failure = None if ctx.params.get("debug") else explain(exc)
+            if failure is None:
+                raise
+            raise failure from exc
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="contactpoint-harness")
-def main() -> None:
-    """ContactPoint Harness: reference registry, data, load and security tooling."""
+@click.option("--debug", is_flag=True, help="Show the traceback of a configuration error.")
+def main(debug: bool) -> None:
+    """ContactPoint Harness: reference registry, data, load and security tooling.
+
+    \b
+    Exit codes, every command:
+      0  pass
+      1  a check ran and found a problem
+      2  usage or configuration error (nothing was run)
+      3  could not judge (the run was invalid)
+      4  the target or a dependency is unreachable
+    """
 
 
 @main.command()

@@ -10,12 +10,20 @@ from pathlib import Path
 
 import click
 
+from reference_app.kit.exits import ExitCode
 from security_tests import engine, report
-from security_tests.target import Target, TargetError
+from security_tests.target import (
+    Target,
+    TargetError,
+    TargetLoginBroken,
+    TargetUnreachable,
+    preflight,
+)
 
-EXIT_OK = 0
-EXIT_FINDINGS = 1
-EXIT_USAGE = 2
+EXIT_OK = int(ExitCode.PASS)
+EXIT_FINDINGS = int(ExitCode.FOUND)
+EXIT_USAGE = int(ExitCode.USAGE)
+EXIT_UNREACHABLE = int(ExitCode.UNREACHABLE)
 
 
 def _severity(_ctx: click.Context, _param: click.Parameter, value: str) -> engine.Severity:
@@ -107,8 +115,13 @@ def attack(
 
     Each scenario maps to OWASP API Security Top 10 2023 and ASVS 5.0 ids and has a severity; its
     result is pass, fail, error or skipped (with the reason), with the redacted requests and
-    responses that prove it. Exit codes: 0 nothing at or above --fail-on failed; 1 something did;
-    2 bad usage (no target, unreadable personas, unknown --only).
+    responses that prove it. Before the first scenario it checks, in seconds, that the target is
+    ready (/readyz) and that one persona of each role logs in.
+
+    \b
+    Exit codes: 0 nothing at or above --fail-on failed; 1 something did;
+    2 bad usage (no target, unreadable personas or personas that cannot log in, unknown --only);
+    4 the target does not answer or is not ready.
     """
     try:
         scenarios = engine.select(only)
@@ -196,6 +209,20 @@ def _attack(
     except TargetError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
+    click.echo(f"pre-flight: {target.url}/readyz and one login per persona role ...", err=True)
+    try:
+        roles = preflight(target)
+    except TargetLoginBroken as exc:
+        # A login the server broke on is a finding the scenarios report; run them.
+        click.echo(f"pre-flight: {exc}", err=True)
+    except TargetUnreachable as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_UNREACHABLE)
+    except TargetError as exc:
+        click.echo(f"error: {exc} (is --personas this target's?)", err=True)
+        sys.exit(EXIT_USAGE)
+    else:
+        click.echo(f"pre-flight: ready; logged in as {', '.join(roles)}", err=True)
     click.echo(f"attacking {target.url} with {len(scenarios)} scenarios", err=True)
     began = time.perf_counter()
     results = engine.run(

@@ -241,6 +241,39 @@ class Target:
         return token
 
 
+class TargetUnreachable(TargetError):
+    """The target does not answer, or says it is not ready: nothing can be judged."""
+
+
+def preflight(target: Target, *, ready_within: float = 10.0) -> list[str]:
+    """Check, in seconds, that the target is ready and one persona of each role can log in.
+
+    Raises TargetUnreachable when ``/readyz`` does not answer 200 within ``ready_within``
+    seconds, and TargetError when a persona cannot log in (the personas file is not this
+    target's). Returns the roles that logged in; their sessions are kept for the run.
+    """
+    try:
+        ready = httpx.get(target.url + "/readyz", timeout=ready_within, verify=target.verify_tls)
+    except httpx.HTTPError as exc:
+        raise TargetUnreachable(f"the target {target.url} does not answer: {exc}") from exc
+    if ready.status_code != 200:
+        raise TargetUnreachable(
+            f"the target {target.url} is not ready: /readyz answered {ready.status_code}"
+        )
+    roles: dict[str, Account] = {}
+    for account in target.accounts:
+        roles.setdefault(account.role, account)
+    with httpx.Client(
+        base_url=target.url, timeout=target.timeout, verify=target.verify_tls
+    ) as http:
+        for account in roles.values():
+            try:
+                target.token(http, account)
+            except httpx.HTTPError as exc:
+                raise TargetUnreachable(f"the target stopped answering: {exc}") from exc
+    return sorted(roles)
+
+
 def _code(response: httpx.Response) -> str:
     try:
         return str(response.json()["error"]["code"])

@@ -39,14 +39,21 @@ def settings_for(database: str | None) -> Settings:
 
 @contextmanager
 def instance(database: str | None) -> Iterator[AppContext]:
-    """Open an instance context for one command, and close its connections after."""
+    """Open an instance context for one command, and close its connections after.
+
+    A SQLite file that does not exist is refused, not created: only `db upgrade`, `generate`
+    and `restore` make databases.
+    """
     from reference_app.context import build_context
+    from reference_app.kit.exits import existing_sqlite, usage
     from reference_app.kit.keys import KeyMaterialError
 
+    settings = settings_for(database)
+    existing_sqlite(settings.database_url)
     try:
-        ctx = build_context(settings_for(database))
+        ctx = build_context(settings)
     except KeyMaterialError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise usage(str(exc)) from exc
     try:
         yield ctx
     finally:

@@ -7,6 +7,7 @@ gives a medium-severity failure, so the exit codes and reports have something to
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -64,6 +65,34 @@ def test_the_cli_gives_a_verdict_reports_and_exit_codes(
 def test_the_cli_refuses_bad_usage() -> None:
     assert attack()[0] == 2
     assert attack("--reference", "--only", "nosuchgroup")[0] == 2
+
+
+def test_the_cli_stops_at_once_when_the_target_is_down(
+    attack_template: Path, tmp_path: Path
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    personas = attack_template / "personas.json"
+    code, out = attack("--target", f"http://127.0.0.1:{port}", "--personas", str(personas))
+    assert code == 4, out
+    assert "does not answer" in out
+    assert "attacking" not in out  # no scenario ran
+
+
+def test_the_cli_refuses_personas_that_are_not_the_targets(
+    attack_template: Path, tmp_path: Path
+) -> None:
+    rows = json.loads((attack_template / "personas.json").read_text())
+    for row in rows:
+        row["password"] = "not-" + row["password"]
+    wrong = tmp_path / "personas.json"
+    wrong.write_text(json.dumps(rows))
+    with local.serve(attack_template, tmp_path / "run") as reg:
+        code, out = attack("--target", reg.url, "--personas", str(wrong), "--only", "transport")
+    assert code == 2, out
+    assert "cannot log in" in out
+    assert "attacking" not in out
 
 
 def test_pytest_runs_the_same_scenarios(attack_template: Path, tmp_path: Path) -> None:
