@@ -216,7 +216,7 @@ def load(
     """
     from loadtests import model
     from loadtests import slo as slo_module
-    from loadtests.workload import WorkloadError, load_workload
+    from loadtests.workload import ENDPOINTS, WorkloadError, load_workload
 
     if reference == bool(url):
         raise click.UsageError("give --target URL, or --reference for a local reference registry")
@@ -224,7 +224,11 @@ def load(
         raise click.UsageError("--personas FILE is required with --target")
     try:
         plan = model.profile_from_name(profile, duration_s=duration, rate=rate, intensity=intensity)
-        slo_module.load_slo(slo or slo_module.DEFAULT_SLO_PATH)
+        slo_module.check_workload(
+            slo_module.load_slo(slo or slo_module.DEFAULT_SLO_PATH),
+            endpoints=ENDPOINTS,
+            personas=model.PERSONA_KINDS,
+        )
         if personas is not None:
             _warn_without_caseloads(load_workload(personas).accounts)
     except (ValueError, WorkloadError, slo_module.SloError) as exc:

@@ -17,6 +17,10 @@ An SLO file declares what a run must show to pass::
       dropped_max_ratio: 0.001
     false_positives_max_ratio: 0.01   # ordinary accounts alerted, suspended or blocked: under 1 %
 
+A file without a ``rate:`` block keeps the default rate checks (achieved at least 95 % of the
+plan, at most 0.1 % dropped); ``rate: null`` switches them off. Before a run, ``check_workload``
+refuses objectives naming an endpoint or persona the workload never uses (a usage error, exit 2).
+
 ``evaluate`` turns a run summary (the ``contactpoint-load/1`` dict) and an ``Slo`` into a
 ``Verdict`` whose ``exit_code`` is the command's: 0 pass, 1 fail, 3 invalid. An objective that
 cannot be judged (no such endpoint or persona in the run, too few samples) makes the run invalid
@@ -29,7 +33,7 @@ import math
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -112,6 +116,10 @@ class RateObjective:
 
     achieved_ratio_min: float | None = None
     dropped_max_ratio: float | None = None
+
+
+# The rate checks a file without a `rate:` block keeps.
+DEFAULT_RATE = RateObjective(achieved_ratio_min=0.95, dropped_max_ratio=0.001)
 
 
 @dataclass(frozen=True)
@@ -269,7 +277,8 @@ def parse_slo(data: object, source: str = "<slo>") -> Slo:
             )
         names.add(objective.name)
 
-    rate = _rate(data.get("rate"), fail)
+    # Without a `rate:` block the default rate checks stay; `rate: null` switches them off.
+    rate = _rate(data["rate"], fail) if "rate" in data else DEFAULT_RATE
     false_positives = data.get("false_positives_max_ratio")
     if false_positives is not None:
         false_positives = _ratio(false_positives, "false_positives_max_ratio", fail)
@@ -284,6 +293,25 @@ def parse_slo(data: object, source: str = "<slo>") -> Slo:
         source=source,
         false_positives_max_ratio=false_positives,
     )
+
+
+def check_workload(slo: Slo, endpoints: Iterable[str], personas: Iterable[str]) -> None:
+    """Refuse, before a run, objectives naming an endpoint or persona the workload never uses.
+
+    Such an objective could only be found unjudgeable after the whole run.
+    """
+    known_endpoints, known_personas = set(endpoints), set(personas)
+    for i, objective in enumerate(slo.objectives):
+        if objective.endpoint != ALL and objective.endpoint not in known_endpoints:
+            raise SloError(
+                f"{slo.source}: objectives[{i}].endpoint: the workload sends no "
+                f"{objective.endpoint!r} (it sends {', '.join(sorted(known_endpoints))})"
+            )
+        if objective.persona != ALL and objective.persona not in known_personas:
+            raise SloError(
+                f"{slo.source}: objectives[{i}].persona: no persona {objective.persona!r} "
+                f"(the personas are {', '.join(sorted(known_personas))})"
+            )
 
 
 def _reject_unknown(data: Mapping[Any, Any], known: frozenset[str], where: str, fail: Any) -> None:

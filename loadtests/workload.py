@@ -24,6 +24,13 @@ from typing import Any
 from loadtests.model import KIND_ROLES, THINK_TIME_S
 
 API = "/api/v1"
+# The names the ordinary crowd's requests are counted under: an SLO objective names one of these.
+LOGIN = f"POST {API}/auth/login"
+SEARCH = f"POST {API}/children/search"
+VIEW = f"GET {API}/children/{{id}}"
+AUDIT_EVENTS = f"GET {API}/audit/events"
+ALERTS = f"GET {API}/alerts"
+ENDPOINTS = (LOGIN, SEARCH, VIEW, AUDIT_EVENTS, ALERTS)
 
 
 class Strategy(StrEnum):

@@ -24,7 +24,19 @@ from locust import FastHttpUser, constant, task
 
 from loadtests.engine import NODE, Job
 from loadtests.scenarios import answered, body, error_code
-from loadtests.workload import API, Account, Child, pick_child, reason, search_body
+from loadtests.workload import (
+    ALERTS,
+    API,
+    AUDIT_EVENTS,
+    LOGIN,
+    SEARCH,
+    VIEW,
+    Account,
+    Child,
+    pick_child,
+    reason,
+    search_body,
+)
 
 TOTP_STEP = 30
 # Refresh the token this long before it expires, between enquiries.
@@ -69,7 +81,7 @@ class Session:
                     "password": self.account.password,
                     "otp": otp,
                 },
-                name=f"POST {API}/auth/login",
+                name=LOGIN,
                 catch_response=True,
             ) as response:
                 if response.status_code == 200:
@@ -205,7 +217,7 @@ class Practitioner(FastHttpUser):
         """One request of a task; returns its bounded name and whether it succeeded."""
         session, kind = self.session, self.account.kind
         if action == "search":
-            name = f"POST {API}/children/search"
+            name = SEARCH
             response = self.client.post(
                 f"{API}/children/search",
                 json=search_body(child, self.rng),
@@ -213,14 +225,14 @@ class Practitioner(FastHttpUser):
                 name=name,
             )
         elif action == "view":
-            name = f"GET {API}/children/{{id}}"
+            name = VIEW
             response = self.client.get(
                 f"{API}/children/{child.child_id}",
                 headers=session.headers(**{"X-Access-Reason": reason(kind, self.rng)}),
                 name=name,
             )
         elif action == "audit":
-            name = f"GET {API}/audit/events"
+            name = AUDIT_EVENTS
             response = self.client.get(
                 f"{API}/audit/events",
                 params={"child_id": child.child_id, "limit": 20},
@@ -228,7 +240,7 @@ class Practitioner(FastHttpUser):
                 name=name,
             )
         elif action == "alerts":
-            name = f"GET {API}/alerts"
+            name = ALERTS
             response = self.client.get(
                 f"{API}/alerts", params={"limit": 20}, headers=session.headers(), name=name
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -41,3 +42,21 @@ def test_a_reference_run_starts_in_a_working_morning_at_any_hour(hour: int) -> N
     local = now.astimezone(ZoneInfo(working_hours_zone(now.timestamp())))
     assert local.hour == WORKING_MORNING_HOUR
     assert local.minute == 47
+
+
+def test_an_slo_naming_an_endpoint_the_workload_never_sends_is_a_usage_error(
+    tmp_path: Path,
+) -> None:
+    from click.testing import CliRunner
+
+    from reference_app.cli import main
+
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("objectives:\n  - endpoint: 'GET /api/v1/childs/{id}'\n    p99_ms: 250\n")
+    # The target is never contacted: the check comes before the run.
+    result = CliRunner().invoke(
+        main, ["load", "--reference", "--slo", str(slo), "--reference-dir", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 2, result.output
+    assert "the workload sends no 'GET /api/v1/childs/{id}'" in result.output
+    assert not (tmp_path / "r").exists()

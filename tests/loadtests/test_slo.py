@@ -10,18 +10,22 @@ from typing import Any
 import pytest
 import yaml
 
+from loadtests.model import PERSONA_KINDS
 from loadtests.slo import (
     BENCHMARK_SLO_PATH,
+    DEFAULT_RATE,
     DEFAULT_SLO_PATH,
     Check,
     Slo,
     SloError,
     breaches,
+    check_workload,
     evaluate,
     load_slo,
     parse_slo,
     write_junit,
 )
+from loadtests.workload import ENDPOINTS
 
 VIEW = "GET /api/v1/children/{id}"
 SEARCH = "POST /api/v1/children/search"
@@ -188,7 +192,26 @@ objectives:
     assert (first.name, first.persona, first.p95_ms) == ("GET /api/v1/alerts as gp", "gp", 300)
     assert (second.name, second.endpoint, second.persona) == ("all endpoints", "*", "*")
     assert (parsed.latency, parsed.min_samples, parsed.abort_on_breach) == ("corrected", 200, False)
-    assert parsed.rate is None
+    # No `rate:` block: the default rate checks stay in force.
+    assert parsed.rate == DEFAULT_RATE
+
+
+def test_rate_null_switches_the_rate_checks_off() -> None:
+    assert slo("objectives:\n  - p99_ms: 9\nrate: null").rate is None
+
+
+def test_an_slo_naming_what_the_workload_never_sends_is_refused_before_the_run() -> None:
+    parsed = slo("objectives:\n  - endpoint: 'GET /api/v1/childern/{id}'\n    p99_ms: 250")
+    with pytest.raises(SloError, match=r"objectives\[0\]\.endpoint: the workload sends no"):
+        check_workload(parsed, endpoints=ENDPOINTS, personas=PERSONA_KINDS)
+    parsed = slo("objectives:\n  - persona: teacher\n    p99_ms: 250")
+    with pytest.raises(SloError, match=r"objectives\[0\]\.persona: no persona 'teacher'"):
+        check_workload(parsed, endpoints=ENDPOINTS, personas=PERSONA_KINDS)
+
+
+@pytest.mark.parametrize("path", [DEFAULT_SLO_PATH, BENCHMARK_SLO_PATH])
+def test_the_bundled_files_name_only_what_the_workload_sends(path: Path) -> None:
+    check_workload(load_slo(path), endpoints=ENDPOINTS, personas=PERSONA_KINDS)
 
 
 @pytest.mark.parametrize(
@@ -220,7 +243,7 @@ def test_bad_values_name_the_key(text: str, named: str) -> None:
 
 def test_an_slo_needs_an_objective_or_a_rate() -> None:
     with pytest.raises(SloError, match="at least one objective"):
-        slo("latency: corrected\nobjectives: []")
+        slo("latency: corrected\nobjectives: []\nrate: null")
 
 
 def test_not_a_mapping() -> None:
