@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-import statistics
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from security_tests import timing
 from security_tests.context import (
     Caller,
     Child,
@@ -43,6 +43,7 @@ SEARCH_RESULT_KEYS = frozenset(
 TIMING_SAMPLES = 7  # per kind of search: 15 searches with the warm-up stay below the timing rule
 TIMING_FLOOR_SECONDS = 0.025  # jitter on a loaded machine; a timing oracle must stand above it
 TIMING_RATIO = 0.5  # medians may differ by half the larger one
+TIMING_ROUNDS = 2  # a second round (a fresh searcher) only when the first differs
 SENSITIVE_KINDS = ("mental_health_service", "sexual_health_service", "substance_misuse_service")
 OVERRIDE = "emergency_override; harness check of the break-glass alert"
 
@@ -371,33 +372,41 @@ def postcode_timing(ctx: Context) -> None:
     """A postcode search for a shielded child takes as long as one for a child who is not there."""
     dm = ctx.manager()
     child = ctx.new_child(dm, shielded=True)
-    searcher = ctx.colleague("health_practitioner", dm)
     nobody = {"family_name": fictional_family_name(), "postcode": "QZ7 9ZZ"}
     target = {"family_name": child.family_name, "postcode": child.postcode}
-    searcher.search(**nobody)  # warm-up: connections and caches
     times: dict[str, list[float]] = {"shielded": [], "nonexistent": []}
-    for _ in range(TIMING_SAMPLES):
-        order = [("shielded", target), ("nonexistent", nobody)]
-        if secrets.randbelow(2):
-            order.reverse()
-        for kind, criteria in order:
-            began = time.perf_counter()
-            response = searcher.search(**criteria)
-            times[kind].append(time.perf_counter() - began)
-            expect(response.status_code == 200, f"a timing search answered {response.status_code}")
-            pause()
-    shielded_median = statistics.median(times["shielded"])
-    missing_median = statistics.median(times["nonexistent"])
-    ctx.note(
-        f"median over {TIMING_SAMPLES} searches: shielded child {shielded_median * 1000:.1f} ms, "
-        f"nonexistent child {missing_median * 1000:.1f} ms"
-    )
-    bound = max(TIMING_FLOOR_SECONDS, TIMING_RATIO * max(shielded_median, missing_median))
-    expect(
-        abs(shielded_median - missing_median) <= bound,
-        f"the postcode search for a shielded child takes {shielded_median * 1000:.1f} ms against "
-        f"{missing_median * 1000:.1f} ms for nobody (allowed difference {bound * 1000:.0f} ms)",
-    )
+    for round_ in range(1, TIMING_ROUNDS + 1):
+        # A fresh searcher a round keeps each below the machine-timing rule.
+        searcher = ctx.colleague("health_practitioner", dm)
+        searcher.search(**nobody)  # warm-up: connections and caches
+        for _ in range(TIMING_SAMPLES):
+            order = [("shielded", target), ("nonexistent", nobody)]
+            if secrets.randbelow(2):
+                order.reverse()
+            for kind, criteria in order:
+                began = time.perf_counter()
+                response = searcher.search(**criteria)
+                times[kind].append(time.perf_counter() - began)
+                expect(
+                    response.status_code == 200, f"a timing search answered {response.status_code}"
+                )
+                pause()
+        verdict = timing.judge(
+            times["shielded"],
+            times["nonexistent"],
+            ratio=TIMING_RATIO,
+            floor=TIMING_FLOOR_SECONDS,
+            statistic=timing.median,
+        )
+        said = verdict.describe("shielded child", "nonexistent child", "median")
+        ctx.note(f"round {round_}: {said}")
+        if verdict.outcome == "same":
+            return
+        expect(
+            verdict.outcome != "differs",
+            f"the postcode search for a shielded child takes its own time: {said}",
+        )
+    raise timing.Inconclusive(f"inconclusive: the machine was too noisy to judge ({said})")
 
 
 @scenario(
