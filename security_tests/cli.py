@@ -12,6 +12,7 @@ import click
 
 from reference_app.kit.exits import ExitCode
 from security_tests import engine, report
+from security_tests.html import write_html
 from security_tests.target import (
     Target,
     TargetError,
@@ -45,6 +46,12 @@ def _severity(_ctx: click.Context, _param: click.Parameter, value: str) -> engin
 )
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the JSON report.")
 @click.option("--junit", "junit_out", type=click.Path(path_type=Path), help="Write JUnit XML.")
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(path_type=Path),
+    help="Write a self-contained HTML report (by OWASP and ASVS, evidence folded).",
+)
 @click.option(
     "--fail-on",
     type=click.Choice([s.label for s in engine.Severity]),
@@ -100,6 +107,7 @@ def attack(
     only: tuple[str, ...],
     json_out: Path | None,
     junit_out: Path | None,
+    html_out: Path | None,
     fail_on: engine.Severity,
     database: str | None,
     source: Path | None,
@@ -147,6 +155,7 @@ def attack(
             scenarios,
             json_out=json_out,
             junit_out=junit_out,
+            html_out=html_out,
             fail_on=fail_on,
             database=database_url,
             source=source,
@@ -191,6 +200,7 @@ def _attack(
     *,
     json_out: Path | None,
     junit_out: Path | None,
+    html_out: Path | None,
     fail_on: engine.Severity,
     database: str | None,
     source: Path | None,
@@ -226,17 +236,20 @@ def _attack(
     click.echo(f"attacking {target.url} with {len(scenarios)} scenarios", err=True)
     began = time.perf_counter()
     results = engine.run(
-        target, scenarios, on_result=lambda i, n, r: click.echo(report.line(i, n, r), err=True)
+        target,
+        scenarios,
+        on_result=lambda i, n, r: click.echo(report.line(i, n, r), err=True),
+        on_wait=lambda note: click.echo(f"... {note}", err=True),
     )
     seconds = time.perf_counter() - began
     failed = engine.failing(results, fail_on)
     click.echo(report.summary(results, fail_on, seconds))
     click.echo(f"verdict: {report.verdict(results, fail_on).upper()}")
+    doc = report.document(results, target=target.url, threshold=fail_on, seconds=seconds)
     if json_out:
-        report.write_json(
-            json_out,
-            report.document(results, target=target.url, threshold=fail_on, seconds=seconds),
-        )
+        report.write_json(json_out, doc)
+    if html_out:
+        write_html(html_out, doc)
     if junit_out:
         report.write_junit(junit_out, results, target=target.url, seconds=seconds)
     sys.exit(EXIT_FINDINGS if failed else EXIT_OK)

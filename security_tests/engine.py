@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Any
@@ -198,6 +198,8 @@ class Result:
     message: str
     seconds: float
     evidence: list[dict[str, Any]]
+    # When it began (seconds since the epoch): JUnit suite times are the span of their cases.
+    started: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         sc = self.scenario
@@ -223,8 +225,8 @@ def run_one(target: Target, sc: Scenario) -> Result:
     missing = sorted(need for need in sc.needs if not target.offers(need))
     if missing:
         reasons = "; ".join(target.missing_reason(need) for need in missing)
-        return Result(sc, Status.SKIPPED, reasons, 0.0, [])
-    began = time.perf_counter()
+        return Result(sc, Status.SKIPPED, reasons, 0.0, [], time.time())
+    began, started = time.perf_counter(), time.time()
     with Context(target, sc) as ctx:
         try:
             sc.func(ctx)
@@ -238,18 +240,24 @@ def run_one(target: Target, sc: Scenario) -> Result:
             message = f"{type(exc).__name__}: {exc}"
             ctx.evidence.note("traceback: " + traceback.format_exc(limit=4)[-1500:])
         evidence = ctx.evidence.dump()
-    return Result(sc, status, message, time.perf_counter() - began, evidence)
+    return Result(sc, status, message, time.perf_counter() - began, evidence, started)
+
+
+# While the run waits for background scenarios, it says so this often (seconds).
+WAITING_NOTE_EVERY = 10.0
 
 
 def run(
     target: Target,
     scenarios: Sequence[Scenario],
     on_result: Callable[[int, int, Result], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> list[Result]:
     """Run ``scenarios`` in order, reporting each result as it comes.
 
     Background scenarios start first, each in its own thread, and are joined before the
-    scenarios that throttle the source address (order 90 and up) run.
+    scenarios that throttle the source address (order 90 and up) run. While the run waits for
+    them it tells ``on_wait`` which, every ``WAITING_NOTE_EVERY`` seconds.
     """
     results: list[Result] = []
 
@@ -266,8 +274,19 @@ def run(
         for sc in early:
             if not sc.background:
                 done(run_one(target, sc))
-        for future in pending:
-            done(future.result())
+        began = time.monotonic()
+        waiting = dict(zip(pending, background, strict=True))
+        while waiting:
+            finished, _ = wait(waiting, timeout=WAITING_NOTE_EVERY, return_when=FIRST_COMPLETED)
+            for future in finished:
+                waiting.pop(future)
+                done(future.result())
+            if waiting and on_wait:
+                ids = ", ".join(sc.id for sc in waiting.values())
+                on_wait(
+                    f"waiting for {len(waiting)} background scenario(s), "
+                    f"{time.monotonic() - began:.0f}s so far: {ids}"
+                )
     for sc in late:
         done(run_one(target, sc))
     order = {sc.id: i for i, sc in enumerate(scenarios)}

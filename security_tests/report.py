@@ -1,4 +1,11 @@
-"""Reports of a run: a terminal summary, a JSON document and JUnit XML."""
+"""Reports of a run: a terminal summary, a versioned JSON document, JUnit XML and HTML.
+
+The JSON document's fields are described in `docs/attack-report.md` and checked by the JSON
+Schema shipped beside this module (`schemas/attack-report-1.schema.json`); ``schema`` names the
+version. The JUnit file keeps to the common JUnit layout (no properties inside test cases; the
+scenarios' ids and severities are properties of their suite), with totals on the root and each
+suite's time the span of its scenarios, which run partly side by side.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from security_tests.engine import GROUPS, Result, Severity, Status, failing
+
+SCHEMA = "contactpoint-attack/1"
+SCHEMA_FILE = Path(__file__).with_name("schemas") / "attack-report-1.schema.json"
 
 MARKS = {
     Status.PASSED: "PASS",
@@ -70,6 +80,7 @@ def document(
     """The JSON report: the run, then every scenario with its controls and evidence."""
     counts = Counter(r.status.value for r in results)
     return {
+        "schema": SCHEMA,
         "tool": "contactpoint attack",
         "target": target,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -87,9 +98,25 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
 
 
+def _span(results: list[Result]) -> float:
+    """Seconds from the first scenario's start to the last one's end."""
+    if not results:
+        return 0.0
+    return max(r.started + r.seconds for r in results) - min(r.started for r in results)
+
+
 def write_junit(path: Path, results: list[Result], *, target: str, seconds: float) -> None:
     """JUnit XML: one testsuite per group, one testcase per scenario, evidence as system-out."""
-    root = ET.Element("testsuites", name="contactpoint attack", time=f"{seconds:.3f}")
+    totals = Counter(r.status for r in results)
+    root = ET.Element(
+        "testsuites",
+        name="contactpoint attack",
+        tests=str(len(results)),
+        failures=str(totals[Status.FAILED]),
+        errors=str(totals[Status.ERROR]),
+        skipped=str(totals[Status.SKIPPED]),
+        time=f"{seconds:.3f}",
+    )
     for group, title in GROUPS.items():
         members = [r for r in results if r.scenario.group == group]
         if not members:
@@ -103,8 +130,18 @@ def write_junit(path: Path, results: list[Result], *, target: str, seconds: floa
             failures=str(counts[Status.FAILED]),
             errors=str(counts[Status.ERROR]),
             skipped=str(counts[Status.SKIPPED]),
-            time=f"{sum(r.seconds for r in members):.3f}",
+            time=f"{min(seconds, _span(members)):.3f}",
         )
+        props = ET.SubElement(suite, "properties")
+        ET.SubElement(props, "property", name="target", value=target)
+        for r in members:
+            sc = r.scenario
+            for name, value in (
+                ("severity", sc.severity.label),
+                ("owasp_api_2023", " ".join(sc.owasp)),
+                ("asvs_5_0", " ".join(sc.asvs)),
+            ):
+                ET.SubElement(props, "property", name=f"{sc.id}.{name}", value=value)
         for r in members:
             sc = r.scenario
             case = ET.SubElement(
@@ -114,15 +151,6 @@ def write_junit(path: Path, results: list[Result], *, target: str, seconds: floa
                 name=sc.id,
                 time=f"{r.seconds:.3f}",
             )
-            props = ET.SubElement(case, "properties")
-            for name, value in (
-                ("title", sc.title),
-                ("severity", sc.severity.label),
-                ("owasp_api_2023", " ".join(sc.owasp)),
-                ("asvs_5_0", " ".join(sc.asvs)),
-                ("target", target),
-            ):
-                ET.SubElement(props, "property", name=name, value=value)
             if r.status is Status.FAILED:
                 ET.SubElement(case, "failure", message=r.message, type=sc.severity.label)
             elif r.status is Status.ERROR:
@@ -130,6 +158,8 @@ def write_junit(path: Path, results: list[Result], *, target: str, seconds: floa
             elif r.status is Status.SKIPPED:
                 ET.SubElement(case, "skipped", message=r.message)
             out = ET.SubElement(case, "system-out")
-            out.text = json.dumps(r.evidence, indent=1, default=str)
+            head = f"{sc.title}\nseverity {sc.severity.label}; OWASP {' '.join(sc.owasp)}; "
+            head += f"ASVS {' '.join(sc.asvs)}\n"
+            out.text = head + json.dumps(r.evidence, separators=(",", ":"), default=str)
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

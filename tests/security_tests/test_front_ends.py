@@ -13,12 +13,15 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import jsonschema
+import xmlschema
 from click.testing import CliRunner
 
 from reference_app.cli import main
-from security_tests import local
+from security_tests import local, report
 
 ROOT = Path(__file__).parents[2]
+JUNIT_SCHEMA = xmlschema.XMLSchema(str(ROOT / "tests" / "schemas" / "junit.xsd"))
 
 
 def junit_cases(path: Path) -> list[ET.Element]:
@@ -37,12 +40,32 @@ def test_the_cli_gives_a_verdict_reports_and_exit_codes(
     with local.serve(attack_template, tmp_path / "weak", disabled=["security_headers"]) as reg:
         base = ["--target", reg.url, "--personas", str(reg.personas), "--only", "transport"]
         code, out = attack(
-            *base, "--json", str(tmp_path / "r.json"), "--junit", str(tmp_path / "r.xml")
+            *base,
+            "--json",
+            str(tmp_path / "r.json"),
+            "--junit",
+            str(tmp_path / "r.xml"),
+            "--html",
+            str(tmp_path / "r.html"),
         )
         assert code == 1, out
         assert "FAIL transport.security-headers [medium]" in out
     doc = json.loads((tmp_path / "r.json").read_text())
+    jsonschema.validate(doc, json.loads(report.SCHEMA_FILE.read_text()))
+    assert doc["schema"] == "contactpoint-attack/1"
     assert doc["verdict"] == "fail"
+    JUNIT_SCHEMA.validate(str(tmp_path / "r.xml"))
+    root = ET.parse(tmp_path / "r.xml").getroot()  # noqa: S314 (our own report)
+    assert int(root.get("tests") or 0) == len(doc["scenarios"])
+    assert int(root.get("failures") or 0) == doc["counts"]["fail"]
+    for suite in root.iter("testsuite"):
+        assert float(suite.get("time") or 0) <= float(root.get("time") or 0)
+    page = (tmp_path / "r.html").read_text()
+    assert "Verdict: <b>FAIL</b>" in page
+    assert "href='#transport.security-headers'" in page
+    assert "API8:2023" in page
+    assert "<script" not in page
+    assert "http://" not in page.replace(doc["target"], "")  # nothing fetched at view time
     by_id = {s["id"]: s for s in doc["scenarios"]}
     failed = by_id["transport.security-headers"]
     assert failed["status"] == "fail"
