@@ -278,6 +278,10 @@ def load(
     data = json.loads(summary.read_text())
     if data["rate"]["started"] == 0 and data["run"]["valid"]:
         code = EXIT_CANNOT_RUN
+    # Locust prints its own tables as it exits: the verdict comes last, after them.
+    from loadtests.report import render_verdict_block
+
+    click.echo(render_verdict_block(data))
     sys.exit(code)
 
 

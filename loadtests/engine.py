@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import math
 import os
@@ -79,6 +78,7 @@ SATURATED_SHARE = 0.1
 CROWD_NAMES = frozenset({"ordinary_used", "ordinary_flagged"})
 # Arrivals the harness starved (see the module docstring) beyond this share invalidate the run.
 MAX_STARVED_SHARE = 0.01
+# How often the run prints its live line (and checks for a breach to abort on), in seconds.
 ABORT_CHECK_S = 5.0
 IN_FLIGHT_WAIT_S = 15.0
 MAX_SPAWN_RATE = 100.0
@@ -702,11 +702,9 @@ class RolloutShape(LoadTestShape):
         return users, min(MAX_SPAWN_RATE, max(5.0, users / (0.8 * warmup)))
 
     def _check_abort(self) -> None:
+        """Every few seconds: a live progress line, and the run stopped on a breach if asked."""
         options = NODE.plan.options if NODE.plan else None
         if options is None or NODE.aggregate is None or NODE.start is None:
-            return
-        slo = _slo(options)
-        if slo is None or not (slo.abort_on_breach or options.cp_abort):
             return
         now = time.time()
         if now - self._checked < ABORT_CHECK_S:
@@ -716,8 +714,15 @@ class RolloutShape(LoadTestShape):
             delta = NODE.drain()
             if delta is not None:
                 NODE.aggregate.merge(delta)
-        breaches = slo_module.breaches(summary(time.time() - NODE.start), slo)
-        if breaches:
+        slo = _slo(options)
+        elapsed = now - NODE.start
+        data = summary(elapsed)
+        breaches = slo_module.breaches(data, slo) if slo is not None else []
+        from loadtests import report
+
+        assert NODE.plan is not None
+        print(report.live_line(data, breaches, elapsed, NODE.plan.duration_s), flush=True)
+        if breaches and slo is not None and (slo.abort_on_breach or options.cp_abort):
             NODE.abort_reason = "; ".join(f"{c.name}: {c.detail}" for c in breaches)
             log.warning("aborting the run on an SLO breach: %s", NODE.abort_reason)
 
@@ -926,5 +931,5 @@ def write_reports() -> None:
     out.mkdir(parents=True, exist_ok=True)
     paths = report.write_reports(data, verdict, out)
     print(report.render_terminal(data, verdict), flush=True)
-    print(json.dumps({k: str(v) for k, v in paths.items()}), flush=True)
+    print("Reports: " + ", ".join(str(p) for p in paths.values()), flush=True)
     env.process_exit_code = verdict.exit_code

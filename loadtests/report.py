@@ -263,8 +263,33 @@ def _text(x: float, y: float, content: str, **attrs: str) -> str:
     return f'<text x="{x:.1f}" y="{y:.1f}"{extra}>{html.escape(content)}</text>'
 
 
-def _line_chart(title: str, y_label: str, series: Sequence[_Series], x_label: str) -> str:
-    """A self-contained SVG line chart; a gap (None) in a series breaks its line."""
+@dataclass(frozen=True)
+class _Mark:
+    """A labelled reference line: an SLO bound (horizontal) or a stage's start (vertical)."""
+
+    label: str
+    at: float
+
+
+# An SLO line is drawn inside the chart when the data reach at least this share of it; further
+# above, the chart would squash the data, so the bound is named at the top instead.
+SLO_LINE_REACH = 0.25
+
+
+def _line_chart(
+    title: str,
+    y_label: str,
+    series: Sequence[_Series],
+    x_label: str,
+    *,
+    bounds: Sequence[_Mark] = (),
+    stages: Sequence[_Mark] = (),
+) -> str:
+    """A self-contained SVG line chart; a gap (None) in a series breaks its line.
+
+    ``bounds`` are SLO lines (dashed, red, labelled); ``stages`` mark where each stage of the
+    profile begins (dotted, grey, labelled).
+    """
     plot_w = WIDTH - LEFT - RIGHT
     plot_h = HEIGHT - TOP - BOTTOM
     parts = [
@@ -288,8 +313,12 @@ def _line_chart(title: str, y_label: str, series: Sequence[_Series], x_label: st
         parts.append("</svg>")
         return "\n".join(parts)
 
+    top = max(ys) if ys else 0.0
+    shown = [b for b in bounds if top >= SLO_LINE_REACH * b.at]
+    above = [b for b in bounds if b not in shown]
+    top = max([top, *(b.at for b in shown)])
     x_ticks = _ticks(min(xs), max(xs))
-    y_ticks = _ticks(0.0, max(ys) * 1.05 if max(ys) > 0 else 1.0)
+    y_ticks = _ticks(0.0, top * 1.05 if top > 0 else 1.0)
     x_low, x_high = x_ticks[0], x_ticks[-1]
     y_low, y_high = y_ticks[0], y_ticks[-1]
 
@@ -352,6 +381,28 @@ def _line_chart(title: str, y_label: str, series: Sequence[_Series], x_label: st
         for px, py in dots:
             parts.append(f'<circle cx="{sx(px):.1f}" cy="{sy(py):.1f}" r="2.5" fill="{s.colour}"/>')
 
+    for bound in shown:
+        y = sy(bound.at)
+        parts.append(
+            f'<line class="slo" x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + plot_w}" y2="{y:.1f}" '
+            'stroke="#b71c1c" stroke-width="1.5" stroke-dasharray="8 4"/>'
+        )
+        parts.append(
+            _text(LEFT + plot_w - 4, y - 4, bound.label, text_anchor="end", fill="#b71c1c")
+        )
+    if above:
+        names = "; ".join(b.label for b in above)
+        parts.append(_text(LEFT + 4, TOP - 6, f"above the chart: {names}", fill="#b71c1c"))
+    for stage in stages:
+        if not x_low <= stage.at <= x_high:
+            continue
+        x = sx(stage.at)
+        parts.append(
+            f'<line class="stage" x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + plot_h}" '
+            'stroke="#888888" stroke-dasharray="2 3"/>'
+        )
+        parts.append(_text(x + 3, TOP + 12, stage.label, fill="#555555", font_size="10"))
+
     # Legend, in a row under the axis title.
     x = float(LEFT)
     legend_y = HEIGHT - 18
@@ -392,6 +443,34 @@ def _sorted_series(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return sorted(_rows(summary.get("series")), key=lambda r: _float(r.get("t")) or 0.0)
 
 
+def _stages(summary: Mapping[str, Any]) -> list[_Mark]:
+    """Where each stage of the profile begins, in run seconds (none for a one-stage profile)."""
+    model = _map(_map(summary.get("run")).get("model"))
+    marks = [
+        _Mark(str(stage.get("name", "")), start)
+        for stage in model.get("stages") or []
+        if isinstance(stage, Mapping) and (start := _float(stage.get("start_s"))) is not None
+    ]
+    return marks if len(marks) > 1 else []
+
+
+def _latency_bounds(summary: Mapping[str, Any]) -> list[_Mark]:
+    """The SLO's corrected-latency bounds for all requests, and the strictest per endpoint."""
+    checks = [
+        c
+        for c in _map(summary.get("verdict")).get("checks") or []
+        if isinstance(c, Mapping) and c.get("kind") == "latency" and c.get("persona") == ALL
+    ]
+    marks: dict[float, str] = {}
+    for check in checks:
+        bound = _float(check.get("threshold"))
+        if bound is None:
+            continue
+        label = f"SLO {check.get('name')} {bound:g} ms"
+        marks.setdefault(bound, label)
+    return [_Mark(label, at) for at, label in sorted(marks.items())]
+
+
 def rate_chart_svg(summary: Mapping[str, Any]) -> str:
     """An SVG chart of planned against achieved requests a second (and errors) over the run."""
     rows = _sorted_series(summary)
@@ -409,7 +488,31 @@ def rate_chart_svg(summary: Mapping[str, Any]) -> str:
         _Series("achieved", _points(rows, per_second("achieved")), COLOURS[2]),
         _Series("errors", _points(rows, per_second("errors")), COLOURS[1]),
     ]
-    return _line_chart("Requests a second", "requests / s", series, "seconds since start")
+    ratio = next(
+        (
+            _float(c.get("threshold"))
+            for c in _map(summary.get("verdict")).get("checks") or []
+            if isinstance(c, Mapping) and c.get("statistic") == "achieved_ratio"
+        ),
+        None,
+    )
+    if ratio is not None:
+        floor = per_second("planned")
+        series.append(
+            _Series(
+                f"SLO: {ratio:.0%} of planned",
+                _points(rows, lambda row: None if (v := floor(row)) is None else v * ratio),
+                "#b71c1c",
+                dashed=True,
+            )
+        )
+    return _line_chart(
+        "Requests a second",
+        "requests / s",
+        series,
+        "seconds since start",
+        stages=_stages(summary),
+    )
 
 
 def sessions_chart_svg(summary: Mapping[str, Any]) -> str:
@@ -426,7 +529,9 @@ def sessions_chart_svg(summary: Mapping[str, Any]) -> str:
         _Series("arrivals that waited", _points(rows, get("waited")), COLOURS[4], dashed=True),
         _Series("starved by the harness", _points(rows, get("starved")), COLOURS[1]),
     ]
-    return _line_chart("Sessions", "sessions / arrivals", series, "seconds since start")
+    return _line_chart(
+        "Sessions", "sessions / arrivals", series, "seconds since start", stages=_stages(summary)
+    )
 
 
 def latency_chart_svg(summary: Mapping[str, Any]) -> str:
@@ -445,7 +550,14 @@ def latency_chart_svg(summary: Mapping[str, Any]) -> str:
         _Series("corrected p99", _points(rows, stat("corrected_ms", "p99")), COLOURS[1]),
         _Series("service p99", _points(rows, stat("service_ms", "p99")), COLOURS[3], dashed=True),
     ]
-    return _line_chart("Latency", "milliseconds", series, "seconds since start")
+    return _line_chart(
+        "Latency",
+        "milliseconds",
+        series,
+        "seconds since start",
+        bounds=_latency_bounds(summary),
+        stages=_stages(summary),
+    )
 
 
 # --- HTML ------------------------------------------------------------------------------------
@@ -512,6 +624,8 @@ def _latency_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def render_html(summary: Mapping[str, Any], verdict: Verdict) -> str:
     """One self-contained HTML page: the verdict, the tables, both charts and the model."""
+    # The charts draw the SLO's bounds from the verdict's checks.
+    charted = {**summary, "verdict": verdict.as_dict()}
     run = _map(summary.get("run"))
     rate = _map(summary.get("rate"))
     generator = _map(summary.get("generator"))
@@ -582,13 +696,13 @@ def render_html(summary: Mapping[str, Any], verdict: Verdict) -> str:
             numeric=1,
         )
     )
-    out.append(rate_chart_svg(summary))
+    out.append(rate_chart_svg(charted))
     sessions = _map(run.get("sessions"))
     if sessions:
         out.append("<h2>Sessions</h2>")
         out.append(f"<p>{html.escape(sessions_line(sessions))}</p>")
         out.append(_table(["measure", "value"], _flatten(sessions), numeric=1))
-        out.append(sessions_chart_svg(summary))
+        out.append(sessions_chart_svg(charted))
 
     out.append("<h2>Latency by endpoint (ms, corrected unless marked service)</h2>")
     out.append(_latency_table(_endpoint_rows(summary)))
@@ -606,7 +720,7 @@ def render_html(summary: Mapping[str, Any], verdict: Verdict) -> str:
         detail.sort(key=lambda r: (str(r.get("endpoint")), str(r.get("persona"))))
         out.append(_latency_table(detail))
         out.append("</details>")
-    out.append(latency_chart_svg(summary))
+    out.append(latency_chart_svg(charted))
 
     if generator:
         out.append("<h2>Load generator</h2>")
@@ -670,9 +784,103 @@ def write_reports(summary: Mapping[str, Any], verdict: Verdict, out_dir: Path) -
         paths["summary.json"],
         json.dumps(_json_safe(document), indent=2, allow_nan=False, default=str) + "\n",
     )
-    _write(paths["rate.svg"], rate_chart_svg(summary) + "\n")
-    _write(paths["sessions.svg"], sessions_chart_svg(summary) + "\n")
-    _write(paths["latency.svg"], latency_chart_svg(summary) + "\n")
+    _write(paths["rate.svg"], rate_chart_svg(document) + "\n")
+    _write(paths["sessions.svg"], sessions_chart_svg(document) + "\n")
+    _write(paths["latency.svg"], latency_chart_svg(document) + "\n")
     _write(paths["report.html"], render_html(summary, verdict))
     write_junit(verdict, summary, paths["junit.xml"])
     return paths
+
+
+# --- live line and the closing verdict block --------------------------------------------------
+
+
+def live_line(
+    summary: Mapping[str, Any], breaches: Sequence[Check], elapsed: float, duration: float
+) -> str:
+    """One plain progress line for a running load: rate, latency, errors and SLO state."""
+    rate = _map(summary.get("rate"))
+    overall = next((r for r in _endpoint_rows(summary) if r.get("endpoint") == ALL), {})
+    corrected = _map(overall.get("corrected_ms"))
+    count = _as_int(overall.get("count"))
+    errors = _as_int(overall.get("errors"))
+    share = f"{errors / count:.1%}" if count else "-"
+    state = "ok" if not breaches else "BREACH " + "; ".join(c.name for c in breaches)
+    return (
+        f"[{min(elapsed, duration):5.0f}s/{duration:.0f}s] "
+        f"planned {_num(rate.get('planned_per_s'))}/s achieved {_num(rate.get('achieved_per_s'))}/s"
+        f" | p50 {_num(corrected.get('p50'))} p95 {_num(corrected.get('p95'))} "
+        f"p99 {_num(corrected.get('p99'))} ms | {count} requests, errors {share} | "
+        f"dropped {_num(rate.get('dropped'))} late {_num(rate.get('late'))} | SLO {state}"
+    )
+
+
+def _as_int(value: object) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def likely_cause(check: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
+    """The likeliest cause of a failed or unjudged check, from what else the run measured."""
+    run = _map(summary.get("run"))
+    generator = _map(summary.get("generator"))
+    reasons = " ".join(str(r) for r in run.get("invalid_reasons") or [])
+    refusals = _map(_map(summary.get("detection")).get("ordinary_refusals"))
+    kind, outcome = check.get("kind"), check.get("outcome")
+    starved = "starved" in reasons
+    behind = "load generator" in reasons
+    if outcome == "not_judged":
+        return "too few samples to judge: run longer or at a higher rate"
+    if kind == "validity" or (kind == "latency" and (starved or behind)):
+        if starved:
+            return "sessions exhausted: the account pool or --max-sessions is below the peak"
+        if behind:
+            return (
+                f"the load generator fell behind (CPU peak "
+                f"{_num(generator.get('cpu_percent_max'))} %, wake-up lag p99 "
+                f"{_num(generator.get('lag_ms_p99'))} ms): other work on its cores, or too few "
+                "generator processes"
+            )
+        return ""
+    if kind == "sessions":
+        return "sessions exhausted: the account pool or --max-sessions is below the peak"
+    if kind == "error_rate" or (kind == "rate" and refusals):
+        if refusals:
+            top = sorted(refusals.items(), key=lambda item: -_as_int(item[1]))
+            return "the registry refused ordinary requests: " + ", ".join(
+                f"{code} {n}" for code, n in top
+            )
+        return "server errors or timeouts (see locust_failures.csv)"
+    if kind == "latency":
+        return "the registry is slow at this rate (compare service p99 with corrected p99)"
+    if kind == "rate":
+        return "the registry could not keep up: arrivals were dropped or sent late"
+    if kind == "false_positives":
+        return "ordinary accounts drew alerts: check caseloads and the registry's working hours"
+    return ""
+
+
+def _as_float(value: object, default: float = 0.0) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return default
+
+
+def render_verdict_block(summary: Mapping[str, Any]) -> str:
+    """The last lines a run prints: every check that did not pass, its likely cause, the verdict."""
+    verdict = _map(summary.get("verdict"))
+    checks = [c for c in verdict.get("checks") or [] if isinstance(c, Mapping)]
+    lines = ["", "=" * 72]
+    bad = [c for c in checks if c.get("outcome") != "pass"]
+    for check in bad:
+        lines.append(
+            f"{MARKS.get(str(check.get('outcome')), '?'):<10}  {check.get('name')}: "
+            f"{check.get('detail')}"
+        )
+        cause = likely_cause(check, summary)
+        if cause:
+            lines.append(f"{'':<12}likely cause: {cause}")
+    if not bad:
+        lines.append(f"all {len(checks)} checks passed")
+    status = str(verdict.get("status", "?")).upper()
+    lines.append(f"VERDICT: {status} (exit {verdict.get('exit_code', '?')})")
+    return "\n".join(lines)

@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import xmlschema
 
 from loadtests.report import (
     latency_chart_svg,
+    live_line,
     rate_chart_svg,
     render_terminal,
+    render_verdict_block,
     sessions_chart_svg,
     write_reports,
 )
@@ -381,3 +384,71 @@ def test_notes_show_in_the_terminal_and_the_page(tmp_path: Path) -> None:
     assert "  note: reference registry: its working hours" in render_terminal(summary, verdict)
     page = write_reports(summary, verdict, tmp_path)["report.html"].read_text(encoding="utf-8")
     assert "working hours are read in Etc/GMT-3" in page
+
+
+def _judged(summary: dict[str, Any], slo: Slo = SLO) -> dict[str, Any]:
+    return {**summary, "verdict": verdict_of(summary, slo).as_dict()}
+
+
+def test_the_latency_chart_draws_the_slo_bounds_and_the_stages() -> None:
+    summary = make_summary()
+    summary["run"]["model"]["stages"] = [
+        {"name": "pilot", "start_s": 0.0},
+        {"name": "early adopters", "start_s": 20.0},
+        {"name": "national", "start_s": 40.0},
+    ]
+    root = parse_svg(latency_chart_svg(_judged(summary)))
+    slo_lines = [e for e in root.iter(f"{SVG}line") if e.get("class") == "slo"]
+    stage_lines = [e for e in root.iter(f"{SVG}line") if e.get("class") == "stage"]
+    texts = [t.text or "" for t in root.iter(f"{SVG}text")]
+    assert len(slo_lines) == 1  # the views' and searches' 250 ms bound, drawn once
+    assert any(t.startswith("SLO ") and "250 ms" in t for t in texts)
+    assert len(stage_lines) == 3
+    assert {"pilot", "early adopters", "national"} <= set(texts)
+    # Without a verdict (or a one-stage profile) there is nothing to draw.
+    bare = parse_svg(latency_chart_svg(make_summary()))
+    assert not [e for e in bare.iter(f"{SVG}line") if e.get("class") in ("slo", "stage")]
+
+
+def test_a_bound_far_above_the_data_is_named_not_drawn() -> None:
+    slo = parse_slo({"objectives": [{"name": "view", "endpoint": VIEW, "p99_ms": 60000}]}, "t")
+    root = parse_svg(latency_chart_svg(_judged(make_summary(), slo)))
+    assert not [e for e in root.iter(f"{SVG}line") if e.get("class") == "slo"]
+    assert any("above the chart" in (t.text or "") for t in root.iter(f"{SVG}text"))
+
+
+def test_the_rate_chart_draws_the_achieved_rate_bound() -> None:
+    slo = parse_slo({"rate": {"achieved_ratio_min": 0.95}}, "t")
+    paths = series_paths(parse_svg(rate_chart_svg(_judged(make_summary(), slo))))
+    assert "SLO: 95% of planned" in paths
+
+
+def test_the_live_line_says_rate_latency_errors_and_breaches() -> None:
+    summary = make_summary()
+    quiet = live_line(summary, [], 30.0, 600.0)
+    assert quiet.startswith("[   30s/600s] planned 50")
+    assert "p99 300" in quiet
+    assert quiet.endswith("SLO ok")
+    breached = [c for c in verdict_of(summary).checks if c.outcome == "fail"]
+    assert "SLO BREACH search p99" in live_line(summary, breached, 30.0, 600.0)
+
+
+def test_the_verdict_block_comes_last_with_likely_causes() -> None:
+    summary = _judged(make_summary())
+    block = render_verdict_block(summary).splitlines()
+    assert block[-1] == "VERDICT: FAIL (exit 1)"
+    failed = [line for line in block if line.startswith("FAIL")]
+    assert failed
+    assert any("likely cause: the registry is slow" in line for line in block)
+    starved = make_summary()
+    starved["run"]["valid"] = False
+    starved["run"]["invalid_reasons"] = ["the harness starved the run of sessions: ..."]
+    block = render_verdict_block(_judged(starved))
+    assert "likely cause: sessions exhausted" in block
+    assert block.splitlines()[-1] == "VERDICT: INVALID (exit 3)"
+
+
+def test_the_junit_file_keeps_to_the_common_layout(tmp_path: Path) -> None:
+    schema = xmlschema.XMLSchema(str(Path(__file__).parents[1] / "schemas" / "junit.xsd"))
+    paths = write_reports(make_summary(), verdict_of(make_summary()), tmp_path)
+    schema.validate(str(paths["junit.xml"]))
