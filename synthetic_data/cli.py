@@ -149,7 +149,10 @@ def make_options(
     help="Generate shard I of K (chunks I, I+K, ...); K machines make one population.",
 )
 @click.option(
-    "--progress/--no-progress", default=None, help="[default: on when stderr is a terminal]"
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Progress on stderr: a bar on a terminal, a plain line every 5 s elsewhere.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
 def generate(
@@ -159,7 +162,7 @@ def generate(
     keys_file: Path | None,
     workers: int,
     shard: tuple[int, int],
-    progress: bool | None,
+    progress: bool,
     as_json: bool,
     **population: Any,
 ) -> None:
@@ -196,7 +199,7 @@ def generate(
         shard=shard[0],
         shards=shard[1],
         workers=workers,
-        progress=sys.stderr.isatty() if progress is None else progress,
+        progress=progress,
     )
     try:
         report = run(config)

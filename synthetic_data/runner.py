@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import os
 import secrets
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +27,6 @@ import pyarrow.parquet as pq
 import pyotp
 from sqlalchemy import Connection, Engine, insert, select, text
 from sqlalchemy.orm import Session
-from tqdm import tqdm
 
 from reference_app.alerts.models import Canary
 from reference_app.config import Settings
@@ -35,6 +35,7 @@ from reference_app.kit.crypto import Crypto
 from reference_app.kit.db import is_sqlite, make_engine
 from reference_app.kit.keys import Keyring
 from reference_app.kit.migrate import upgrade
+from reference_app.kit.progress import Progress
 from reference_app.kit.sealing import Sealer, bind
 from reference_app.localauthorities.models import LocalAuthority
 from reference_app.localauthorities.service import seed_local_authorities
@@ -399,12 +400,17 @@ def _prepare_database(
 
 
 def _finish_database(
-    config: RunConfig, plan: Plan, engine: Engine, steps: list[dict[str, Any]]
+    config: RunConfig,
+    plan: Plan,
+    engine: Engine,
+    steps: list[dict[str, Any]],
+    say: Callable[[str], None] = lambda _text: None,
 ) -> bool:
     """Once every chunk of the population is in, rebuild indexes and keys and gather statistics.
 
-    Appends each statement and its duration to ``steps``; returns whether the population is
-    indexed (False while other shards are still loading).
+    Appends each statement and its duration to ``steps``, and tells ``say`` of each as it starts
+    and ends; returns whether the population is indexed (False while other shards are still
+    loading).
     """
     fingerprint = config.options.fingerprint()
     sqlite = is_sqlite(str(engine.url))
@@ -424,10 +430,15 @@ def _finish_database(
         if not sqlite:
             conn.execute(text("SET LOCAL maintenance_work_mem = '1GB'"))
             conn.execute(text("SET LOCAL max_parallel_maintenance_workers = 2"))
-        for statement in json.loads(ddl_text)["create"]:
+        statements = json.loads(ddl_text)["create"]
+        for number, statement in enumerate(statements, 1):
+            shown = " ".join(statement.split())[:90]
+            say(f"[{number}/{len(statements)}] {shown} ...")
             began = time.perf_counter()
             conn.execute(text(statement))
-            steps.append({"statement": statement, "seconds": round(time.perf_counter() - began, 2)})
+            seconds = round(time.perf_counter() - began, 2)
+            steps.append({"statement": statement, "seconds": seconds})
+            say(f"[{number}/{len(statements)}] done in {seconds:.1f} s")
         if not sqlite:
             # The app's own inserts carry on after the loaded ids.
             for table in ("carers", "involvements", "organisations", "practitioners"):
@@ -441,6 +452,7 @@ def _finish_database(
             text("UPDATE synthetic_load_runs SET indexed_at = :t WHERE fingerprint = :f"),
             {"t": _now(), "f": fingerprint},
         )
+    say("ANALYZE (planner statistics) ...")
     began = time.perf_counter()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE"))
@@ -579,13 +591,11 @@ def run(config: RunConfig) -> RunReport:
             )
         results: dict[int, ChunkResult] = {}
         total = sum(c.count for c in chunks)
-        bar = tqdm(
-            total=total,
-            unit=" children",
-            unit_scale=True,
-            disable=not config.progress,
-            desc=f"shard {config.shard}/{config.shards}",
-            smoothing=0.1,
+        bar = Progress(
+            f"generate shard {config.shard}/{config.shards}",
+            total,
+            "children",
+            enabled=config.progress,
         )
         with _pool(config, la_ids, done) as pmap:
             # Largest chunks first keeps the workers evenly busy to the end.
@@ -598,11 +608,14 @@ def run(config: RunConfig) -> RunReport:
             indexed = False
             index_steps: list[dict[str, Any]] = []
             if engine is not None:
-                indexed = _finish_database(config, plan, engine, index_steps)
+                indexes = Progress("indexes", None, "statements", enabled=config.progress)
+                indexed = _finish_database(config, plan, engine, index_steps, indexes.note)
             elif config.out_dir is not None:
                 _write_manifest(config, plan, chunks)
                 indexed = True
             index_done = time.perf_counter()
+            if config.progress:
+                print("personas: making the accounts the harnesses log in as", file=sys.stderr)
             personas = _personas(config, plan, {c.index for c in chunks}, engine, pmap)
         sample = [row for i in sorted(results) for row in results[i].sample]
         canaries = [row for i in sorted(results) for row in results[i].canaries]

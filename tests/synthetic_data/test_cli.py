@@ -58,7 +58,7 @@ def test_parquet_run_reports_json_and_writes_every_table(cli: CliRunner, tmp_pat
         ["generate", "--children", "2000", "--out", str(out), "--workers", "1", "--json"],
     )
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["children"] == 2000
     assert report["rows"]["children"] == 2000
     for table in ("children", "carers", "child_carers", "involvements", "organisations"):
@@ -70,7 +70,7 @@ def test_parquet_run_reports_json_and_writes_every_table(cli: CliRunner, tmp_pat
     before = (out / "children_sample.jsonl").read_bytes()
     again = cli.invoke(main, ["generate", "--children", "2000", "--out", str(out), "--json"])
     assert again.exit_code == 0, again.output
-    assert json.loads(again.output)["skipped"] == report["chunks"]
+    assert json.loads(again.stdout)["skipped"] == report["chunks"]
     assert (out / "children_sample.jsonl").read_bytes() == before
 
 
