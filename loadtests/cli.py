@@ -174,6 +174,20 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     "the persona) before the run is invalid.",
 )
 @click.option(
+    "--late-after",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.1,
+    show_default=True,
+    help="Seconds after its intended start a request counts as late.",
+)
+@click.option(
+    "--max-queue",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds an enquiry may wait for a free session before it is dropped.",
+)
+@click.option(
     "--warmup",
     type=click.FloatRange(min=0),
     default=5.0,
@@ -203,6 +217,8 @@ def load(
     max_generator_cpu: float,
     max_lag_ms: float,
     max_starved: float,
+    late_after: float,
+    max_queue: float,
     warmup: float,
     seed: int,
 ) -> None:
@@ -262,6 +278,10 @@ def load(
                 str(max_lag_ms),
                 "--max-starved",
                 str(max_starved),
+                "--late-after",
+                str(late_after),
+                "--max-queue",
+                str(max_queue),
                 "--warmup",
                 str(warmup),
                 *(arg for note in notes for arg in ("--note", note)),

@@ -1,0 +1,81 @@
+"""The README's commands are runnable as written: every `contactpoint` command it shows exists,
+and every option it gives that command is one the command takes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from reference_app.cli import main
+
+ROOT = Path(__file__).parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# `contactpoint` and what follows it on a line of code (a shell block, or an inline code span).
+_COMMAND = re.compile(r"(?:^|[\s`(/])contactpoint((?:\s+[a-z][a-z0-9-]*)+)([^`\n]*)")
+_OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+
+
+def _code(text: str) -> list[str]:
+    """Lines of shell blocks, and inline code spans, of a Markdown text."""
+    out: list[str] = []
+    block = False
+    # A shell line ending in a backslash goes on on the next.
+    text = re.sub(r"\\\n\s*", " ", text)
+    for line in text.splitlines():
+        if line.startswith("```"):
+            block = not block
+            continue
+        if block:
+            out.append(line)
+        else:
+            out.extend(re.findall(r"`([^`]+)`", line))
+    return out
+
+
+def _mentions() -> list[tuple[str, str, str]]:
+    found = []
+    for path in DOCS:
+        for line in _code(path.read_text(encoding="utf-8")):
+            for match in _COMMAND.finditer(line):
+                found.append((path.name, match.group(1).split(), match.group(2)))
+    return [(name, " ".join(words), rest) for name, words, rest in found]
+
+
+MENTIONS = _mentions()
+
+
+def _resolve(words: list[str]) -> tuple[click.Command, list[str], list[str]]:
+    """The deepest command the words name, the words that named it, and the rest."""
+    command: click.Command = main
+    used: list[str] = []
+    for word in words:
+        if isinstance(command, click.Group) and word in command.commands:
+            command = command.commands[word]
+            used.append(word)
+        else:
+            break
+    return command, used, words[len(used) :]
+
+
+def test_the_readme_shows_commands() -> None:
+    assert len(MENTIONS) > 20
+
+
+@pytest.mark.parametrize(("doc", "words", "rest"), MENTIONS)
+def test_each_command_and_option_exists(doc: str, words: str, rest: str) -> None:
+    command, used, extra = _resolve(words.split())
+    assert used or not extra or extra[0].startswith("-"), f"{doc}: no command `{words}`"
+    if isinstance(command, click.Group) and extra:
+        pytest.fail(f"{doc}: `contactpoint {words}`: {extra[0]!r} is not a command of it")
+    options = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+    options |= {"--help", "-h"}
+    if command is main:
+        options |= {"--version"}
+    for option in _OPTION.findall(" ".join(extra) + " " + rest):
+        assert option in options, (
+            f"{doc}: `contactpoint {' '.join(used)}` takes no {option} "
+            f"(it takes {', '.join(sorted(options))})"
+        )
