@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from reference_app.kit.transitions import advance
 from reference_app.services.models import Involvement
 
 
@@ -22,3 +24,14 @@ def claims_since(db: Session, practitioner_id: int, since: datetime) -> int:
         )
     )
     return int(found or 0)
+
+
+def decide_claim(db: Session, involvement: Involvement, **values: Any) -> bool:
+    """Confirm or reject an open claim; False if another data manager decided it first."""
+    return advance(
+        db,
+        involvement,
+        Involvement.confirmed_at.is_(None),
+        Involvement.ended_on.is_(None),
+        **values,
+    )

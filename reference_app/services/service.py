@@ -11,6 +11,7 @@ claim alerts that LA's management team, and a practitioner may make only
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from reference_app.access.principal import Principal
 from reference_app.alerts.models import AlertKind, AlertSeverity
@@ -21,6 +22,7 @@ from reference_app.children.service import parse_child_id
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from reference_app.kit.http import Call
+from reference_app.kit.transitions import StateChanged
 from reference_app.services import repository
 from reference_app.services.models import Involvement, Organisation
 
@@ -207,11 +209,18 @@ def _decidable(call: Call, principal: Principal, involvement_id: int) -> Involve
     return involvement
 
 
+def _decide_claim(call: Call, involvement: Involvement, **values: Any) -> None:
+    """Decide the claim from the open state read; of two decisions at once one stands."""
+    if not repository.decide_claim(call.db, involvement, **values):
+        raise StateChanged("Another data manager decided this claim first.")
+
+
 def confirm(call: Call, principal: Principal, involvement_id: int) -> Involvement:
     """Confirm a claim: the service's need to know now stands (a data manager of the child's LA)."""
     involvement = _decidable(call, principal, involvement_id)
-    involvement.confirmed_at = call.ctx.clock.now()
-    involvement.confirmed_by = principal.user_id
+    _decide_claim(
+        call, involvement, confirmed_at=call.ctx.clock.now(), confirmed_by=principal.user_id
+    )
     close_claim_alerts(call, principal, involvement.child_id, involvement.id, "confirmed")
     call.audit(
         EventTag.INVOLVEMENT_CONFIRMED,
@@ -225,8 +234,9 @@ def confirm(call: Call, principal: Principal, involvement_id: int) -> Involvemen
 def reject(call: Call, principal: Principal, involvement_id: int) -> Involvement:
     """Reject a claim: it ends today, never having widened a view."""
     involvement = _decidable(call, principal, involvement_id)
-    involvement.ended_on = call.ctx.clock.now().date()
-    involvement.is_lead_professional = False
+    _decide_claim(
+        call, involvement, ended_on=call.ctx.clock.now().date(), is_lead_professional=False
+    )
     close_claim_alerts(call, principal, involvement.child_id, involvement.id, "rejected")
     call.audit(
         EventTag.INVOLVEMENT_REJECTED,
