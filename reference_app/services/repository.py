@@ -35,3 +35,16 @@ def decide_claim(db: Session, involvement: Involvement, **values: Any) -> bool:
         Involvement.ended_on.is_(None),
         **values,
     )
+
+
+def change_running(db: Session, involvement: Involvement, **values: Any) -> bool:
+    """Change (or end) an involvement still running; False if it was ended (or rejected)
+    meanwhile: an ended involvement is never made lead again."""
+    return advance(db, involvement, Involvement.ended_on.is_(None), **values)
+
+
+def withdraw_consent(db: Session, involvement: Involvement, at: datetime) -> bool:
+    """Record the withdrawal once; False if it was recorded meanwhile."""
+    return advance(
+        db, involvement, Involvement.consent_withdrawn_at.is_(None), consent_withdrawn_at=at
+    )

@@ -114,6 +114,13 @@ def _owned(call: Call, principal: Principal, involvement_id: int) -> Involvement
     return involvement
 
 
+# The columns an owner may change, by the names the trail records them under.
+_FIELD_NAMES = {
+    "is_lead_professional": "lead_professional",
+    "caf_assessment_on": "caf_assessment_on",
+}
+
+
 def update(
     call: Call,
     principal: Principal,
@@ -125,13 +132,14 @@ def update(
     involvement = _owned(call, principal, involvement_id)
     if involvement.ended_on is not None:
         raise Conflict("This involvement has ended.", code="involvement_ended")
-    changed = []
+    values: dict[str, Any] = {}
     if lead_professional is not None:
-        involvement.is_lead_professional = lead_professional
-        changed.append("lead_professional")
+        values["is_lead_professional"] = lead_professional
     if caf_assessment_on is not None:
-        involvement.caf_assessment_on = caf_assessment_on
-        changed.append("caf_assessment_on")
+        values["caf_assessment_on"] = caf_assessment_on
+    if values and not repository.change_running(call.db, involvement, **values):
+        raise StateChanged("This involvement was ended meanwhile.")
+    changed = [_FIELD_NAMES[name] for name in values]
     call.audit(
         EventTag.INVOLVEMENT_UPDATED,
         principal=principal,
@@ -147,8 +155,14 @@ def end(
     involvement = _owned(call, principal, involvement_id)
     if involvement.ended_on is not None:
         raise Conflict("This involvement has already ended.", code="involvement_ended")
-    involvement.ended_on = ended_on or call.ctx.clock.now().date()
-    involvement.is_lead_professional = False
+    ended = repository.change_running(
+        call.db,
+        involvement,
+        ended_on=ended_on or call.ctx.clock.now().date(),
+        is_lead_professional=False,
+    )
+    if not ended:
+        raise StateChanged("This involvement was ended meanwhile.")
     call.audit(
         EventTag.INVOLVEMENT_ENDED,
         principal=principal,
@@ -180,7 +194,8 @@ def withdraw_consent(call: Call, principal: Principal, involvement_id: int) -> I
         )
     if involvement.consent_withdrawn_at is not None:
         raise Conflict("Consent has already been withdrawn.", code="consent_already_withdrawn")
-    involvement.consent_withdrawn_at = call.ctx.clock.now()
+    if not repository.withdraw_consent(call.db, involvement, call.ctx.clock.now()):
+        raise StateChanged("Consent was withdrawn meanwhile.")
     call.audit(
         EventTag.INVOLVEMENT_CONSENT_WITHDRAWN,
         principal=principal,
