@@ -126,13 +126,18 @@ def test_two_confirmations_of_a_reinstatement_reinstate_once(world: World) -> No
     assert Counter(tags_for_alert(world, alert_id))["user:reinstated"] == 1
 
 
-def _race(world: World, alert_id: int, steps: list[AlertStatus]) -> list[str]:
-    """Data managers read the alert, then step it at the same moment; what each got."""
+def _race(world: World, alert_id: int, steps: list[Any]) -> list[str]:
+    """Data managers read the alert (and its subject), then each takes their step at the same
+    moment; what each got."""
     racers = [principal_of(world, world.new_account(Role.LA_DATA_MANAGER, LA_A)) for _ in steps]
     # PostgreSQL: all read before any writes, and a later UPDATE waits on the first's row lock.
     # SQLite runs one writer transaction at a time (BEGIN IMMEDIATE): a read cannot overlap
     # another's write, so the racers only start together and run one after the other.
     overlap = world.database.backend == "postgresql"
+    with world.ctx.sessions() as db:
+        found = db.get(Alert, alert_id)
+        assert found is not None
+        alert_subject = found.subject_user_id
     barrier = threading.Barrier(len(steps), timeout=30)
     outcomes: list[str] = ["no answer"] * len(steps)
 
@@ -142,17 +147,18 @@ def _race(world: World, alert_id: int, steps: list[AlertStatus]) -> list[str]:
             call = Call(ctx=world.ctx, db=db, info=INFO)
             if not overlap:
                 barrier.wait()
-            _get(call, racers[index], alert_id)
+            seen = _get(call, racers[index], alert_id), _subject(call, alert_subject)
             if overlap:
                 barrier.wait()
             try:
-                service.step(call, racers[index], alert_id, steps[index], None)
+                steps[index](call, racers[index], alert_id)
             except AppError as refusal:
                 db.rollback()
                 outcomes[index] = f"{type(refusal).status} {refusal.error_code}"
             else:
                 db.commit()
                 outcomes[index] = "won"
+            del seen
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(steps))]
     for thread in threads:
@@ -171,7 +177,7 @@ def test_of_two_data_managers_stepping_an_alert_at_once_exactly_one_wins(
     tally: Counter[str] = Counter()
     for _ in range(ROUNDS):
         alert, _ = raise_canary_alert(world)
-        outcomes = _race(world, alert["id"], steps)
+        outcomes = _race(world, alert["id"], [_step(step) for step in steps])
         tally.update(outcomes)
         assert all(o == "won" or o.startswith("409 ") for o in outcomes), outcomes
         trail = tags_for_alert(world, alert["id"])[1:]  # after alert:raised
@@ -190,3 +196,16 @@ def test_of_two_data_managers_stepping_an_alert_at_once_exactly_one_wins(
         # The same step twice: on SQLite too the second racer reads what the first left, and
         # may not take the step again.
         assert tally["won"] == ROUNDS, tally
+
+
+def test_of_two_data_managers_suspending_at_once_exactly_one_does(world: World) -> None:
+    suspend = _subject_status(AccountStatus.SUSPENDED)
+    # PostgreSQL: both read the subject active, the later UPDATE finds it suspended. SQLite: the
+    # second reads it suspended already.
+    late = "state_changed" if world.database.backend == "postgresql" else "account_unchanged"
+    for _ in range(ROUNDS):
+        alert, (snooper, _, _) = raise_canary_alert(world)
+        outcomes = _race(world, alert["id"], [suspend, suspend])
+        assert sorted(outcomes) == [f"409 {late}", "won"], outcomes
+        assert status_of(world, snooper.id) == "suspended"
+        assert Counter(tags_for_alert(world, alert["id"]))["user:suspended"] == 1
