@@ -66,3 +66,18 @@ def request_reinstatement(db: Session, alert: Alert, by: int, at: datetime) -> b
         reinstatement_requested_by=by,
         reinstatement_requested_at=at,
     )
+
+
+def take_reinstatement(db: Session, alert: Alert, first: int, by: int, at: datetime) -> bool:
+    """Take up ``first``'s reinstatement request to confirm it, unless another data manager
+    confirmed it or the alert was closed meanwhile."""
+    return advance(
+        db,
+        alert,
+        Alert.reinstatement_requested_by == first,
+        Alert.status != AlertStatus.CLOSED.value,
+        reinstatement_requested_by=None,
+        reinstatement_requested_at=None,
+        updated_at=at,
+        handled_by=by,
+    )

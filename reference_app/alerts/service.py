@@ -280,6 +280,8 @@ def set_subject_status(
                 code="own_reinstatement_request",
             )
         details["requested_by"] = first
+        if not repository.take_reinstatement(call.db, alert, first, principal.user_id, now):
+            raise StateChanged("The reinstatement was confirmed, or the alert closed, meanwhile.")
     # The account moves on only from the status read here: of two data managers suspending (or
     # confirming a reinstatement) at once, one does it and the other is refused.
     if not set_status(call, user, status, by=principal, details=details):

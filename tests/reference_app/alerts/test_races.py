@@ -106,8 +106,11 @@ def test_two_first_requests_to_reinstate_record_one(world: World) -> None:
     assert Counter(tags_for_alert(world, alert_id))["user:reinstatement:requested"] == 1
 
 
-def test_two_confirmations_of_a_reinstatement_reinstate_once(world: World) -> None:
-    alert_id, snooper_id, _ = suspended_snooper(world)
+@pytest.mark.parametrize("meanwhile", ["confirmed", "closed"])
+def test_a_reinstatement_confirmed_after_another_confirmation_or_a_close_is_refused(
+    world: World, meanwhile: str
+) -> None:
+    alert_id, snooper_id, team = suspended_snooper(world)
     asked = world.client.post(
         f"/api/v1/alerts/{alert_id}/reinstate-subject", json={}, headers=manager(world, LA_B)
     )
@@ -115,15 +118,21 @@ def test_two_confirmations_of_a_reinstatement_reinstate_once(world: World) -> No
     late = principal_of(world, world.new_account(Role.LA_DATA_MANAGER, LA_B))
     with stale_call(world) as call:
         seen = read(call, _get, late, alert_id), read(call, _subject, snooper_id)
-        assert seen[1].status == "suspended"
-        confirmed = world.client.post(
-            f"/api/v1/alerts/{alert_id}/reinstate-subject", json={}, headers=manager(world, LA_B)
-        )
-        assert confirmed.status_code == 200
+        assert (seen[0].status, seen[1].status) == ("open", "suspended")
+        if meanwhile == "confirmed":  # a second data manager of the employing LA
+            done = world.client.post(
+                f"/api/v1/alerts/{alert_id}/reinstate-subject",
+                json={},
+                headers=manager(world, LA_B),
+            )
+        else:  # the child's LA team closes the alert
+            done = world.client.post(f"/api/v1/alerts/{alert_id}/close", json={}, headers=team)
+        assert done.status_code == 200
         stale = _subject_status(AccountStatus.ACTIVE)
         assert refused(call, stale, late, alert_id) == (409, "state_changed")
-    assert status_of(world, snooper_id) == "active"
-    assert Counter(tags_for_alert(world, alert_id))["user:reinstated"] == 1
+    assert status_of(world, snooper_id) == ("active" if meanwhile == "confirmed" else "suspended")
+    reinstated = Counter(tags_for_alert(world, alert_id))["user:reinstated"]
+    assert reinstated == (1 if meanwhile == "confirmed" else 0)
 
 
 def _race(world: World, alert_id: int, steps: list[Any]) -> list[str]:
