@@ -12,10 +12,11 @@ from reference_app.access.permissions import Role
 from reference_app.access.principal import Principal
 from reference_app.audit.models import AuditEvent
 from reference_app.children.models import Child, UnshieldRequest
-from reference_app.children.service import set_shield
+from reference_app.children.repository import pending_unshield
+from reference_app.children.service import approve_unshield, set_shield
 from reference_app.kit.controls import Control
 from reference_app.kit.http import Call
-from tests.fixtures.stale import INFO, principal_of
+from tests.fixtures.stale import INFO, principal_of, read, refused, stale_call
 from tests.fixtures.world import LA_A, LA_B, Account, World, strict_world
 
 
@@ -194,3 +195,24 @@ def test_two_data_managers_asking_to_unshield_at_once_make_one_request(world: Wo
         assert len(requests) == 1
         assert tags(world, child.id).count("child:unshield:requested") == 1
         assert shielded(world, child.id)
+
+
+def test_an_approval_read_before_the_unshield_was_withdrawn_is_refused(world: World) -> None:
+    child = world.child(shielded=True)
+    requester = world.headers(Role.LA_DATA_MANAGER)
+    assert unshield(world, child.id, requester).status_code == 202
+    late = principal_of(world, world.new_account(Role.LA_DATA_MANAGER, LA_A))
+    with stale_call(world) as call:
+        seen = read(call, lambda c: pending_unshield(c.db, child.id))  # held: mapped weakly
+        assert seen is not None
+        # Shielding again withdraws the pending unshield.
+        again = world.client.post(
+            f"/api/v1/children/{child.id}/shield", json={"shielded": True}, headers=requester
+        )
+        assert again.status_code == 200
+        assert refused(call, approve_unshield, late, child.id, None) == (
+            409,
+            "no_pending_unshield",
+        )
+    assert shielded(world, child.id)
+    assert "child:unshield:approved" not in tags(world, child.id)
