@@ -3,6 +3,11 @@
 An alert moves ``open -> acknowledged -> investigating -> closed`` (steps may be skipped, never
 reversed); the team may suspend the alert's subject from it, and the subject's employing LA
 reinstate them (two of its data managers, through an open alert). Every step is audited.
+
+A step moves the alert on only from the status its caller read (``kit.transitions``): of two data
+managers stepping the same alert at once one wins, the other is refused with 409
+``state_changed``, so no step is recorded twice and none is undone. Nobody handles an alert
+about themselves (403 ``own_alert``, the ``alert_separation`` control).
 The notification that goes out when an alert is raised carries references (alert id, kind,
 severity, LA, child identifier), never a child's personal data.
 """
@@ -25,6 +30,7 @@ from reference_app.audit.tags import EventTag
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import Conflict, Forbidden, NotFound
 from reference_app.kit.http import Call
+from reference_app.kit.transitions import StateChanged
 from reference_app.practitioners import repository as accounts
 from reference_app.practitioners.models import AccountStatus
 
@@ -162,20 +168,42 @@ def _note_details(call: Call, alert: Alert, note: str | None) -> dict[str, Any]:
     return details
 
 
+def _handled(call: Call, principal: Principal, alert_id: int) -> Alert:
+    """An alert the caller reviews and may act on: never one about themselves."""
+    alert = get_alert(call, principal, alert_id)
+    if alert.subject_user_id == principal.user_id and enabled(
+        call.ctx.settings, Control.ALERT_SEPARATION
+    ):
+        raise Forbidden(
+            "Nobody handles an alert about themselves; another data manager must.",
+            code="own_alert",
+        )
+    return alert
+
+
 def step(
     call: Call, principal: Principal, alert_id: int, target: AlertStatus, note: str | None
 ) -> Alert:
-    """Move an alert on (acknowledge, investigate, close), audited with the note sealed."""
-    alert = get_alert(call, principal, alert_id)
+    """Move an alert on (acknowledge, investigate, close) from the status the caller read,
+    audited with the note sealed."""
+    alert = _handled(call, principal, alert_id)
     tag, sources = _STEPS[target]
-    if AlertStatus(alert.status) not in sources:
+    seen = alert.status
+    if AlertStatus(seen) not in sources:
         raise Conflict(
-            f"The alert is {alert.status}; it cannot be moved to {target.value}.",
+            f"The alert is {seen}; it cannot be moved to {target.value}.",
             code="alert_step_not_allowed",
         )
-    alert.status = target.value
-    alert.updated_at = call.ctx.clock.now()
-    alert.handled_by = principal.user_id
+    moved = repository.move(
+        call.db,
+        alert,
+        seen,
+        status=target.value,
+        updated_at=call.ctx.clock.now(),
+        handled_by=principal.user_id,
+    )
+    if not moved:
+        raise StateChanged(f"The alert was moved on by someone else since it read {seen}.")
     call.audit(
         tag, principal=principal, child_id=alert.child_id, details=_note_details(call, alert, note)
     )
@@ -199,9 +227,15 @@ def close_claim_alerts(
     for alert in candidates:
         if json.loads(alert.details or "{}").get("involvement_id") != involvement_id:
             continue
-        alert.status = AlertStatus.CLOSED.value
-        alert.updated_at = call.ctx.clock.now()
-        alert.handled_by = principal.user_id
+        if not repository.move(
+            call.db,
+            alert,
+            alert.status,
+            status=AlertStatus.CLOSED.value,
+            updated_at=call.ctx.clock.now(),
+            handled_by=principal.user_id,
+        ):
+            continue  # someone closed or stepped it meanwhile: theirs is the step on the trail
         details = {"alert_id": alert.id, "kind": alert.kind, "claim": decision}
         call.audit(EventTag.ALERT_CLOSED, principal=principal, child_id=child_id, details=details)
         closed.append(alert)
@@ -220,19 +254,20 @@ def set_subject_status(
     """
     from reference_app.practitioners.service import set_status
 
-    alert = get_alert(call, principal, alert_id)
+    alert = _handled(call, principal, alert_id)
     user = accounts.by_id(call.db, alert.subject_user_id)
     if user is None:
         raise NotFound("The alert's subject no longer exists.", code="practitioner_not_found")
     if user.status == status.value:
         raise Conflict(f"The account is already {status.value}.", code="account_unchanged")
     details = _note_details(call, alert, note)
+    now = call.ctx.clock.now()
     if status is AccountStatus.ACTIVE and enabled(call.ctx.settings, Control.SUSPENSION_AUTHORITY):
         _check_reinstatement_authority(principal, alert, user.local_authority_id)
         first = alert.reinstatement_requested_by
         if first is None:
-            alert.reinstatement_requested_by = principal.user_id
-            alert.reinstatement_requested_at = call.ctx.clock.now()
+            if not repository.request_reinstatement(call.db, alert, principal.user_id, now):
+                raise StateChanged("Another data manager asked, or the alert was closed, first.")
             call.audit(
                 EventTag.USER_REINSTATEMENT_REQUESTED,
                 principal=principal,
@@ -245,11 +280,16 @@ def set_subject_status(
                 code="own_reinstatement_request",
             )
         details["requested_by"] = first
-    set_status(call, user, status, by=principal, details=details)
+        if not repository.take_reinstatement(call.db, alert, first, principal.user_id, now):
+            raise StateChanged("The reinstatement was confirmed, or the alert closed, meanwhile.")
+    # The account moves on only from the status read here: of two data managers suspending (or
+    # confirming a reinstatement) at once, one does it and the other is refused.
+    if not set_status(call, user, status, by=principal, details=details):
+        raise StateChanged("The account's status was changed by someone else since it was read.")
     # Any half-agreed reinstatement lapses once the subject's status moves.
     alert.reinstatement_requested_by = None
     alert.reinstatement_requested_at = None
-    alert.updated_at = call.ctx.clock.now()
+    alert.updated_at = now
     alert.handled_by = principal.user_id
     return alert
 

@@ -35,7 +35,11 @@ from reference_app.localauthorities.models import LocalAuthority
 from reference_app.services.models import Involvement, Organisation
 
 
-def get(db: Session, child_id: str) -> Child | None:
+def get(db: Session, child_id: str, *, lock: bool = False) -> Child | None:
+    """The child; with ``lock``, read afresh and row-locked to the end of the transaction (on
+    PostgreSQL; SQLite runs one writer at a time), so two shield decisions queue."""
+    if lock:
+        return db.get(Child, child_id, with_for_update=True, populate_existing=True)
     return db.get(Child, child_id)
 
 

@@ -583,9 +583,10 @@ def view(
     return shown
 
 
-def _owned(call: Call, principal: Principal, raw_child_id: str) -> Child:
-    """A child of the caller's own LA, or not found (never confirming another LA's child)."""
-    child = repository.get(call.db, parse_child_id(raw_child_id))
+def _owned(call: Call, principal: Principal, raw_child_id: str, *, lock: bool = False) -> Child:
+    """A child of the caller's own LA, or not found (never confirming another LA's child);
+    ``lock`` holds its row to the end of the transaction."""
+    child = repository.get(call.db, parse_child_id(raw_child_id), lock=lock)
     if child is None or child.local_authority_id != principal.local_authority_id:
         raise NotFound(
             "No child with that identifier in your local authority.", code="child_not_found"
@@ -679,8 +680,9 @@ def set_shield(
     """Shield a child at once, or lift a shield: that exposes a hidden address, so it waits for
     a second data manager of the LA (``approve_unshield``) unless ``agreed_by`` names the other
     data manager who already agreed to it (the requester of an approved unshield or change
-    request)."""
-    child = _owned(call, principal, raw_child_id)
+    request). The child's row is locked first: of two decisions at once (an unshield asked
+    twice, a shield and an approval) the second reads what the first left."""
+    child = _owned(call, principal, raw_child_id, lock=True)
     if (
         not shielded
         and child.shielded
@@ -823,7 +825,7 @@ def approve_unshield(
 ) -> Child:
     """The second data manager of the LA approves a pending unshield, which lifts the shield;
     the data manager who asked for it never approves it."""
-    child = _owned(call, principal, raw_child_id)
+    child = _owned(call, principal, raw_child_id, lock=True)
     pending = repository.pending_unshield(call.db, child.id)
     if pending is None:
         raise Conflict("No unshield is waiting for approval.", code="no_pending_unshield")

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 class Control(StrEnum):
     ADMIN_SEPARATION = "admin_separation"  # no self re-role; child-data roles need LA confirming
+    ALERT_SEPARATION = "alert_separation"  # nobody handles an alert about themselves
     APPROVER_INDEPENDENCE = "approver_independence"  # approvers: old accounts, not the requester's
     AUDIT_TRAIL = "audit_trail"  # every record view and search goes on the trail
     AUTO_SUSPEND = "auto_suspend"  # a hard threshold suspends the account at once

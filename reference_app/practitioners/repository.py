@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from reference_app.kit.transitions import advance
 from reference_app.localauthorities.models import LocalAuthority
 from reference_app.practitioners.models import (
     AccountStatus,
@@ -73,6 +74,32 @@ def accept_totp_step(db: Session, practitioner_id: int, step: int) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def change_status(db: Session, user: Practitioner, status: AccountStatus) -> bool:
+    """Move ``user`` to ``status`` from the status read, making older tokens stale; False if
+    another change came first."""
+    return advance(
+        db,
+        user,
+        Practitioner.status == user.status,
+        status=status.value,
+        authz_version=Practitioner.authz_version + 1,
+    )
+
+
+def confirm_role(db: Session, user: Practitioner, by: int, at: datetime) -> bool:
+    """Confirm ``user``'s pending role; False if another data manager confirmed it first (or
+    the role was changed meanwhile)."""
+    return advance(
+        db,
+        user,
+        Practitioner.role_pending.is_(True),
+        Practitioner.role == user.role,
+        role_pending=False,
+        role_confirmed_by=by,
+        role_granted_at=at,
+    )
 
 
 def revoke_sessions(db: Session, practitioner_id: int, now: datetime) -> None:

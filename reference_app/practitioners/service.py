@@ -30,6 +30,7 @@ from reference_app.kit.errors import (
     Unauthorized,
 )
 from reference_app.kit.http import Call
+from reference_app.kit.transitions import StateChanged
 from reference_app.practitioners import repository, tokens
 from reference_app.practitioners.models import AccountStatus, LoginSession, Practitioner
 from reference_app.practitioners.schemas import LocalAuthorityRef, Me
@@ -502,10 +503,9 @@ def confirm_role(call: Call, principal: Principal, practitioner_id: int) -> Prac
         )
     if not user.role_pending:
         raise Conflict("This account's role is not awaiting confirmation.", code="role_not_pending")
-    user.role_pending = False
-    user.role_confirmed_by = principal.user_id
     # The role takes effect now: an export approver's role must be older than the setting.
-    user.role_granted_at = call.ctx.clock.now()
+    if not repository.confirm_role(call.db, user, principal.user_id, call.ctx.clock.now()):
+        raise StateChanged("The account's role was confirmed or changed by someone else.")
     call.audit(
         EventTag.USER_ROLE_CONFIRMED,
         principal=principal,
@@ -670,12 +670,13 @@ def set_status(
     """Suspend or reinstate ``user`` (by a person, or by a detector when ``by`` is None).
 
     Suspension ends every session at once; either change makes older tokens stale. Returns
-    whether anything changed.
+    whether anything changed: the account moves only from the status read, so of two changes
+    at once one is made (and audited) and the other returns False.
     """
     now = call.ctx.clock.now()
     if status is AccountStatus.SUSPENDED:
         repository.revoke_sessions(call.db, user.id, now)
-    if status.value == user.status:
+    if status.value == user.status or not repository.change_status(call.db, user, status):
         return False
     tag = EventTag.USER_SUSPENDED if status is AccountStatus.SUSPENDED else EventTag.USER_REINSTATED
     call.audit(
@@ -683,7 +684,4 @@ def set_status(
         principal=by,
         details={"practitioner_id": user.id, **(details or {})},
     )
-    user.status = status.value
-    user.authz_version += 1
-    call.db.flush()
     return True

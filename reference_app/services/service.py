@@ -11,6 +11,7 @@ claim alerts that LA's management team, and a practitioner may make only
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from reference_app.access.principal import Principal
 from reference_app.alerts.models import AlertKind, AlertSeverity
@@ -21,6 +22,7 @@ from reference_app.children.service import parse_child_id
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from reference_app.kit.http import Call
+from reference_app.kit.transitions import StateChanged
 from reference_app.services import repository
 from reference_app.services.models import Involvement, Organisation
 
@@ -112,6 +114,13 @@ def _owned(call: Call, principal: Principal, involvement_id: int) -> Involvement
     return involvement
 
 
+# The columns an owner may change, by the names the trail records them under.
+_FIELD_NAMES = {
+    "is_lead_professional": "lead_professional",
+    "caf_assessment_on": "caf_assessment_on",
+}
+
+
 def update(
     call: Call,
     principal: Principal,
@@ -123,13 +132,14 @@ def update(
     involvement = _owned(call, principal, involvement_id)
     if involvement.ended_on is not None:
         raise Conflict("This involvement has ended.", code="involvement_ended")
-    changed = []
+    values: dict[str, Any] = {}
     if lead_professional is not None:
-        involvement.is_lead_professional = lead_professional
-        changed.append("lead_professional")
+        values["is_lead_professional"] = lead_professional
     if caf_assessment_on is not None:
-        involvement.caf_assessment_on = caf_assessment_on
-        changed.append("caf_assessment_on")
+        values["caf_assessment_on"] = caf_assessment_on
+    if values and not repository.change_running(call.db, involvement, **values):
+        raise StateChanged("This involvement was ended meanwhile.")
+    changed = [_FIELD_NAMES[name] for name in values]
     call.audit(
         EventTag.INVOLVEMENT_UPDATED,
         principal=principal,
@@ -145,8 +155,14 @@ def end(
     involvement = _owned(call, principal, involvement_id)
     if involvement.ended_on is not None:
         raise Conflict("This involvement has already ended.", code="involvement_ended")
-    involvement.ended_on = ended_on or call.ctx.clock.now().date()
-    involvement.is_lead_professional = False
+    ended = repository.change_running(
+        call.db,
+        involvement,
+        ended_on=ended_on or call.ctx.clock.now().date(),
+        is_lead_professional=False,
+    )
+    if not ended:
+        raise StateChanged("This involvement was ended meanwhile.")
     call.audit(
         EventTag.INVOLVEMENT_ENDED,
         principal=principal,
@@ -178,7 +194,8 @@ def withdraw_consent(call: Call, principal: Principal, involvement_id: int) -> I
         )
     if involvement.consent_withdrawn_at is not None:
         raise Conflict("Consent has already been withdrawn.", code="consent_already_withdrawn")
-    involvement.consent_withdrawn_at = call.ctx.clock.now()
+    if not repository.withdraw_consent(call.db, involvement, call.ctx.clock.now()):
+        raise StateChanged("Consent was withdrawn meanwhile.")
     call.audit(
         EventTag.INVOLVEMENT_CONSENT_WITHDRAWN,
         principal=principal,
@@ -207,11 +224,18 @@ def _decidable(call: Call, principal: Principal, involvement_id: int) -> Involve
     return involvement
 
 
+def _decide_claim(call: Call, involvement: Involvement, **values: Any) -> None:
+    """Decide the claim from the open state read; of two decisions at once one stands."""
+    if not repository.decide_claim(call.db, involvement, **values):
+        raise StateChanged("Another data manager decided this claim first.")
+
+
 def confirm(call: Call, principal: Principal, involvement_id: int) -> Involvement:
     """Confirm a claim: the service's need to know now stands (a data manager of the child's LA)."""
     involvement = _decidable(call, principal, involvement_id)
-    involvement.confirmed_at = call.ctx.clock.now()
-    involvement.confirmed_by = principal.user_id
+    _decide_claim(
+        call, involvement, confirmed_at=call.ctx.clock.now(), confirmed_by=principal.user_id
+    )
     close_claim_alerts(call, principal, involvement.child_id, involvement.id, "confirmed")
     call.audit(
         EventTag.INVOLVEMENT_CONFIRMED,
@@ -225,8 +249,9 @@ def confirm(call: Call, principal: Principal, involvement_id: int) -> Involvemen
 def reject(call: Call, principal: Principal, involvement_id: int) -> Involvement:
     """Reject a claim: it ends today, never having widened a view."""
     involvement = _decidable(call, principal, involvement_id)
-    involvement.ended_on = call.ctx.clock.now().date()
-    involvement.is_lead_professional = False
+    _decide_claim(
+        call, involvement, ended_on=call.ctx.clock.now().date(), is_lead_professional=False
+    )
     close_claim_alerts(call, principal, involvement.child_id, involvement.id, "rejected")
     call.audit(
         EventTag.INVOLVEMENT_REJECTED,

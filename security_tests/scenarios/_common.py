@@ -1,6 +1,7 @@
 """Helpers two or three scenario groups share (no scenarios here).
 
-A person's pause between requests and what a session answers now; child identifiers with their
+A person's pause between requests and what a session answers now; a data manager's unshield
+request; child identifiers with their
 check character; unpadded base64url token segments; and exports: the recipient's key pair, the
 request, and the file opened with the recipient's key.
 """
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from reference_app.kit.envelope import MAGIC, EnvelopeError, open_sealed
 from security_tests.context import Caller, refusal
-from security_tests.engine import Finding
+from security_tests.engine import Finding, expect
 
 # Crockford's base 32 (as reference_app.kit.identifiers): no I, L, O or U.
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -39,6 +40,17 @@ def session_state(caller: Caller) -> tuple[int, str | None]:
 
 
 # -- child identifiers ---------------------------------------------------------------------------
+
+
+def ask_unshield(caller: Caller, child_id: str, note: str) -> float:
+    """``caller`` (a data manager) asks to lift the child's shield; the moment the answer came
+    back (``time.monotonic()``), for the alert it raises."""
+    asked = caller.post(
+        f"/children/{child_id}/shield", json={"shielded": False, "decision_note": note}
+    )
+    since = time.monotonic()
+    expect(asked.status_code in (200, 202), f"the unshield request answered {asked.status_code}")
+    return since
 
 
 def check_character(payload: str) -> str:

@@ -5,7 +5,9 @@ involvement 10, out of hours more) and alerts the management team of the child's
 a day, suspending at 150; a canary (honeytoken) child alerts on any view, inside the request.
 Each scenario measures how soon the alert reaches the team (`--alert-within`, 30 s by default),
 and the team's suspension must end the insider's session on their very next request. Only the
-insider's own LA reinstates them: two of its data managers, through an alert still open.
+insider's own LA reinstates them: two of its data managers, through an alert still open. Nobody
+handles an alert about themselves: a data manager cannot acknowledge or close away the trace of
+their own act.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from security_tests.context import Caller, Context, expect_error, fictional_family_name, refusal
 from security_tests.engine import Severity, Skip, expect, scenario
-from security_tests.scenarios._common import session_state
+from security_tests.scenarios._common import ask_unshield, session_state
 
 CELEBRITY_VIEWS = 3  # shielded and uninvolved: 50 points a view in hours, 150 suspends
 OVERRIDE = "emergency_override; harness check of who may reinstate"
@@ -342,3 +344,42 @@ def claim_then_snoop(ctx: Context) -> None:
     )
     rules = (alert.get("details") or {}).get("rules") or {}
     ctx.note(f"rules fired after the claim: {', '.join(sorted(rules)) or 'none named'}")
+
+
+_OWN_ALERT_STEPS = ("acknowledge", "investigate", "close", "suspend-subject")
+
+
+@scenario(
+    "insider.own-alert",
+    owasp=["API5:2023", "API1:2023"],
+    asvs=["2.3.5", "8.2.2", "16.2.1"],
+    severity=Severity.HIGH,
+    guards=["alert_separation"],
+)
+def own_alert(ctx: Context) -> None:
+    """A data manager cannot acknowledge, investigate, close or act on an alert about themselves."""
+    dm = ctx.manager()
+    child_id = ctx.new_child(dm, shielded=True).child_id
+    # Asking to lift a shield alerts the LA's team about the asker, a data manager who can
+    # read that alert: the one to clear it must be someone else.
+    insider = ctx.colleague("la_data_manager", dm)
+    since = ask_unshield(insider, child_id, "harness check of who handles the alert")
+    alert = ctx.expect_alert(
+        insider,
+        "unshield_requested",
+        subject=insider,
+        since=since,
+        child_id=child_id,
+        what="the data manager's own unshield request",
+    )
+    for step in _OWN_ALERT_STEPS:
+        response = insider.post(f"/alerts/{alert['id']}/{step}", json={"note": "harness check"})
+        expect(
+            response.status_code >= 400,
+            f"the alert's own subject could {step} it ({response.status_code})",
+        )
+        expect_error(response, 403, "own_alert")
+    seen = dm.get(f"/alerts/{alert['id']}")
+    status = seen.json().get("status") if seen.status_code == 200 else None
+    expect(status == "open", f"the alert about the data manager is {status!r} after their tries")
+    ctx.note(f"own alert {alert['id']}: {', '.join(_OWN_ALERT_STEPS)} refused 403 own_alert")

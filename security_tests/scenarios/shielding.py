@@ -33,7 +33,13 @@ from security_tests.context import (
     status_text,
 )
 from security_tests.engine import Severity, expect, scenario
-from security_tests.scenarios._common import export_rows, pause, recipient, request_export
+from security_tests.scenarios._common import (
+    ask_unshield,
+    export_rows,
+    pause,
+    recipient,
+    request_export,
+)
 
 # Keys a limited view must not carry: the address, the carers and the services.
 WITHHELD_KEYS = frozenset({"address", "carers", "services", "date_of_birth"})
@@ -597,12 +603,7 @@ def single_person_unshield(ctx: Context) -> None:
     child_id = ctx.new_child(dm, shielded=True).child_id
     requester = ctx.colleague("la_data_manager", dm)
     approver = ctx.colleague("la_data_manager", dm)
-    asked = requester.post(
-        f"/children/{child_id}/shield",
-        json={"shielded": False, "decision_note": "harness check of the second approval"},
-    )
-    since = time.monotonic()
-    expect(asked.status_code in (200, 202), f"the unshield request answered {asked.status_code}")
+    since = ask_unshield(requester, child_id, "harness check of the second approval")
     expect(
         _shield_state(approver, child_id) is True,
         "one data manager's unshield lifted the shield at once, with no second person",

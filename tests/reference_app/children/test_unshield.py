@@ -3,14 +3,20 @@ shielded and the LA's team is alerted), another approves; shielding stays one pe
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from sqlalchemy import select
 
 from reference_app.access.permissions import Role
+from reference_app.access.principal import Principal
 from reference_app.audit.models import AuditEvent
 from reference_app.children.models import Child, UnshieldRequest
+from reference_app.children.repository import pending_unshield
+from reference_app.children.service import approve_unshield, set_shield
 from reference_app.kit.controls import Control
+from reference_app.kit.http import Call
+from tests.fixtures.stale import INFO, principal_of, read, refused, stale_call
 from tests.fixtures.world import LA_A, LA_B, Account, World, strict_world
 
 
@@ -147,3 +153,66 @@ def test_with_the_control_off_one_data_manager_unshields_at_once(world: World) -
         assert done.json()["shielded"] is False
         assert not shielded(weak, child.id)
         assert tags(weak, child.id) == ["child:unshielded"]
+
+
+RACING_ROUNDS = 10
+
+
+def _ask_together(world: World, child_id: str, racers: list[Principal]) -> list[BaseException]:
+    """Each racer asks to lift the child's shield, all at the same moment; what went wrong."""
+    barrier = threading.Barrier(len(racers), timeout=30)
+    failures: list[BaseException] = []
+
+    def ask(who: Principal) -> None:
+        try:
+            with world.ctx.sessions() as db, db.begin():
+                call = Call(ctx=world.ctx, db=db, info=INFO)
+                barrier.wait()  # the child's row lock (SQLite: the write lock) queues them
+                set_shield(call, who, child_id, False, "harness race")
+        except BaseException as exc:  # reported by the caller
+            failures.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(who,)) for who in racers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return failures
+
+
+def test_two_data_managers_asking_to_unshield_at_once_make_one_request(world: World) -> None:
+    for _ in range(RACING_ROUNDS):
+        child = world.child(shielded=True)
+        racers = [
+            principal_of(world, world.new_account(Role.LA_DATA_MANAGER, LA_A)) for _ in range(2)
+        ]
+        assert _ask_together(world, child.id, racers) == []
+        # The second asker joined the first's request: one request, one alert, one event.
+        with world.ctx.sessions() as db:
+            requests = db.scalars(
+                select(UnshieldRequest).where(UnshieldRequest.child_id == child.id)
+            ).all()
+        assert len(requests) == 1
+        assert tags(world, child.id).count("child:unshield:requested") == 1
+        assert shielded(world, child.id)
+
+
+def test_an_approval_read_before_the_unshield_was_withdrawn_is_refused(world: World) -> None:
+    child = world.child(shielded=True)
+    requester = world.headers(Role.LA_DATA_MANAGER)
+    assert unshield(world, child.id, requester).status_code == 202
+    late = principal_of(world, world.new_account(Role.LA_DATA_MANAGER, LA_A))
+    with stale_call(world) as call:
+        seen = read(call, lambda c: pending_unshield(c.db, child.id))  # held: mapped weakly
+        assert seen is not None
+        # Shielding again withdraws the pending unshield.
+        again = world.client.post(
+            f"/api/v1/children/{child.id}/shield", json={"shielded": True}, headers=requester
+        )
+        assert again.status_code == 200
+        assert refused(call, approve_unshield, late, child.id, None) == (
+            409,
+            "no_pending_unshield",
+        )
+    assert shielded(world, child.id)
+    assert "child:unshield:approved" not in tags(world, child.id)

@@ -12,8 +12,10 @@ from reference_app.access.permissions import CHILD_DATA_ROLES, Role
 from reference_app.audit.models import AuditEvent
 from reference_app.audit.tags import EventTag
 from reference_app.kit.controls import Control
+from reference_app.practitioners import service
 from reference_app.practitioners.models import Practitioner
 from reference_app.services.models import OrganisationKind
+from tests.fixtures.stale import principal_of, read, refused, stale_call
 from tests.fixtures.world import LA_A, LA_B, Account, World, strict_world, unique_name
 
 USERS = "/api/v1/users"
@@ -179,3 +181,21 @@ def test_with_admin_separation_off_an_administrator_promotes_itself(world: World
         assert created["role_pending"] is False
         w.clock.advance(31)
         assert _view(w, _log_in(w, created, Role.LA_DATA_MANAGER), child.id).status_code == 200
+
+
+def test_a_role_confirmed_since_it_was_read_is_not_confirmed_again(world: World) -> None:
+    created = _create(world, Role.LA_DATA_MANAGER)
+    late = principal_of(world, world.new_account(Role.LA_DATA_MANAGER, LA_A))
+    with stale_call(world) as call:
+        seen = read(call, lambda c: c.db.get(Practitioner, created["id"]))  # held: mapped weakly
+        assert seen.role_pending is True
+        other = world.login(world.new_account(Role.LA_DATA_MANAGER, LA_A))
+        assert _confirm(world, created["id"], other).status_code == 200
+        confirm = service.confirm_role
+        assert refused(call, confirm, late, created["id"]) == (409, "state_changed")
+    query = select(AuditEvent).where(AuditEvent.tag == EventTag.USER_ROLE_CONFIRMED.value)
+    with world.ctx.sessions() as db:
+        confirmed = [
+            e for e in db.scalars(query) if f'"practitioner_id":{created["id"]}' in e.details
+        ]
+    assert len(confirmed) == 1

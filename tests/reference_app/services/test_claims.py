@@ -12,7 +12,9 @@ from sqlalchemy import select
 from reference_app.access.permissions import Role
 from reference_app.audit.models import AuditEvent
 from reference_app.kit.controls import Control
-from reference_app.services.models import OrganisationKind
+from reference_app.services import service
+from reference_app.services.models import Involvement, OrganisationKind
+from tests.fixtures.stale import principal_of, read, refused, stale_call
 from tests.fixtures.world import LA_A, LA_B, Account, World, strict_world
 
 
@@ -176,3 +178,32 @@ def test_deciding_a_claim_closes_its_alert(world: World, decision: str) -> None:
     [after] = _claim_alerts(world, LA_B, child.id)
     assert after["status"] == "closed"
     assert "alert:closed" in _tags(world, child.id)
+
+
+@pytest.mark.parametrize(
+    ("stale", "meanwhile"), [("confirm", "reject"), ("reject", "confirm"), ("confirm", "confirm")]
+)
+def test_a_claim_decided_since_it_was_read_is_not_decided_again(
+    world: World, stale: str, meanwhile: str
+) -> None:
+    child = world.child(LA_B)
+    _, claimer, _ = _claimer_and_colleague(world)
+    involvement = _claim(world, claimer, child.id).json()["id"]
+    late = principal_of(world, world.new_account(Role.LA_DATA_MANAGER, LA_B))
+    with stale_call(world) as call:
+        seen = read(call, lambda c: c.db.get(Involvement, involvement))  # held: mapped weakly
+        assert seen.confirmed_at is None
+        assert seen.ended_on is None
+        other = world.login(world.new_account(Role.LA_DATA_MANAGER, LA_B))
+        assert _decide(world, meanwhile, involvement, other).status_code == 200
+        decide = getattr(service, stale)
+        assert refused(call, decide, late, involvement) == (409, "state_changed")
+    tags = _tags(world, child.id)
+    decided = [t for t in tags if t in ("involvement:confirmed", "involvement:rejected")]
+    assert decided == [f"involvement:{meanwhile}ed"]
+    assert tags.count("alert:closed") == 1
+    with world.ctx.sessions() as db:
+        stored = db.get(Involvement, involvement)
+        assert stored is not None
+        assert (stored.confirmed_at is not None) is (meanwhile == "confirm")
+        assert (stored.ended_on is not None) is (meanwhile == "reject")
