@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import update
@@ -20,6 +20,12 @@ from tests.fixtures.world import World
 
 LEGACY = Path(__file__).parents[2] / "fixtures" / "legacy"
 OK, FAILED = 0, 1
+
+
+def open_export(identity: Path | str, file: Path, out: Path) -> Result:
+    """`contactpoint export open` as a recipient runs it."""
+    args = ["export", "open", "--identity", str(identity), str(file), "--out", str(out)]
+    return CliRunner().invoke(main, args)
 
 
 def age_binary() -> str:
@@ -61,18 +67,7 @@ def test_an_export_in_the_old_envelope_opens_with_its_pem_key_and_a_warning(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "plain.jsonl"
-    result = CliRunner().invoke(
-        main,
-        [
-            "export",
-            "open",
-            "--identity",
-            str(LEGACY / "identity.pem"),
-            str(LEGACY / "export-7.cpenv"),
-            "--out",
-            str(out),
-        ],
-    )
+    result = open_export(LEGACY / "identity.pem", LEGACY / "export-7.cpenv", out)
     assert result.exit_code == OK, result.output
     assert "deprecated: this file is in the pre-age envelope format" in result.output
     [row] = [json.loads(line) for line in out.read_text().splitlines()]
@@ -85,18 +80,7 @@ def test_an_old_envelope_with_an_age_key_fails_cleanly(tmp_path: Path) -> None:
         runner.invoke(main, ["keys", "recipient-keypair", "--out-dir", str(tmp_path)]).output
     )
     out = tmp_path / "plain.jsonl"
-    result = runner.invoke(
-        main,
-        [
-            "export",
-            "open",
-            "--identity",
-            made["private_key"],
-            str(LEGACY / "export-7.cpenv"),
-            "--out",
-            str(out),
-        ],
-    )
+    result = open_export(made["private_key"], LEGACY / "export-7.cpenv", out)
     assert result.exit_code == FAILED
     assert "give the PEM private key it was sealed to" in result.output
     assert not out.exists()
