@@ -269,28 +269,29 @@ def keys_generate(out: Path) -> None:
     "--out-dir",
     type=click.Path(path_type=Path, file_okay=False),
     required=True,
-    help="Directory for recipient.key.pem (mode 0600) and recipient.pub.pem.",
+    help="Directory for recipient.key.txt (age identity, mode 0600) and recipient.pub.txt.",
 )
 def keys_recipient_keypair(out_dir: Path) -> None:
-    """An X25519 key pair for a recipient of exports or backups: the public key goes to the
-    registry, the private key stays with the recipient."""
-    from reference_app.kit.envelope import fingerprint, generate_identity, load_recipient
+    """An age key pair for a recipient of exports or backups: the public key (age1...) goes to
+    the registry, the identity stays with the recipient (`age -d -i recipient.key.txt` opens)."""
+    from reference_app.kit.agefile import fingerprint, generate_identity, load_recipient
 
-    private_pem, public_pem = generate_identity()
-    private, public = out_dir / "recipient.key.pem", out_dir / "recipient.pub.pem"
-    if private.exists() or public.exists():
+    secret, public = generate_identity()
+    private, public_file = out_dir / "recipient.key.txt", out_dir / "recipient.pub.txt"
+    if private.exists() or public_file.exists():
         raise click.ClickException(f"a key pair exists in {out_dir}; keys are never overwritten")
     out_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(private_pem)
-    public.write_bytes(public_pem)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(secret)
+    public_file.write_text(f"{public}\n", encoding="ascii")
     click.echo(
         json.dumps(
             {
                 "private_key": str(private),
-                "public_key": str(public),
-                "fingerprint": fingerprint(load_recipient(public_pem)),
+                "public_key": str(public_file),
+                "recipient": public,
+                "fingerprint": fingerprint(load_recipient(public)),
             }
         )
     )

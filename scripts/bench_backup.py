@@ -43,8 +43,8 @@ def main() -> None:
             check=True,
             env=env,
         )
-        identity = str(work / "backup-keys" / "backup-identity.pem")
-        recipient = str(work / "backup-keys" / "backup-recipient.pem")
+        identity = str(work / "backup-keys" / "backup-identity.txt")
+        recipient = str(work / "backup-keys" / "backup-recipient.txt")
         generate = [CONTACTPOINT, "generate", "--children", str(options.children), "--seed", "1"]
         generate += ["--database", urls[0], "--keys", str(keys), "--data-dir", str(work / "data")]
         subprocess.run(generate, check=True, env=env, stdout=subprocess.DEVNULL)  # noqa: S603

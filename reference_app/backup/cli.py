@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 # Only light imports at module level: this module is loaded whenever `contactpoint` starts.
 
-IDENTITY_FILE = "backup-identity.pem"
-RECIPIENT_FILE = "backup-recipient.pem"
+IDENTITY_FILE = "backup-identity.txt"
+RECIPIENT_FILE = "backup-recipient.txt"
 
 
 def _key_file(name: str, help_text: str) -> Decorator:
@@ -50,24 +50,26 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
     help=f"Folder to write {IDENTITY_FILE} (mode 0600) and {RECIPIENT_FILE} into.",
 )
 def backup_keypair(out_dir: Path) -> None:
-    """Make the X25519 key pair backups are sealed to.
+    """Make the age key pair backups are sealed to.
 
-    The machine that makes backups needs only the public key (backup-recipient.pem) and cannot
-    read a backup back; keep the identity (backup-identity.pem) offline, with whoever restores.
+    The machine that makes backups needs only the public key (backup-recipient.txt, age1...)
+    and cannot read a backup back; keep the identity (backup-identity.txt, AGE-SECRET-KEY-1...)
+    offline, with whoever restores. `age -d -i backup-identity.txt FILE` opens a backup too.
     """
-    from reference_app.kit.envelope import fingerprint, generate_identity, load_recipient
+    from reference_app.kit.agefile import fingerprint, generate_identity, load_recipient
 
     identity, recipient = out_dir / IDENTITY_FILE, out_dir / RECIPIENT_FILE
     for path in (identity, recipient):
         if path.exists():
             raise click.ClickException(f"{path} exists; keys are never overwritten")
     out_dir.mkdir(parents=True, exist_ok=True)
-    private_pem, public_pem = generate_identity()
-    _write_new(identity, private_pem, 0o600)
-    _write_new(recipient, public_pem, 0o644)
+    secret, public = generate_identity()
+    _write_new(identity, secret.encode("ascii"), 0o600)
+    _write_new(recipient, f"{public}\n".encode("ascii"), 0o644)
     click.echo(f"identity (private, keep offline): {identity}")
     click.echo(f"recipient (public, for `contactpoint backup`): {recipient}")
-    click.echo(f"fingerprint: {fingerprint(load_recipient(public_pem))}")
+    click.echo(f"public key: {public}")
+    click.echo(f"fingerprint: {fingerprint(load_recipient(public))}")
 
 
 def _refused(message: str, as_json: bool, extra: dict[str, Any] | None = None) -> NoReturn:
@@ -99,7 +101,10 @@ def _audit(ctx: AppContext, tag: Any, details: dict[str, Any]) -> int:
 
 @click.command()
 @database_option("Database to back up (default: CONTACTPOINT_DATABASE_URL).")
-@_key_file("--recipient", "Public key (PEM) to seal the backup to (`keys backup-keypair`).")
+@_key_file(
+    "--recipient",
+    "File of age public keys (age1..., one a line) to seal the backup to (`keys backup-keypair`).",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -111,7 +116,8 @@ def backup(database: str | None, recipient: Path, out: Path, as_json: bool) -> N
     """Write an encrypted, integrity-checked backup of the whole registry.
 
     Every table (and the schema revision) from one consistent snapshot, in a form that restores
-    into SQLite or PostgreSQL, sealed to the recipient key: this machine cannot read it back.
+    into SQLite or PostgreSQL, sealed in the age format to the recipient keys: this machine
+    cannot read it back; `age -d -i IDENTITY FILE` or `contactpoint restore` can.
     Records a `backup:created` audit event (counts and the file's SHA-256); if it cannot, the
     file is removed, so no backup goes unrecorded. Run it as the
     schema owner (on PostgreSQL the application role, CONTACTPOINT_DATABASE_APP_ROLE, is not
@@ -122,11 +128,11 @@ def backup(database: str | None, recipient: Path, out: Path, as_json: bool) -> N
     from reference_app.audit.tags import EventTag
     from reference_app.backup.format import BackupError
     from reference_app.backup.snapshot import write_backup
-    from reference_app.kit.envelope import EnvelopeError, load_recipient
+    from reference_app.kit.agefile import KeyFileError, load_recipients
 
     try:
-        key = load_recipient(recipient.read_bytes())
-    except EnvelopeError as exc:
+        key = load_recipients(recipient.read_text(encoding="utf-8", errors="replace"))
+    except KeyFileError as exc:
         raise click.BadParameter(str(exc), param_hint="--recipient") from exc
     with instance(database) as ctx:
         try:
@@ -183,7 +189,11 @@ def _print_backup(result: BackupResult, event_id: int, as_json: bool) -> None:
 @click.command()
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @database_option("Empty database to restore into (default: CONTACTPOINT_DATABASE_URL).")
-@_key_file("--identity", "Private key (PEM) the backup was sealed to.")
+@_key_file(
+    "--identity",
+    "age identity file (AGE-SECRET-KEY-1...) the backup was sealed to; for a backup in the old "
+    "envelope format (this release only), its PEM private key.",
+)
 @click.option(
     "--drill",
     is_flag=True,
@@ -224,21 +234,36 @@ def restore(
     Run it as the schema owner: on PostgreSQL the application role may not create tables or
     move sequences (grant it afterwards with `contactpoint db upgrade --app-role ROLE`).
     """
-    from reference_app.kit.envelope import EnvelopeError, load_identity
+    from reference_app.kit.agefile import KeyFileError, load_identities
 
     if drill and (source is None or database is not None):
         raise click.UsageError("--drill takes --source URL (and optionally --scratch URL)")
     if not drill and (source is not None or scratch is not None):
         raise click.UsageError("--source and --scratch go with --drill")
     try:
-        key = load_identity(identity.read_bytes())
-    except EnvelopeError as exc:
+        key = load_identities(identity.read_bytes())
+    except KeyFileError as exc:
         raise click.BadParameter(str(exc), param_hint="--identity") from exc
+    _warn_if_legacy(file)
     if drill:
         assert source is not None
         _run_drill(source, key, file, scratch, as_json)
     else:
         _run_restore(database, key, file, as_json)
+
+
+def _warn_if_legacy(file: Path) -> None:
+    """Say so on stderr when the backup is in the envelope format read for this release only."""
+    from reference_app.kit.agefile import AgeFileError, Format, sniff
+    from reference_app.kit.legacy_envelope import DEPRECATION
+
+    try:
+        with file.open("rb") as src:
+            legacy = sniff(src) is Format.LEGACY
+    except (AgeFileError, OSError):
+        return  # the restore itself says what is wrong with the file
+    if legacy:
+        click.echo(f"deprecated: {DEPRECATION}", err=True)
 
 
 def _failure_message(exc: Exception) -> tuple[str, dict[str, Any]]:
@@ -247,11 +272,11 @@ def _failure_message(exc: Exception) -> tuple[str, dict[str, Any]]:
 
     from reference_app.backup.format import BackupFormatError
     from reference_app.backup.restore import RestoreError
-    from reference_app.kit.envelope import EnvelopeError
+    from reference_app.kit.agefile import AgeFileError
 
     if isinstance(exc, RestoreError):
         return str(exc), {"tables": [c.to_dict() for c in exc.checks]}
-    if isinstance(exc, EnvelopeError):
+    if isinstance(exc, AgeFileError):
         return f"the backup cannot be opened: {exc}", {}
     if isinstance(exc, BackupFormatError):
         return f"the backup is not well formed: {exc}", {}
@@ -270,14 +295,14 @@ def _run_restore(database: str | None, key: Any, file: Path, as_json: bool) -> N
     from reference_app.audit.tags import EventTag
     from reference_app.backup.format import BackupError
     from reference_app.backup.restore import restore_backup
-    from reference_app.kit.envelope import EnvelopeError
+    from reference_app.kit.agefile import AgeFileError
 
     with instance(database) as ctx:
         try:
             result = restore_backup(
                 ctx.settings.database_url, key, file, progress=sys.stderr.isatty()
             )
-        except (BackupError, EnvelopeError, SQLAlchemyError, OSError) as exc:
+        except (BackupError, AgeFileError, SQLAlchemyError, OSError) as exc:
             message, extra = _failure_message(exc)
             _refused(f"{message}; the target database was left as it was", as_json, extra)
         event_id = _audit(ctx, EventTag.BACKUP_RESTORED, _restore_details(result))
@@ -323,11 +348,11 @@ def _run_drill(source: str, key: Any, file: Path, scratch: str | None, as_json: 
     from reference_app.backup.format import BackupError
     from reference_app.backup.restore import drill
     from reference_app.cli import EXIT_FAILED
-    from reference_app.kit.envelope import EnvelopeError
+    from reference_app.kit.agefile import AgeFileError
 
     try:
         report = drill(source, key, file, scratch=scratch, progress=sys.stderr.isatty())
-    except (BackupError, EnvelopeError, SQLAlchemyError, OSError) as exc:
+    except (BackupError, AgeFileError, SQLAlchemyError, OSError) as exc:
         message, extra = _failure_message(exc)
         _refused(f"drill failed: {message}", as_json, extra)
     if as_json:

@@ -1,6 +1,6 @@
-r"""The backup file: a backend-neutral stream of rows inside an envelope, with its manifest.
+r"""The backup file: a backend-neutral stream of rows inside an age file, with its manifest.
 
-The envelope (label ``contactpoint-backup/v1``) holds UTF-8 lines:
+The age file's plaintext (an old envelope's: label ``contactpoint-backup/v1``) is UTF-8 lines:
 
 1. a JSON header: format, version, created_at, source dialect, alembic revision, and each
    table's columns (name and neutral type), primary key and row count, in load order;
@@ -430,7 +430,7 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 def read_backup(chunks: Iterable[bytes]) -> Iterator[Header | Rows | Manifest]:
     """Yield the header, batches of rows, then the manifest; check the stream against it.
 
-    The manifest comes last and only once ``chunks`` is exhausted, so with an envelope's
+    The manifest comes last and only once ``chunks`` is exhausted, so with an age file's
     plaintext it also means the whole file was authentic and complete. Every table's count and
     checksum is checked against the manifest here; a restored database is checked again.
     """

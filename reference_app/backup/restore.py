@@ -1,6 +1,6 @@
 """Restoring a backup into an empty database, and the restore drill.
 
-A restore reads the file twice. The first pass authenticates the whole envelope and checks the
+A restore reads the file twice. The first pass authenticates the whole age file and checks the
 stream against its manifest without touching the database, so a wrong key, a flipped byte or a
 cut-short file is refused before anything happens. The second pass runs in one transaction:
 check that the target is empty, bring the schema to the backup's revision, drop the keys and
@@ -15,8 +15,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Generator, Iterator
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, cast
@@ -24,7 +24,6 @@ from typing import Any, BinaryIO, Literal, cast
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy import Connection, Engine, bindparam, func, inspect, literal, select, table, text
 from sqlalchemy.engine import make_url
 from tqdm import tqdm
@@ -50,8 +49,8 @@ from reference_app.backup.snapshot import (
     snapshot_engine,
     sqlite_path,
 )
+from reference_app.kit.agefile import Format, Identities, open_file, sniff
 from reference_app.kit.db import make_engine
-from reference_app.kit.envelope import open_stream
 from reference_app.kit.migrate import alembic_config, target_metadata, upgrade
 
 
@@ -94,6 +93,7 @@ class VerifiedFile:
     manifest: Manifest
     sha256: str
     size: int
+    format: Format = Format.AGE
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,7 @@ class RestoreResult:
         return {
             "ok": True,
             "file_sha256": self.file.sha256,
+            "file_format": self.file.format.value,
             "created_at": self.manifest.created_at,
             "source_dialect": self.manifest.dialect,
             "target_dialect": self.dialect,
@@ -125,13 +126,21 @@ def _bar(enabled: bool, total: int, desc: str, unit: str = "rows") -> tqdm:
     return tqdm(total=total, unit=unit, unit_scale=True, desc=desc, disable=not enabled)
 
 
-def verify_file(path: Path, identity: X25519PrivateKey, *, progress: bool = False) -> VerifiedFile:
+def verify_file(path: Path, identities: Identities, *, progress: bool = False) -> VerifiedFile:
     """Authenticate the whole file and check its stream against its manifest; touch nothing."""
     header: Header | None = None
     manifest: Manifest | None = None
-    with path.open("rb") as raw, _bar(progress, path.stat().st_size, "verify", "B") as bar:
+    with (
+        path.open("rb") as raw,
+        _bar(progress, path.stat().st_size, "verify", "B") as bar,
+        ExitStack() as stack,
+    ):
+        kind = sniff(cast(BinaryIO, raw))
         hashing = HashingFile(cast(BinaryIO, raw))
-        chunks = open_stream(cast(BinaryIO, hashing), identity, expect_label=LABEL)
+        # Closed on the way out, so a refusal also ends the decrypting thread at once.
+        chunks = stack.enter_context(
+            closing(open_file(cast(BinaryIO, hashing), identities, kind=kind, legacy_label=LABEL))
+        )
 
         def counted() -> Iterator[bytes]:
             for chunk in chunks:
@@ -145,13 +154,13 @@ def verify_file(path: Path, identity: X25519PrivateKey, *, progress: bool = Fals
                 manifest = record
     assert header is not None
     assert manifest is not None
-    return VerifiedFile(header, manifest, hashing.sha256.hexdigest(), hashing.size)
+    return VerifiedFile(header, manifest, hashing.sha256.hexdigest(), hashing.size, kind)
 
 
-def _records(path: Path, identity: X25519PrivateKey, expected: VerifiedFile) -> Iterator[Rows]:
+def _records(path: Path, identities: Identities, expected: VerifiedFile) -> Generator[Rows]:
     """The rows of the file again (second pass), checked to be the file the first pass saw."""
     with path.open("rb") as raw:
-        for record in read_backup(open_stream(raw, identity, expect_label=LABEL)):
+        for record in read_backup(open_file(raw, identities, legacy_label=LABEL)):
             if isinstance(record, Rows):
                 yield record
             elif record != (expected.header if isinstance(record, Header) else expected.manifest):
@@ -373,7 +382,7 @@ def _new_sqlite_file_removed_on_failure(url: str) -> Iterator[None]:
 
 def restore_backup(
     url: str,
-    identity: X25519PrivateKey,
+    identities: Identities,
     path: Path,
     *,
     progress: bool = False,
@@ -381,12 +390,12 @@ def restore_backup(
 ) -> RestoreResult:
     """Restore the backup at ``path`` into the empty database at ``url``, all or nothing.
 
-    Raises ``EnvelopeError`` (wrong key, tampered, truncated), ``BackupFormatError`` or
+    Raises ``AgeFileError`` (wrong key, tampered, truncated), ``BackupFormatError`` or
     ``RestoreError`` (refused, or the loaded data does not match); the target is then as it was.
     ``verified`` skips the first pass when the caller has just made it.
     """
     started = time.perf_counter()
-    file = verified or verify_file(path, identity, progress=progress)
+    file = verified or verify_file(path, identities, progress=progress)
     header, manifest = file.header, file.manifest
     with _new_sqlite_file_removed_on_failure(url), ExitStack() as stack:
         engine = make_engine(url, pool_size=1)
@@ -398,7 +407,8 @@ def restore_backup(
             current = _refuse_unless_empty(conn)
             _bring_schema(conn, engine, current, header.alembic_revision)
             _check_shape(conn, header)
-            batches = (b for b in _records(path, identity, file) if b.spec.name != ALEMBIC_TABLE)
+            records = stack.enter_context(closing(_records(path, identities, file)))
+            batches = (b for b in records if b.spec.name != ALEMBIC_TABLE)
             postgres = engine.dialect.name == "postgresql"
             names = [s.name for s in header.tables if s.name != ALEMBIC_TABLE]
             rebuild = (_defer_keys if postgres else _defer_sqlite_indexes)(conn, names)
@@ -538,7 +548,7 @@ def _scratch_url(scratch: str | None) -> Iterator[str]:
 
 def drill(
     source_url: str,
-    identity: X25519PrivateKey,
+    identities: Identities,
     path: Path,
     *,
     scratch: str | None = None,
@@ -551,14 +561,14 @@ def drill(
     newer rows above the backup's highest key (``grew``).
     """
     started = time.perf_counter()
-    file = verify_file(path, identity, progress=progress)
+    file = verify_file(path, identities, progress=progress)
     header, manifest = file.header, file.manifest
     with _scratch_url(scratch) as scratch_url:
         shown = make_url(scratch_url).render_as_string(hide_password=True)
         report = DrillReport(manifest, "temporary SQLite file" if scratch is None else shown)
         checks: dict[str, TableCheck] = {}
         try:
-            result = restore_backup(scratch_url, identity, path, progress=progress, verified=file)
+            result = restore_backup(scratch_url, identities, path, progress=progress, verified=file)
             checks = {c.table: c for c in result.checks}
         except RestoreError as exc:
             if not exc.checks:

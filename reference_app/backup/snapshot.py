@@ -13,7 +13,7 @@ import hashlib
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from alembic.script import ScriptDirectory
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from pyrage.x25519 import Recipient
 from sqlalchemy import Connection, Engine, Select, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from tqdm import tqdm
@@ -30,20 +30,20 @@ from reference_app.backup.format import (
     ALEMBIC_SPEC,
     ALEMBIC_TABLE,
     END_OF_TABLE,
-    LABEL,
     BackupError,
     ColumnType,
     Header,
     Manifest,
     TableDigest,
     TableSpec,
+    TableSum,
     registry_specs,
     row_encoder,
     table_line,
 )
+from reference_app.kit.agefile import encrypt_stream, fingerprint
 from reference_app.kit.db import is_sqlite, make_engine
 from reference_app.kit.db import snapshot as db_snapshot
-from reference_app.kit.envelope import EnvelopeWriter, fingerprint
 from reference_app.kit.migrate import alembic_config, target_metadata
 
 STREAM_ROWS = 5000
@@ -148,31 +148,41 @@ def count_rows(conn: Connection, spec: TableSpec, *, above: int | None = None) -
     return int(conn.execute(statement).scalar_one())
 
 
+def table_blocks(
+    conn: Connection,
+    spec: TableSpec,
+    digest: TableDigest,
+    *,
+    up_to: int | None = None,
+    progress: Callable[[int], Any] | None = None,
+) -> Iterator[bytes]:
+    """Yield a table's row lines in key order (keys ``up_to`` at most), counted into ``digest``.
+
+    Writing a backup and checking one compute the checksum the same way, through here.
+    """
+    blocks = _postgres_blocks if conn.dialect.name == "postgresql" else _sqlite_blocks
+    for block in blocks(conn, spec, up_to):
+        count = block.count(b"\n")
+        digest.update(block, count)
+        if progress is not None:
+            progress(count)
+        yield block
+    if spec.serial_key is not None:
+        highest = select(func.max(spec.table.c[spec.serial_key]))
+        digest.last_key = conn.execute(_bounded(highest, spec, up_to)).scalar()
+
+
 def scan_table(
     conn: Connection,
     spec: TableSpec,
     *,
     up_to: int | None = None,
-    sink: Callable[[bytes], None] | None = None,
     progress: Callable[[int], Any] | None = None,
 ) -> TableDigest:
-    """Count and checksum a table's row lines in key order (keys ``up_to`` at most, if given).
-
-    ``sink`` receives the lines as they are made, so writing a backup and checking one compute
-    the same thing the same way.
-    """
+    """Count and checksum a table's row lines in key order (keys ``up_to`` at most, if given)."""
     digest = TableDigest(spec)
-    blocks = _postgres_blocks if conn.dialect.name == "postgresql" else _sqlite_blocks
-    for block in blocks(conn, spec, up_to):
-        count = block.count(b"\n")
-        digest.update(block, count)
-        if sink is not None:
-            sink(block)
-        if progress is not None:
-            progress(count)
-    if spec.serial_key is not None:
-        highest = select(func.max(spec.table.c[spec.serial_key]))
-        digest.last_key = conn.execute(_bounded(highest, spec, up_to)).scalar()
+    for _block in table_blocks(conn, spec, digest, up_to=up_to, progress=progress):
+        pass
     return digest
 
 
@@ -219,13 +229,13 @@ class BackupResult:
 
 def write_backup(
     url: str,
-    recipient: X25519PublicKey,
+    recipients: Sequence[Recipient],
     out: Path,
     *,
     now: datetime,
     progress: bool = False,
 ) -> BackupResult:
-    """Write one consistent snapshot of the registry at ``url``, sealed to ``recipient``.
+    """Write one consistent snapshot of the registry at ``url``, sealed to ``recipients`` (age).
 
     The file appears at ``out`` only once complete (written under a temporary name, synced,
     then renamed); ``out`` must not exist.
@@ -266,18 +276,12 @@ def write_backup(
                     disable=not progress,
                 ) as bar,
             ):
-                sink = HashingFile(raw)
-                writer = EnvelopeWriter(cast(BinaryIO, sink), recipient, LABEL)
-                writer.write(header.to_line())
-                sums = {}
-                for spec in specs:
-                    writer.write(table_line(spec.name))
-                    digest = scan_table(conn, spec, sink=writer.write, progress=bar.update)
-                    writer.write(END_OF_TABLE + b"\n")
-                    sums[spec.name] = digest.summary()
+                sink = HashingFile(cast(BinaryIO, raw))
+                sums: dict[str, TableSum] = {}
+                encrypt_stream(
+                    _plaintext(conn, header, sums, bar.update), cast(BinaryIO, sink), recipients
+                )
                 manifest = Manifest(header.created_at, header.dialect, revision, sums)
-                writer.write(manifest.to_line())
-                writer.close()
                 raw.flush()
                 os.fsync(raw.fileno())
         if out.exists():
@@ -294,9 +298,27 @@ def write_backup(
         sink.size,
         sink.sha256.hexdigest(),
         manifest,
-        fingerprint(recipient),
+        fingerprint(recipients),
         time.perf_counter() - started,
     )
+
+
+def _plaintext(
+    conn: Connection, header: Header, sums: dict[str, TableSum], progress: Callable[[int], Any]
+) -> Iterator[bytes]:
+    """The backup's lines, drawn as the encryption asks: header, each table, manifest.
+
+    Each table's count and checksum land in ``sums`` as its rows go by.
+    """
+    yield header.to_line()
+    for spec in header.tables:
+        yield table_line(spec.name)
+        digest = TableDigest(spec)
+        yield from table_blocks(conn, spec, digest, progress=progress)
+        yield END_OF_TABLE + b"\n"
+        sums[spec.name] = digest.summary()
+    manifest = Manifest(header.created_at, header.dialect, header.alembic_revision, sums)
+    yield manifest.to_line()
 
 
 def _sync_directory(directory: Path) -> None:

@@ -65,7 +65,8 @@ def _who(person: dict[str, Any] | None) -> str:
     "--identity",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     required=True,
-    help="The recipient's X25519 private key (PEM).",
+    help="The recipient's age identity file (AGE-SECRET-KEY-1...); for an export in the old "
+    "envelope format (this release only), the PEM private key.",
 )
 @click.option(
     "--out",
@@ -77,33 +78,44 @@ def _who(person: dict[str, Any] | None) -> str:
 def open_export(identity: Path, out: Path, file: Path) -> None:
     """Decrypt an export FILE with the recipient's key; exit 1 if tampered or for another key.
 
-    The plaintext is written only once the whole envelope has been authenticated.
+    The same as `age -d -i IDENTITY -o OUT FILE`, with the plaintext written only once the whole
+    file has been authenticated.
     """
     from reference_app.exports.service import LABEL_PREFIX
-    from reference_app.kit.envelope import EnvelopeError, load_identity, open_stream, read_label
+    from reference_app.kit.agefile import (
+        AgeFileError,
+        Format,
+        KeyFileError,
+        load_identities,
+        open_file,
+        sniff,
+    )
+    from reference_app.kit.legacy_envelope import DEPRECATION
 
     if out.exists():
         raise click.UsageError(f"{out} exists; an export is never written over a file")
     try:
-        key = load_identity(identity.read_bytes())
-    except EnvelopeError as exc:
+        keys = load_identities(identity.read_bytes())
+    except KeyFileError as exc:
         raise click.UsageError(f"{identity}: {exc}") from exc
     partial = out.with_name(out.name + ".partial")
     rows = 0
     try:
         with file.open("rb") as src:
-            label, _ = read_label(src)
-        if not label.startswith(LABEL_PREFIX):
-            raise EnvelopeError("the envelope is not an export")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with file.open("rb") as src, os.fdopen(fd, "wb") as dst:
-            for chunk in open_stream(src, key, expect_label=label):
-                dst.write(chunk)
-                rows += chunk.count(b"\n")
-    except EnvelopeError as exc:
+            kind = sniff(src)
+            if kind is Format.LEGACY:
+                click.echo(f"deprecated: {DEPRECATION}", err=True)
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as dst:
+                for chunk in open_file(src, keys, kind=kind, legacy_label=LABEL_PREFIX):
+                    dst.write(chunk)
+                    rows += chunk.count(b"\n")
+    except AgeFileError as exc:
         partial.unlink(missing_ok=True)
         click.echo(f"cannot open {file}: {exc}", err=True)
         sys.exit(EXIT_FAILED)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, out)
-    export_id = label[len(LABEL_PREFIX) :].decode("ascii", "replace")
-    click.echo(f"export {export_id}: {rows} rows written to {out}")
+    click.echo(f"{rows} rows written to {out}")

@@ -1,12 +1,13 @@
 """Business rules for exports: the one bulk read path out of the registry.
 
 An LA data manager requests a scope of the LA's children with a justification, a recipient and
-the recipient's X25519 public key; the row count is taken there and then, and a scope above
-``export_max_rows`` is refused. A different data manager of the same LA approves or refuses;
-approval registers the export's watermark children. The requester then takes a short-lived
-signed link and downloads the file once, before the approval expires: JSON lines, sealed to the
-recipient's key. Any attempt outside these rules is refused, recorded as ``export:violation``
-and alerted (``export_violation``) to the export's LA.
+the recipient's age public key (``age1...``); the row count is taken there and then, and a
+scope above ``export_max_rows`` is refused. A different data manager of the same LA approves or
+refuses; approval registers the export's watermark children. The requester then takes a
+short-lived signed link and downloads the file once, before the approval expires: JSON lines,
+sealed in the age format to the recipient's key (``age -d -i key.txt`` opens it). Any attempt
+outside these rules is refused, recorded as ``export:violation`` and alerted
+(``export_violation``) to the export's LA.
 
 Each rule has a control switch (``reference_app.kit.controls``) a development build may turn
 off to show that the harness notices: ``export_two_person``, ``export_size_cap``,
@@ -25,6 +26,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from pyrage.x25519 import Recipient
 from sqlalchemy.orm import Session
 
 from reference_app.access.principal import Principal
@@ -38,16 +40,16 @@ from reference_app.exports import links, repository, watermark
 from reference_app.exports.models import ExportRequest, ExportStatus, ExportWatermark, ScopeKind
 from reference_app.exports.schemas import MAX_AGE, ExportCreate, ExportLink, ExportOut, ExportScope
 from reference_app.kit import identifiers
+from reference_app.kit.agefile import KeyFileError, fingerprint, load_recipient, seal
 from reference_app.kit.clock import start_of_day
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.crypto import Crypto
-from reference_app.kit.envelope import EnvelopeError, fingerprint, load_recipient, seal
 from reference_app.kit.errors import AppError, Conflict, Forbidden, Gone, InvalidInput, NotFound
 from reference_app.kit.http import Call
 from reference_app.practitioners import repository as practitioner_repository
 
 DOWNLOAD_PATH = "/api/v1/exports/download/"
-LABEL_PREFIX = b"contactpoint-export/v1:"
+LABEL_PREFIX = b"contactpoint-export/v1:"  # the label of an export in the old envelope format
 _JUSTIFICATION = "export_requests.justification"
 _RECIPIENT = "export_requests.recipient_name"
 # A watermark child is born in the scope's age range; without one, any age a registered child has.
@@ -189,9 +191,9 @@ def request_export(call: Call, principal: Principal, body: ExportCreate) -> Expo
     """Record a request for a scope of the caller's own LA, refusing one above the size cap."""
     try:
         recipient = load_recipient(body.recipient_public_key)
-    except EnvelopeError as exc:
+    except KeyFileError as exc:
         raise InvalidInput(
-            "The recipient key must be an X25519 public key in PEM form.",
+            "The recipient key must be one age X25519 public key (age1...).",
             code="invalid_recipient_key",
         ) from exc
     scope = body.scope
@@ -213,7 +215,7 @@ def request_export(call: Call, principal: Principal, body: ExportCreate) -> Expo
         scope_max_age=scope.max_age,
         justification_enc=cipher.encrypt(body.justification, _JUSTIFICATION),
         recipient_name_enc=cipher.encrypt(body.recipient_name, _RECIPIENT),
-        recipient_public_key=body.recipient_public_key.strip() + "\n",
+        recipient_public_key=f"{recipient}\n",
         recipient_fingerprint=fingerprint(recipient),
         row_count=0,
         requested_by=principal.user_id,
@@ -464,8 +466,16 @@ class Download:
     filename: str
 
 
-def export_label(export_id: int) -> bytes:
-    return LABEL_PREFIX + str(export_id).encode("ascii")
+def _sealing_key(export: ExportRequest) -> Recipient:
+    """The recipient's age key; a request kept from before the age format had a PEM key."""
+    try:
+        return load_recipient(export.recipient_public_key)
+    except KeyFileError:
+        raise Conflict(
+            "This export was requested with a recipient key in the old PEM form, which exports "
+            "no longer use: request it again with the recipient's age public key (age1...).",
+            code="export_recipient_key_outdated",
+        ) from None
 
 
 def export_row(crypto: Crypto, child: Child, la_code: str) -> dict[str, Any]:
@@ -524,11 +534,7 @@ def download(call: Call, principal: Principal, token: str) -> Download:
         json.dumps(row, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n" for row in rows
     )
     encrypted = enabled(call.ctx.settings, Control.EXPORT_ENCRYPTION)
-    if encrypted:
-        recipient = load_recipient(export.recipient_public_key)
-        content = seal(plain, recipient, export_label(export.id))
-    else:
-        content = plain
+    content = seal(plain, _sealing_key(export)) if encrypted else plain
     digest = hashlib.sha256(content).hexdigest()
     if not repository.transition(
         call.db,
@@ -554,7 +560,7 @@ def download(call: Call, principal: Principal, token: str) -> Download:
             "recipient_fingerprint": export.recipient_fingerprint,
         },
     )
-    suffix = "cpenv" if encrypted else "jsonl"
+    suffix = "age" if encrypted else "jsonl"
     return Download(content=content, filename=f"contactpoint-export-{export.id}.{suffix}")
 
 

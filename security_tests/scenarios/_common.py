@@ -15,10 +15,9 @@ import time
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from pyrage import x25519
 
-from reference_app.kit.envelope import MAGIC, EnvelopeError, open_sealed
+from reference_app.kit.agefile import MAGIC, AgeFileError, open_sealed
 from security_tests.context import Caller, refusal
 from security_tests.engine import Finding, expect
 
@@ -103,11 +102,10 @@ def altered(signature: str) -> str:
 # -- exports -------------------------------------------------------------------------------------
 
 
-def recipient() -> tuple[X25519PrivateKey, str]:
-    """A fresh X25519 recipient key pair: the private key and the public key in PEM."""
-    key = X25519PrivateKey.generate()
-    pem = key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-    return key, pem.decode("ascii")
+def recipient() -> tuple[x25519.Identity, str]:
+    """A fresh age recipient key pair: the identity and the public key (``age1...``)."""
+    key = x25519.Identity.generate()
+    return key, str(key.to_public())
 
 
 def request_export(
@@ -129,12 +127,12 @@ def request_export(
     )
 
 
-def export_rows(blob: bytes, key: X25519PrivateKey) -> list[dict[str, Any]]:
+def export_rows(blob: bytes, key: x25519.Identity) -> list[dict[str, Any]]:
     """The export file's rows: opened with the recipient key, or read as is when not sealed."""
-    # The sealed format is the registry's published export envelope; the recipient opens it.
+    # The sealed format is age (age-encryption.org/v1); the recipient opens it with any age tool.
     if blob.startswith(MAGIC):
         try:
-            blob = open_sealed(blob, key)
-        except EnvelopeError as exc:
+            blob = open_sealed(blob, [key])
+        except AgeFileError as exc:
             raise Finding(f"the recipient key cannot open the export: {exc}") from exc
     return [json.loads(line) for line in blob.decode("utf-8").splitlines() if line.strip()]

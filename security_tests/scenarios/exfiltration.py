@@ -5,8 +5,8 @@ Every scenario runs the export workflow in the persona's local authority: a thro
 manager requests, and the established data manager persona approves (an account made today is
 not an independent second person). The workflow scope is one year of age (the harness's
 own child, registered aged nine, is in it), so files stay small and far below any cap. An
-approved file is opened with the recipient key the scenario generated, in the registry's
-envelope format (`reference_app.kit.envelope`, shipped with the harness).
+approved file is opened with the recipient key the scenario generated, in the standard age format
+(age-encryption.org/v1, opened here with pyrage as any age tool would).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from pyrage import x25519
 
-from reference_app.kit.envelope import MAGIC
+from reference_app.kit.agefile import MAGIC
 from security_tests.context import (
     DATA_MANAGER,
     Caller,
@@ -64,7 +64,7 @@ class Export:
     id: int
     requester: Caller
     approver: Caller
-    key: X25519PrivateKey
+    key: x25519.Identity
 
 
 def _managers(ctx: Context) -> tuple[Caller, Caller]:
@@ -426,7 +426,7 @@ def export_encrypted(ctx: Context) -> None:
     )
     expect(
         blob.startswith(MAGIC),
-        f"the file does not start with the envelope header {MAGIC!r} (starts {blob[:12]!r})",
+        f"the file does not start with the age header {MAGIC!r} (starts {blob[:12]!r})",
     )
     ctx.note(f"{len(blob)} bytes sealed; {len(rows)} rows opened with the recipient key")
 

@@ -14,8 +14,8 @@ from sqlalchemy.exc import OperationalError
 
 from reference_app.audit.models import AuditEvent
 from reference_app.cli import main
+from reference_app.kit.agefile import load_identities, load_recipients
 from reference_app.kit.db import make_engine
-from reference_app.kit.envelope import load_identity, load_recipient
 from tests.fixtures.backup import BackupSource, Targets, copy_of
 
 
@@ -36,11 +36,13 @@ def events(url: str, tag: str) -> list[dict[str, object]]:
 def test_the_key_pair_keeps_its_private_half_to_its_owner(tmp_path: Path) -> None:
     made = run(["keys", "backup-keypair", "--out-dir", tmp_path / "keys"])
     assert made.exit_code == 0, made.output
-    identity = tmp_path / "keys" / "backup-identity.pem"
-    recipient = tmp_path / "keys" / "backup-recipient.pem"
+    identity = tmp_path / "keys" / "backup-identity.txt"
+    recipient = tmp_path / "keys" / "backup-recipient.txt"
     assert stat.S_IMODE(identity.stat().st_mode) == 0o600
-    load_identity(identity.read_bytes())
-    load_recipient(recipient.read_bytes())
+    [key] = load_identities(identity.read_bytes()).age
+    [public] = load_recipients(recipient.read_text())
+    assert str(key.to_public()) == str(public)
+    assert f"public key: {public}" in made.output
     again = run(["keys", "backup-keypair", "--out-dir", tmp_path / "keys"])
     assert again.exit_code == 1
     assert "never overwritten" in again.output
@@ -136,8 +138,8 @@ def test_refusals_exit_1_and_bad_usage_exits_2(
     assert refused.exit_code == 1
     assert json.loads(refused.stdout) == {
         "ok": False,
-        "error": "the backup cannot be opened: the envelope was tampered with or is for another "
-        "key; the target database was left as it was",
+        "error": "the backup cannot be opened: it is damaged, cut short or not an age file "
+        "(decryption error); the target database was left as it was",
     }
 
 

@@ -119,4 +119,4 @@ def test_a_damaged_backup_fails_the_drill(
     out.write_bytes(out.read_bytes()[:-10])
     result = drill(backup_source, source, out, env)
     assert result.exit_code == 1
-    assert "drill failed: the backup cannot be opened: the envelope is truncated" in result.output
+    assert "drill failed: the backup cannot be opened: it is damaged, cut short" in result.output

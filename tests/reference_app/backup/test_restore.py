@@ -3,7 +3,6 @@ mismatch or a target holding data is refused, and the target is left as it was."
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,20 +16,18 @@ from reference_app.audit.service import RequestInfo, record
 from reference_app.audit.tags import EventTag
 from reference_app.audit.verify import verify_log
 from reference_app.backup import snapshot
-from reference_app.backup.format import LABEL, BackupError, BackupFormatError, Rows, TableSpec
+from reference_app.backup.format import BackupError, BackupFormatError, Rows, TableSpec
 from reference_app.backup.restore import RestoreError, restore_backup
 from reference_app.backup.snapshot import sqlite_path, write_backup
 from reference_app.children.models import Child
-from reference_app.kit.db import make_engine
-from reference_app.kit.envelope import (
-    CHUNK,
-    EnvelopeError,
-    load_identity,
-    load_recipient,
+from reference_app.kit.agefile import (
+    AgeFileError,
+    load_identities,
+    load_recipients,
     open_sealed,
-    read_label,
     seal,
 )
+from reference_app.kit.db import make_engine
 from reference_app.kit.migrate import target_metadata
 from reference_app.kit.sealing import stored_table
 from reference_app.services.models import Organisation
@@ -172,7 +169,7 @@ def test_the_backup_holds_no_clear_text(backup_source: BackupSource) -> None:
     sealed = backup_source.backup.read_bytes()
     assert [s for s in secrets_in_clear if s in sealed] == []
     # The check would find them: the plaintext holds the id, the indexes and the awkward name.
-    plain = open_sealed(sealed, backup_source.identity, expect_label=LABEL)
+    plain = open_sealed(sealed, backup_source.identity.age)
     assert known["child_id"].encode() in plain
     assert bidx[0].hex().encode() in plain
     assert b"caf\xc3\xa9 \xe2\x98\x83" in plain
@@ -190,13 +187,23 @@ def _flip(at: Callable[[int], int]) -> Callable[[bytes], bytes]:
     return damage
 
 
+AGE_CHUNK = 64 * 1024 + 16  # a sealed chunk of the age payload: 64 KiB and its tag
+
+
+def _payload(data: bytes) -> int:
+    """Where an age file's first chunk starts: after the header's MAC line and the 16-byte nonce."""
+    mac_line = data.index(b"\n--- ") + 1
+    return data.index(b"\n", mac_line) + 1 + 16
+
+
 DAMAGE: dict[str, Callable[[bytes], bytes]] = {
     "a flipped byte in the middle": _flip(lambda n: n // 2),
     "a flipped byte in the header": _flip(lambda n: 40),
     "a flipped last byte": _flip(lambda n: n - 1),
     "cut short": lambda d: d[: len(d) - 1000],
-    "cut at a chunk boundary": lambda d: d[: len(read_label(io.BytesIO(d))[1]) + 4 + CHUNK + 16],
+    "cut at a chunk boundary": lambda d: d[: _payload(d) + AGE_CHUNK],
     "extended": lambda d: d + b"\x00",
+    "cut in the header": lambda d: d[:60],
 }
 
 
@@ -209,7 +216,9 @@ def test_a_damaged_backup_is_refused_and_the_target_left_as_it_was(
     damaged.write_bytes(DAMAGE[damage](backup_source.backup.read_bytes()))
     url = getattr(targets, kind)(backup_source.backend)
     before = target_state(url)
-    with pytest.raises(EnvelopeError):
+    whole = backup_source.backup.read_bytes()
+    assert len(whole) > _payload(whole) + AGE_CHUNK  # so a cut at a chunk boundary loses data
+    with pytest.raises(AgeFileError):
         restore_backup(url, backup_source.identity, damaged)
     assert target_state(url) == before
 
@@ -220,8 +229,8 @@ def test_a_wrong_key_is_refused(
     other_identity, _ = new_key_pair(tmp_path / "other")
     url = targets.bare(backup_source.backend)
     before = target_state(url)
-    with pytest.raises(EnvelopeError, match="another key"):
-        restore_backup(url, load_identity(other_identity.read_bytes()), backup_source.backup)
+    with pytest.raises(AgeFileError, match="another key"):
+        restore_backup(url, load_identities(other_identity.read_bytes()), backup_source.backup)
     assert target_state(url) == before
 
 
@@ -284,13 +293,13 @@ def test_a_backup_of_an_unknown_schema_is_refused(
     backup_source: BackupSource, targets: Targets, tmp_path: Path
 ) -> None:
     # Anyone with the recipient key can seal a file: the envelope proves integrity, not origin.
-    plain = open_sealed(backup_source.backup.read_bytes(), backup_source.identity)
+    plain = open_sealed(backup_source.backup.read_bytes(), backup_source.identity.age)
     stamped = f'"alembic_revision":"{HEAD}"'.encode()
     assert stamped in plain
     forged = plain.replace(stamped, b'"alembic_revision":"0099"')
-    recipient = load_recipient(backup_source.recipient_file.read_bytes())
+    recipients = load_recipients(backup_source.recipient_file.read_text())
     path = tmp_path / "forged.cpb"
-    path.write_bytes(seal(forged, recipient, LABEL))
+    path.write_bytes(seal(forged, recipients))
     url = targets.bare(backup_source.backend)
     before = target_state(url)
     with pytest.raises(RestoreError, match="0099 is unknown"):
@@ -326,9 +335,9 @@ def test_a_backup_not_shaped_like_its_schema_is_refused(
 ) -> None:
     original = snapshot.registry_specs
     monkeypatch.setattr(snapshot, "registry_specs", lambda tables: change(original(tables)))
-    recipient = load_recipient(backup_source.recipient_file.read_bytes())
+    recipients = load_recipients(backup_source.recipient_file.read_text())
     path = tmp_path / "odd.cpb"
-    write_backup(backup_source.url, recipient, path, now=NOW)
+    write_backup(backup_source.url, recipients, path, now=NOW)
     url = targets.bare(backup_source.backend)
     before = target_state(url)
     with pytest.raises(RestoreError, match=message):
@@ -336,16 +345,16 @@ def test_a_backup_not_shaped_like_its_schema_is_refused(
     assert target_state(url) == before
 
 
-def test_another_envelope_is_not_a_backup(
+def test_another_age_file_is_not_a_backup(
     backup_source: BackupSource, targets: Targets, tmp_path: Path
 ) -> None:
-    recipient = load_recipient(backup_source.recipient_file.read_bytes())
+    recipients = load_recipients(backup_source.recipient_file.read_text())
     path = tmp_path / "export.bin"
-    path.write_bytes(seal(b"{}\n", recipient, b"contactpoint-export/v1"))
-    with pytest.raises(EnvelopeError, match="another purpose"):
-        restore_backup(targets.bare(backup_source.backend), backup_source.identity, path)
-    path.write_bytes(seal(b'{"format":"x"}\n', recipient, LABEL))
+    path.write_bytes(seal(b'{"child_id":"X"}\n', recipients))  # an export sealed to the same key
     with pytest.raises(BackupFormatError, match="not a ContactPoint backup"):
+        restore_backup(targets.bare(backup_source.backend), backup_source.identity, path)
+    path.write_bytes(b"not an age file at all")
+    with pytest.raises(AgeFileError, match="not an age file"):
         restore_backup(targets.bare(backup_source.backend), backup_source.identity, path)
 
 
@@ -358,19 +367,18 @@ def test_a_backup_is_one_snapshot(
     url = targets.bare(backup_source.backend)
     restore_backup(url, backup_source.identity, backup_source.backup)
     ctx = make_context(Database(backend="x", owner_url=url, app_url=url), backup_source.keyring)
-    original = snapshot.scan_table
+    original = snapshot.table_blocks
     written: list[int] = []
 
-    def scan_then_write(conn: Any, spec: Any, **kwargs: Any) -> Any:
-        digest = original(conn, spec, **kwargs)
+    def scan_then_write(*args: Any, **kwargs: Any) -> Iterator[bytes]:
+        yield from original(*args, **kwargs)
         if not written:  # another writer commits while the backup is under way
             with ctx.sessions() as db, db.begin():
                 written.append(record(db, ctx, EventTag.AUTH_LOGOUT, info=RequestInfo(None, "x")))
-        return digest
 
-    monkeypatch.setattr(snapshot, "scan_table", scan_then_write)
-    recipient = load_recipient(backup_source.recipient_file.read_bytes())
-    result = write_backup(url, recipient, tmp_path / "b.cpb", now=ctx.clock.now())
+    monkeypatch.setattr(snapshot, "table_blocks", scan_then_write)
+    recipients = load_recipients(backup_source.recipient_file.read_text())
+    result = write_backup(url, recipients, tmp_path / "b.cpb", now=ctx.clock.now())
     ctx.engine.dispose()
     assert written
     assert (
@@ -383,35 +391,35 @@ def test_a_backup_is_one_snapshot(
 def test_a_failed_backup_leaves_no_file(
     backup_source: BackupSource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = snapshot.scan_table
+    original = snapshot.table_blocks
     calls: list[str] = []
 
-    def fail_on_third(conn: Any, spec: Any, **kwargs: Any) -> Any:
+    def fail_on_third(conn: Any, spec: Any, *args: Any, **kwargs: Any) -> Iterator[bytes]:
         calls.append(spec.name)
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
-        return original(conn, spec, **kwargs)
+        yield from original(conn, spec, *args, **kwargs)
 
-    monkeypatch.setattr(snapshot, "scan_table", fail_on_third)
+    monkeypatch.setattr(snapshot, "table_blocks", fail_on_third)
     out = tmp_path / "out"
     out.mkdir()
-    recipient = load_recipient(backup_source.recipient_file.read_bytes())
+    recipients = load_recipients(backup_source.recipient_file.read_text())
     with pytest.raises(OSError, match="No space"):
-        write_backup(backup_source.url, recipient, out / "b.cpb", now=NOW)
+        write_backup(backup_source.url, recipients, out / "b.cpb", now=NOW)
     assert list(out.iterdir()) == []
 
 
 def test_a_backup_never_overwrites(backup_source: BackupSource, tmp_path: Path) -> None:
     out = tmp_path / "b.cpb"
     out.write_bytes(b"keep")
-    recipient = load_recipient(backup_source.recipient_file.read_bytes())
+    recipients = load_recipients(backup_source.recipient_file.read_text())
     with pytest.raises(BackupError, match="exists"):
-        write_backup(backup_source.url, recipient, out, now=NOW)
+        write_backup(backup_source.url, recipients, out, now=NOW)
     assert out.read_bytes() == b"keep"
 
 
 def test_a_missing_sqlite_database_is_not_created(tmp_path: Path) -> None:
-    recipient = load_recipient(new_key_pair(tmp_path / "k")[1].read_bytes())
+    recipients = load_recipients(new_key_pair(tmp_path / "k")[1].read_text())
     with pytest.raises(BackupError, match="no SQLite database"):
-        write_backup(f"sqlite:///{tmp_path / 'nothing.db'}", recipient, tmp_path / "b", now=NOW)
+        write_backup(f"sqlite:///{tmp_path / 'nothing.db'}", recipients, tmp_path / "b", now=NOW)
     assert not (tmp_path / "nothing.db").exists()

@@ -47,13 +47,13 @@ def keys_file(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def downloaded(world: World, tmp_path: Path, n: int = 2) -> tuple[Flow, Path, Path]:
-    """An export downloaded to a file, with the recipient's private key in another."""
+    """An export downloaded to a file, with the recipient's age identity in another."""
     f = flow(world, n).through_link()
     assert f.download().status_code == 200
-    envelope = tmp_path / "export.cpenv"
+    envelope = tmp_path / "export.age"
     envelope.write_bytes(f.blob)
-    identity = tmp_path / "recipient.key.pem"
-    identity.write_bytes(f.recipient.private_pem)
+    identity = tmp_path / "recipient.key.txt"
+    identity.write_text(f.recipient.identity)
     return f, envelope, identity
 
 
@@ -64,8 +64,10 @@ def test_recipient_keypair_writes_a_private_key_for_the_owner_only(tmp_path: Pat
     made = json.loads(result.output)
     private, public = Path(made["private_key"]), Path(made["public_key"])
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
-    assert b"PRIVATE KEY" in private.read_bytes()
-    assert b"PUBLIC KEY" in public.read_bytes()
+    assert "\nAGE-SECRET-KEY-1" in private.read_text()
+    assert f"# public key: {made['recipient']}" in private.read_text()
+    assert public.read_text() == made["recipient"] + "\n"
+    assert made["recipient"].startswith("age1")
     assert len(made["fingerprint"]) == 16
     again = runner.invoke(main, ["keys", "recipient-keypair", "--out-dir", str(tmp_path / "k")])
     assert again.exit_code == FAILED
@@ -81,12 +83,12 @@ def test_a_recipient_keypair_from_the_command_opens_a_real_export(
     )
     f = flow(world, 1)
     f.recipient = Recipient(
-        Path(made["private_key"]).read_bytes(), Path(made["public_key"]).read_bytes()
+        Path(made["private_key"]).read_text(), Path(made["public_key"]).read_text()
     )
     f.through_link()
     assert f.download().status_code == 200
     assert f.responses["request"].json()["recipient_fingerprint"] == made["fingerprint"]
-    (tmp_path / "e.cpenv").write_bytes(f.blob)
+    (tmp_path / "e.age").write_bytes(f.blob)
     out = tmp_path / "plain.jsonl"
     result = runner.invoke(
         main,
@@ -95,7 +97,7 @@ def test_a_recipient_keypair_from_the_command_opens_a_real_export(
             "open",
             "--identity",
             made["private_key"],
-            str(tmp_path / "e.cpenv"),
+            str(tmp_path / "e.age"),
             "--out",
             str(out),
         ],
@@ -111,7 +113,7 @@ def test_open_decrypts_for_the_recipient(world: World, tmp_path: Path) -> None:
         main, ["export", "open", "--identity", str(identity), str(envelope), "--out", str(out)]
     )
     assert result.exit_code == OK, result.output
-    assert f"export {f.export_id}: 5 rows" in result.output
+    assert f"5 rows written to {out}" in result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows == f.recipient.open(f.blob)
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
@@ -119,7 +121,7 @@ def test_open_decrypts_for_the_recipient(world: World, tmp_path: Path) -> None:
 
 def test_open_refuses_another_key_or_a_tampered_file(world: World, tmp_path: Path) -> None:
     _f, envelope, _identity = downloaded(world, tmp_path)
-    stranger = tmp_path / "stranger.pem"
+    stranger = tmp_path / "stranger.txt"
     runner = CliRunner()
     made = json.loads(
         runner.invoke(main, ["keys", "recipient-keypair", "--out-dir", str(tmp_path / "s")]).output
@@ -135,7 +137,7 @@ def test_open_refuses_another_key_or_a_tampered_file(world: World, tmp_path: Pat
 
     blob = bytearray(envelope.read_bytes())
     blob[-5] ^= 0x01
-    tampered = tmp_path / "tampered.cpenv"
+    tampered = tmp_path / "tampered.age"
     tampered.write_bytes(bytes(blob))
     result = runner.invoke(
         main, ["export", "open", "--identity", str(_identity), str(tampered), "--out", str(out)]

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from reference_app.exports.service import trace
+from reference_app.kit.agefile import MAGIC
 from reference_app.kit.controls import Control
-from reference_app.kit.envelope import MAGIC
 from tests.fixtures.exports import (
     advance,
     alerts_since,

@@ -12,7 +12,7 @@ import pytest
 
 from reference_app.access.permissions import Role
 from reference_app.exports.service import trace
-from reference_app.kit.envelope import MAGIC
+from reference_app.kit.agefile import MAGIC
 from synthetic_data.fictional import is_fictional_postcode
 from tests.fixtures.exports import (
     JUSTIFICATION,
@@ -87,7 +87,7 @@ def test_request_approve_link_download_decrypt_and_trace(world: World) -> None:
     download = f.download()
     assert download.status_code == 200, download.text
     assert download.headers["content-type"] == "application/octet-stream"
-    assert f"contactpoint-export-{f.export_id}.cpenv" in download.headers["content-disposition"]
+    assert f"contactpoint-export-{f.export_id}.age" in download.headers["content-disposition"]
     assert f.blob.startswith(MAGIC)
 
     rows = f.recipient.open(f.blob)
@@ -295,6 +295,12 @@ def test_a_scope_is_the_callers_own_la_only(world: World) -> None:
         "not a key",
         "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n"
         "-----END PUBLIC KEY-----\n",  # an Ed25519 key: a signing key, not for encryption
+        # The old form, an X25519 key in PEM: exports are sealed in the age format now.
+        "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VuAyEAQrrRD3dYv5IpHIGMn2ArH5tlzwfYG9JwWHhnn1DRJUE=\n"
+        "-----END PUBLIC KEY-----\n",
+        "age15dz00cej3nrwe3esmthtxzclgptng5wlt3gad9gxg35z5z7xcv5qcwtl6q",  # a bad checksum
+        "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX",  # secret
+        f"{recipient().public}\n{recipient().public}",  # two recipients: one export, one key
     ],
 )
 def test_a_bad_recipient_key_is_refused(world: World, key: str) -> None:
