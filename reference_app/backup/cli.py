@@ -27,6 +27,14 @@ IDENTITY_FILE = "backup-identity.txt"
 RECIPIENT_FILE = "backup-recipient.txt"
 
 
+PROGRESS = click.option(
+    "--progress/--no-progress",
+    default=True,
+    show_default=True,
+    help="Rows and bytes on stderr as it goes: a bar on a terminal, a line every 5 s elsewhere.",
+)
+
+
 def _key_file(name: str, help_text: str) -> Decorator:
     return click.option(
         name,
@@ -112,7 +120,8 @@ def _audit(ctx: AppContext, tag: Any, details: dict[str, Any]) -> int:
     help="Backup file to create (never overwritten).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def backup(database: str | None, recipient: Path, out: Path, as_json: bool) -> None:
+@PROGRESS
+def backup(database: str | None, recipient: Path, out: Path, as_json: bool, progress: bool) -> None:
     """Write an encrypted, integrity-checked backup of the whole registry.
 
     Every table (and the schema revision) from one consistent snapshot, in a form that restores
@@ -141,7 +150,7 @@ def backup(database: str | None, recipient: Path, out: Path, as_json: bool) -> N
                 key,
                 out,
                 now=ctx.clock.now(),
-                progress=sys.stderr.isatty(),
+                progress=progress,
             )
         except (BackupError, SQLAlchemyError, OSError) as exc:
             _refused(_failure_message(exc)[0], as_json)
@@ -205,7 +214,14 @@ def _print_backup(result: BackupResult, event_id: int, as_json: bool) -> None:
     metavar="URL",
     help="With --drill: an empty database to restore into (default: a temporary SQLite file).",
 )
+@click.option(
+    "--live",
+    is_flag=True,
+    help="With --drill: the source is in use; only its history (the audit trail) must still "
+    "hold the backup's rows unchanged, other tables may have moved on.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@PROGRESS
 def restore(
     file: Path,
     database: str | None,
@@ -213,7 +229,9 @@ def restore(
     drill: bool,
     source: str | None,
     scratch: str | None,
+    live: bool,
     as_json: bool,
+    progress: bool,
 ) -> None:
     """Restore a backup into an empty database, all or nothing; or run the restore drill.
 
@@ -228,8 +246,11 @@ def restore(
     each table is compared with the manifest and with a snapshot of the source taken now. A
     table passes when its scratch copy matches the manifest and the source still holds exactly
     the backup's rows; a table keyed by one integer may also hold newer rows above the backup's
-    highest key (reported as "grew": new audit events, for instance). Any other change to the
-    source since the backup fails the drill, so run it straight after the backup.
+    highest key (reported as "grew": new audit events, for instance). Bookkeeping tables the
+    running registry rewrites every second (detector cursors, counters, sessions) are reported
+    "changed" and pass. Any other change to the source since the backup fails the drill, unless
+    --live: then only the audit trail must be unchanged, and the drill proves the backup
+    restores exactly and belongs to this registry's history.
 
     Run it as the schema owner: on PostgreSQL the application role may not create tables or
     move sequences (grant it afterwards with `contactpoint db upgrade --app-role ROLE`).
@@ -238,8 +259,8 @@ def restore(
 
     if drill and (source is None or database is not None):
         raise click.UsageError("--drill takes --source URL (and optionally --scratch URL)")
-    if not drill and (source is not None or scratch is not None):
-        raise click.UsageError("--source and --scratch go with --drill")
+    if not drill and (source is not None or scratch is not None or live):
+        raise click.UsageError("--source, --scratch and --live go with --drill")
     try:
         key = load_identities(identity.read_bytes())
     except KeyFileError as exc:
@@ -247,9 +268,9 @@ def restore(
     _warn_if_legacy(file)
     if drill:
         assert source is not None
-        _run_drill(source, key, file, scratch, as_json)
+        _run_drill(source, key, file, scratch, as_json, live=live, progress=progress)
     else:
-        _run_restore(database, key, file, as_json)
+        _run_restore(database, key, file, as_json, progress=progress)
 
 
 def _warn_if_legacy(file: Path) -> None:
@@ -288,7 +309,9 @@ def _failure_message(exc: Exception) -> tuple[str, dict[str, Any]]:
     return str(exc), {}
 
 
-def _run_restore(database: str | None, key: Any, file: Path, as_json: bool) -> None:
+def _run_restore(
+    database: str | None, key: Any, file: Path, as_json: bool, *, progress: bool
+) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from reference_app.audit.service import seal_all
@@ -297,11 +320,9 @@ def _run_restore(database: str | None, key: Any, file: Path, as_json: bool) -> N
     from reference_app.backup.restore import restore_backup
     from reference_app.kit.agefile import AgeFileError
 
-    with instance(database) as ctx:
+    with instance(database, create=True) as ctx:
         try:
-            result = restore_backup(
-                ctx.settings.database_url, key, file, progress=sys.stderr.isatty()
-            )
+            result = restore_backup(ctx.settings.database_url, key, file, progress=progress)
         except (BackupError, AgeFileError, SQLAlchemyError, OSError) as exc:
             message, extra = _failure_message(exc)
             _refused(f"{message}; the target database was left as it was", as_json, extra)
@@ -337,12 +358,23 @@ def _print_restore(result: RestoreResult, event_id: int, sealed: int, as_json: b
         f"  audit event {event_id} (backup:restored); {sealed} pending events sealed"
     )
     if result.dialect == "postgresql":
+        role = os.environ.get("CONTACTPOINT_DATABASE_APP_ROLE") or "ROLE"
         click.echo(
-            "  grant the application role its privileges: contactpoint db upgrade --app-role"
+            "  grant the application role its privileges: "
+            f"contactpoint db upgrade --database URL --app-role {role}"
         )
 
 
-def _run_drill(source: str, key: Any, file: Path, scratch: str | None, as_json: bool) -> None:
+def _run_drill(
+    source: str,
+    key: Any,
+    file: Path,
+    scratch: str | None,
+    as_json: bool,
+    *,
+    live: bool,
+    progress: bool,
+) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from reference_app.backup.format import BackupError
@@ -351,7 +383,7 @@ def _run_drill(source: str, key: Any, file: Path, scratch: str | None, as_json: 
     from reference_app.kit.agefile import AgeFileError
 
     try:
-        report = drill(source, key, file, scratch=scratch, progress=sys.stderr.isatty())
+        report = drill(source, key, file, scratch=scratch, progress=progress, live=live)
     except (BackupError, AgeFileError, SQLAlchemyError, OSError) as exc:
         message, extra = _failure_message(exc)
         _refused(f"drill failed: {message}", as_json, extra)
@@ -363,6 +395,8 @@ def _run_drill(source: str, key: Any, file: Path, scratch: str | None, as_json: 
 
 
 def _print_drill(report: DrillReport) -> None:
+    from reference_app.backup.restore import BOOKKEEPING
+
     click.echo(
         f"restore drill: backup of {report.manifest.dialect} at {report.manifest.created_at}, "
         f"schema {report.manifest.alembic_revision}, restored into {report.scratch}"
@@ -375,6 +409,8 @@ def _print_drill(report: DrillReport) -> None:
             source = f"grew (+{row.source_newer_rows} newer rows)"
         elif row.source == "missing":
             source = "MISSING"
+        elif row.source == "changed":
+            source = "changed (bookkeeping)" if row.table in BOOKKEEPING else "changed (live)"
         elif row.source == "differs":
             source = f"DIFFERS (source: {row.source_rows:,} rows)"
         click.echo(

@@ -24,7 +24,6 @@ from alembic.script import ScriptDirectory
 from pyrage.x25519 import Recipient
 from sqlalchemy import Connection, Engine, Select, func, inspect, select, text
 from sqlalchemy.engine import make_url
-from tqdm import tqdm
 
 from reference_app.backup.format import (
     ALEMBIC_SPEC,
@@ -45,6 +44,7 @@ from reference_app.kit.agefile import encrypt_stream, fingerprint
 from reference_app.kit.db import is_sqlite, make_engine
 from reference_app.kit.db import snapshot as db_snapshot
 from reference_app.kit.migrate import alembic_config, target_metadata
+from reference_app.kit.progress import Progress
 
 STREAM_ROWS = 5000
 BLOCK_BYTES = 1 << 20
@@ -268,13 +268,7 @@ def write_backup(
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with (
                 os.fdopen(fd, "wb") as raw,
-                tqdm(
-                    total=sum(counts.values()),
-                    unit="rows",
-                    unit_scale=True,
-                    desc="backup",
-                    disable=not progress,
-                ) as bar,
+                Progress("backup", sum(counts.values()), "rows", enabled=progress) as bar,
             ):
                 sink = HashingFile(cast(BinaryIO, raw))
                 sums: dict[str, TableSum] = {}

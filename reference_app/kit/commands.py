@@ -38,18 +38,19 @@ def settings_for(database: str | None) -> Settings:
 
 
 @contextmanager
-def instance(database: str | None) -> Iterator[AppContext]:
+def instance(database: str | None, *, create: bool = False) -> Iterator[AppContext]:
     """Open an instance context for one command, and close its connections after.
 
-    A SQLite file that does not exist is refused, not created: only `db upgrade`, `generate`
-    and `restore` make databases.
+    A SQLite file that does not exist is refused, not created, unless ``create`` (`restore`
+    makes its target; `db upgrade` and `generate` open their own).
     """
     from reference_app.context import build_context
     from reference_app.kit.exits import existing_sqlite, usage
     from reference_app.kit.keys import KeyMaterialError
 
     settings = settings_for(database)
-    existing_sqlite(settings.database_url)
+    if not create:
+        existing_sqlite(settings.database_url)
     try:
         ctx = build_context(settings)
     except KeyMaterialError as exc:

@@ -120,3 +120,49 @@ def test_a_damaged_backup_fails_the_drill(
     result = drill(backup_source, source, out, env)
     assert result.exit_code == 1
     assert "drill failed: the backup cannot be opened: it is damaged, cut short" in result.output
+
+
+def _change(source: str, *statements: str) -> None:
+    engine = make_engine(source)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Past the trail's append-only triggers, as an intruder with the owner's rights.
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+        for statement in statements:
+            conn.execute(text(statement))
+    engine.dispose()
+
+
+def test_bookkeeping_a_running_registry_rewrites_passes_as_changed(
+    backup_source: BackupSource, backed_up: tuple[str, Path, dict[str, str]]
+) -> None:
+    # The detector moves its cursors every second on a live host.
+    _change(backed_up[0], "DELETE FROM detector_cursors", "DELETE FROM audit_pending")
+    result = drill(backup_source, *backed_up, "--json")
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0, result.output
+    sources = {t["table"]: t["source"] for t in report["tables"]}
+    changed = {name for name, status in sources.items() if status == "changed"}
+    assert changed <= {"detector_cursors", "audit_pending"}
+    assert changed  # the fixture's registry has cursors or markers to lose
+
+
+def test_on_a_live_source_records_may_move_on_but_the_history_may_not(
+    backup_source: BackupSource, backed_up: tuple[str, Path, dict[str, str]]
+) -> None:
+    source = backed_up[0]
+    _change(
+        source,
+        "UPDATE children SET gender = 'unknown' WHERE id = (SELECT min(id) FROM children)",
+    )
+    strict = drill(backup_source, *backed_up, "--json")
+    assert strict.exit_code == 1
+    live = drill(backup_source, *backed_up, "--live", "--json")
+    assert live.exit_code == 0, live.output
+    [children] = [t for t in json.loads(live.stdout)["tables"] if t["table"] == "children"]
+    assert children["source"] == "changed"
+    # An edit to the trail is never a live host's business.
+    _change(source, "DELETE FROM audit_events WHERE id = (SELECT min(id) FROM audit_events)")
+    tampered = drill(backup_source, *backed_up, "--live", "--json")
+    assert tampered.exit_code == 1
+    assert "audit_events" in json.loads(tampered.stdout)["failed"]
