@@ -15,6 +15,8 @@ from reference_app.children.auth import (
     ChildShieldGuard,
 )
 from reference_app.children.schemas import (
+    ACCESS_REASON_MAX_LENGTH,
+    ACCESS_REASON_PATTERN,
     ChildCorrect,
     ChildCreate,
     ChildCreated,
@@ -24,6 +26,7 @@ from reference_app.children.schemas import (
     ShieldOutcome,
     UnshieldApproval,
 )
+from reference_app.kit.contract import required_header
 from reference_app.kit.http import BoundaryRoute, CallDep
 
 router = APIRouter(prefix="/children", tags=["children"], route_class=BoundaryRoute)
@@ -40,7 +43,15 @@ def view(
     child_id: str,
     principal: ChildRead,
     call: CallDep,
-    x_access_reason: Annotated[str | None, Header()] = None,
+    x_access_reason: Annotated[
+        str | None,
+        Header(
+            description="`<reason code>[; free text]`",
+            json_schema_extra=required_header(
+                minLength=1, maxLength=ACCESS_REASON_MAX_LENGTH, pattern=ACCESS_REASON_PATTERN
+            ),
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """A child's record as the caller is entitled to see it; needs ``X-Access-Reason``."""
     return service.view(call, principal, child_id, x_access_reason)

@@ -17,14 +17,40 @@ from reference_app.alerts.models import AlertKind, AlertSeverity
 from reference_app.alerts.service import close_claim_alerts, raise_alert
 from reference_app.audit.tags import EventTag
 from reference_app.children import repository as children
-from reference_app.children.service import parse_child_id
+from reference_app.children.models import Child
+from reference_app.children.service import child_identity, parse_child_id
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from reference_app.kit.http import Call
+from reference_app.kit.schemas import within
 from reference_app.services import repository
 from reference_app.services.models import Involvement, Organisation
 
 CLAIM_WINDOW = dt.timedelta(days=1)
+
+
+def _born(call: Call, child: Child) -> dt.date:
+    return dt.date.fromisoformat(str(child_identity(call.ctx.crypto, child)["date_of_birth"]))
+
+
+def check_dates(
+    call: Call,
+    child: Child,
+    *,
+    started_on: dt.date | None = None,
+    caf_assessment_on: dt.date | None = None,
+) -> None:
+    """Refuse dates in the future, before the child was born, or (a start) further back than
+    ``involvement_backdate_days``: a claim dated years ago would reach the child's history."""
+    if started_on is None and caf_assessment_on is None:
+        return
+    today = call.ctx.clock.now().date()
+    born = (_born(call, child), "the child's date of birth")
+    days = call.ctx.settings.involvement_backdate_days
+    window = (today - dt.timedelta(days=days), f"{days} days ago")
+    latest = (today, "today")
+    within(started_on, "started_on", earliest=max(born, window), latest=latest)
+    within(caf_assessment_on, "caf_assessment_on", earliest=born, latest=latest)
 
 
 def register(
@@ -42,6 +68,7 @@ def register(
     child = children.get(call.db, parse_child_id(raw_child_id))
     if child is None or child.closed:
         raise NotFound("No child with that identifier.", code="child_not_found")
+    check_dates(call, child, started_on=started_on, caf_assessment_on=caf_assessment_on)
     now = call.ctx.clock.now()
     settings = call.ctx.settings
     if enabled(settings, Control.RATE_LIMITS) and (
@@ -128,6 +155,9 @@ def update(
         involvement.is_lead_professional = lead_professional
         changed.append("lead_professional")
     if caf_assessment_on is not None:
+        child = children.get(call.db, involvement.child_id)
+        if child is not None:
+            check_dates(call, child, caf_assessment_on=caf_assessment_on)
         involvement.caf_assessment_on = caf_assessment_on
         changed.append("caf_assessment_on")
     call.audit(
@@ -145,7 +175,14 @@ def end(
     involvement = _owned(call, principal, involvement_id)
     if involvement.ended_on is not None:
         raise Conflict("This involvement has already ended.", code="involvement_ended")
-    involvement.ended_on = ended_on or call.ctx.clock.now().date()
+    today = call.ctx.clock.now().date()
+    within(
+        ended_on,
+        "ended_on",
+        earliest=(involvement.started_on, "the involvement's start"),
+        latest=(today, "today"),
+    )
+    involvement.ended_on = ended_on or today
     involvement.is_lead_professional = False
     call.audit(
         EventTag.INVOLVEMENT_ENDED,
