@@ -123,8 +123,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 @functools.cache
 def _route_patterns() -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    # The route's own path (its convertors too) under the prefix its documented path has.
     return [
-        (compile_path(path)[0], frozenset(route.methods or ())) for path, route in route_table()
+        (
+            compile_path(path.removesuffix(route.path_format) + route.path)[0],
+            frozenset(route.methods or ()),
+        )
+        for path, route in route_table()
     ]
 
 

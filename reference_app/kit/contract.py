@@ -103,7 +103,6 @@ def _refusal(status: int) -> dict[str, Any]:
 def _statuses(method: str, operation: dict[str, Any], *, api: bool, guarded: bool) -> set[int]:
     parameters = operation.get("parameters", [])
     has_body = "requestBody" in operation
-    names_resource = any(p.get("in") == "path" for p in parameters)
     statuses = {503}
     if api:
         statuses.add(429)
@@ -114,7 +113,7 @@ def _statuses(method: str, operation: dict[str, Any], *, api: bool, guarded: boo
     changes = method in ("post", "patch", "put", "delete")
     if guarded or (api and changes):  # a public change is a credential's: login, enrolment
         statuses |= {401, 403}
-    if names_resource or has_body:
+    if api:  # a resource named, or one the route reads (the latest checkpoint), may be missing
         statuses.add(404)
     if changes:
         statuses |= {400, 409, 413}
