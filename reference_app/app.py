@@ -61,7 +61,9 @@ def _record_refusal(request: Request, status: int, code: str) -> None:
         return
     ctx: AppContext = request.app.state.ctx
     principal: Principal | None = getattr(request.state, "principal", None)
-    template = getattr(request.scope.get("route"), "path", None)
+    route = request.scope.get("route")
+    # The documented template: a convertor in the route's own path ({id:kind}) is not shown.
+    template = getattr(route, "path_format", getattr(route, "path", None))
     if isinstance(template, str) and not template.startswith(API_PREFIX):
         template = API_PREFIX + template  # context routers' paths are relative to the prefix
     child_id = request.scope.get("path_params", {}).get("child_id")

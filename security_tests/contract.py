@@ -149,7 +149,9 @@ class Contract:
             result = self.openapi.unmarshal_response(request, _Response(exchange))
         except Exception as exc:  # openapi-core raises its errors unwrapped
             return [f"{self.operation(exchange)} {exchange.status}: {_reasons(exc)}"]
-        if any(isinstance(e, PathError) for e in result.errors):
+        # A 405 says the path is not served with that method: whatever operation the path
+        # resembles (GET /children/search looks like GET /children/{child_id}) is not it.
+        if exchange.status == 405 or any(isinstance(e, PathError) for e in result.errors):
             return self._unrouted(exchange)
         if exchange.method == "HEAD":
             return []

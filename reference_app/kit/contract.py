@@ -5,9 +5,10 @@ the document, route by route, from what is true of every route of its kind:
 
 - every refusal is the error envelope (``ErrorEnvelope``), with the statuses a route of its
   kind can answer: 422 (its parameters or body), 400 (a body nested too deep, a bad header),
-  401 and 403 (a route that authenticates), 404 (a route naming a resource), 409 (a change of
-  state), 413 (a body over the limit), 429 (the source's allowance, with ``Retry-After``) and
-  503 (the database or the login lanes busy or down, with ``Retry-After``);
+  401 and 403 (a route that authenticates), 404 (a resource missing), 409 (a change of state),
+  410 (a resource named by its path that has expired), 413 (a body over the limit),
+  429 (the source's allowance, with ``Retry-After``) and 503 (the database or the login
+  lanes busy or down, with ``Retry-After``);
 - a bearer security scheme, required by the routes that authenticate and by no other;
 - parameters given their documented bounds by name (``PARAMETER_SCHEMAS``: child
   identifiers), and headers a route refuses without (marked ``required_header``) required.
@@ -66,6 +67,7 @@ REFUSALS: dict[int, str] = {
     403: "Authenticated, but not allowed to do this",
     404: "No such resource (or none the caller may know of)",
     409: "The resource's state does not allow this now",
+    410: "The resource named is no longer available (an expired export or link)",
     413: "The request body is over the size limit",
     422: "The parameters or the body are not valid (not JSON of the declared shape included)",
     429: "A rate, quota or lock-out limit was reached",
@@ -117,6 +119,8 @@ def _statuses(method: str, operation: dict[str, Any], *, api: bool, guarded: boo
         statuses.add(404)
     if changes:
         statuses |= {400, 409, 413}
+    if api and any(p.get("in") == "path" for p in parameters):
+        statuses.add(410)
     return statuses
 
 
