@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any, get_args
 
 import pytest
+from annotated_types import MaxLen
 
 from reference_app.access.permissions import Role
 from reference_app.api import request_models, route_table
@@ -43,6 +44,27 @@ def test_every_date_field_of_every_request_body_is_strict() -> None:
     ]
     assert len(fields) >= 6
     assert [name for name, field in fields if not _strict(field)] == []
+
+
+def _bounded(field: Any) -> bool:
+    metadata = list(field.metadata)
+    for arg in get_args(field.annotation):
+        metadata += list(getattr(arg, "__metadata__", ()))
+    return any(
+        isinstance(m, MaxLen) or getattr(m, "max_length", None) or getattr(m, "pattern", None)
+        for m in metadata
+    )
+
+
+def test_every_text_field_of_every_request_body_is_bounded() -> None:
+    texts = [
+        (f"{model.__name__}.{name}", field)
+        for model in request_models()
+        for name, field in model.model_fields.items()
+        if field.annotation is str or str in get_args(field.annotation)
+    ]
+    assert len(texts) > 20
+    assert [name for name, field in texts if not _bounded(field)] == []
 
 
 @pytest.mark.parametrize(
