@@ -126,6 +126,7 @@ def recording_proxy(upstream: str, recorder: Recorder) -> Iterator[str]:
         yield f"http://127.0.0.1:{proxy.server_address[1]}"
     finally:
         proxy.shutdown()
+        proxy.server_close()
         proxy.upstream.close()
 
 
