@@ -24,6 +24,7 @@ from reference_app.audit.service import seal_all
 from reference_app.config import Environment, Settings
 from reference_app.context import AppContext
 from reference_app.detection.service import scan
+from reference_app.exports.links import MAX_TOKEN
 from reference_app.health import router as health_router
 from reference_app.kit.background import Periodic
 from reference_app.kit.contract import authenticates, complete
@@ -47,6 +48,8 @@ _STATUS_CODES = {
 # Documented bounds of parameters and body fields, by name, on every route that has them.
 PARAMETER_SCHEMAS = {
     "child_id": {"pattern": CHILD_ID_PATTERN, "minLength": LENGTH, "maxLength": LENGTH},
+    # A download link's token: two base64url parts (claims, signature).
+    "token": {"pattern": r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$", "maxLength": MAX_TOKEN},
 }
 
 
