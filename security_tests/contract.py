@@ -147,7 +147,7 @@ class Contract:
         request = _Request(exchange, method)
         try:
             result = self.openapi.unmarshal_response(request, _Response(exchange))
-        except Exception as exc:  # openapi-core raises its errors unwrapped
+        except Exception as exc:  # an exchange the validator cannot read is a violation too
             return [f"{self.operation(exchange)} {exchange.status}: {_reasons(exc)}"]
         # A 405 says the path is not served with that method: whatever operation the path
         # resembles (GET /children/search looks like GET /children/{child_id}) is not it.
