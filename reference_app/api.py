@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from reference_app.access.guards import authenticate
@@ -67,12 +68,38 @@ for router in CONTEXT_ROUTERS:
 
 
 def route_table() -> list[tuple[str, APIRoute]]:
-    """Every application route with its full path (for route audits and the harness)."""
-    table = [(route.path, route) for route in health.routes if isinstance(route, APIRoute)]
+    """Every application route with its full path as documented (for route audits, the
+    contract and the harness)."""
+    table = [(route.path_format, route) for route in health.routes if isinstance(route, APIRoute)]
     for router in CONTEXT_ROUTERS:
         table.extend(
-            (API_PREFIX + route.path, route)
+            (API_PREFIX + route.path_format, route)
             for route in router.routes
             if isinstance(route, APIRoute)
         )
     return table
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models(arg)]
+
+
+def request_models() -> list[type[BaseModel]]:
+    """Every model a request body is made of, nested ones too (for checks over all fields)."""
+    todo = [
+        m
+        for _, route in route_table()
+        if route.body_field is not None
+        for m in _models(route.body_field.field_info.annotation)
+    ]
+    seen: dict[type[BaseModel], None] = {}
+    while todo:
+        model = todo.pop()
+        if model not in seen:
+            seen[model] = None
+            todo.extend(
+                m for field in model.model_fields.values() for m in _models(field.annotation)
+            )
+    return list(seen)

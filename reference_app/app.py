@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -12,20 +14,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from reference_app.access.guards import authenticate
 from reference_app.access.principal import Principal
-from reference_app.api import API_PREFIX, api_router
+from reference_app.api import API_PREFIX, api_router, route_table
 from reference_app.audit.refusals import Refusal, record_refusal
 from reference_app.audit.service import seal_all
 from reference_app.config import Environment, Settings
 from reference_app.context import AppContext
 from reference_app.detection.service import scan
+from reference_app.exports.links import MAX_TOKEN
 from reference_app.health import router as health_router
 from reference_app.kit.background import Periodic
+from reference_app.kit.contract import authenticates, complete
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import AppError, error_body
-from reference_app.kit.http import CallDep, request_info
+from reference_app.kit.http import CallDep, HeadAsGet, request_info
+from reference_app.kit.identifiers import CHILD_ID_PATTERN, LENGTH
 from reference_app.kit.middleware import SecurityMiddleware
 from reference_app.kit.text import CONTROL_CHARACTERS
 
@@ -38,6 +44,12 @@ _STATUS_CODES = {
     405: "method_not_allowed",
     406: "not_acceptable",
     415: "unsupported_media_type",
+}
+# Documented bounds of parameters and body fields, by name, on every route that has them.
+PARAMETER_SCHEMAS = {
+    "child_id": {"pattern": CHILD_ID_PATTERN, "minLength": LENGTH, "maxLength": LENGTH},
+    # A download link's token: two base64url parts (claims, signature).
+    "token": {"pattern": r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$", "maxLength": MAX_TOKEN},
 }
 
 
@@ -52,7 +64,9 @@ def _record_refusal(request: Request, status: int, code: str) -> None:
         return
     ctx: AppContext = request.app.state.ctx
     principal: Principal | None = getattr(request.state, "principal", None)
-    template = getattr(request.scope.get("route"), "path", None)
+    route = request.scope.get("route")
+    # The documented template: a convertor in the route's own path ({id:kind}) is not shown.
+    template = getattr(route, "path_format", getattr(route, "path", None))
     if isinstance(template, str) and not template.startswith(API_PREFIX):
         template = API_PREFIX + template  # context routers' paths are relative to the prefix
     child_id = request.scope.get("path_params", {}).get("child_id")
@@ -112,16 +126,47 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+@functools.cache
+def _route_patterns() -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    # The route's own path (its convertors too) under the prefix its documented path has.
+    return [
+        (
+            compile_path(path.removesuffix(route.path_format) + route.path)[0],
+            frozenset(route.methods or ()),
+        )
+        for path, route in route_table()
+    ]
+
+
+def _allowed(path: str) -> str:
+    """Every method some route serves at ``path`` (HEAD wherever GET is)."""
+    methods: set[str] = set()
+    for pattern, served in _route_patterns():
+        if pattern.match(path):
+            methods |= served
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _STATUS_CODES.get(exc.status_code, "http_error")
+    status, headers = exc.status_code, dict(getattr(exc, "headers", None) or {})
+    code = _STATUS_CODES.get(status, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "The request could not be served."
-    if exc.status_code < 500:
-        await _audit_refusal(request, exc.status_code, code)
+    if status == 400:
+        # FastAPI's one 400 is a body it could not decode (not UTF-8): to the client, a body
+        # that is not JSON of the declared shape, answered as every other such body is.
+        status, code = 422, "invalid_request"
+        message = "The request is not valid: body: not JSON text"
+    if status == 405:
+        headers["Allow"] = _allowed(request.url.path) or headers.get("Allow", "")
+    if status < 500:
+        await _audit_refusal(request, status, code)
     return JSONResponse(
         error_body(code, message, _request_id(request)),
-        status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
+        status_code=status,
+        headers=headers,
     )
 
 
@@ -175,6 +220,21 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(health_router)
     app.include_router(api_router)
 
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, completed with every refusal, the security scheme and the
+        parameters' bounds (``kit.contract``)."""
+        if app.openapi_schema is None:
+            app.openapi_schema = complete(
+                FastAPI.openapi(app),
+                route_table(),
+                api_prefix=API_PREFIX,
+                guarded=lambda route: authenticates(route, authenticate),
+                parameter_schemas=PARAMETER_SCHEMAS,
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
     def openapi_document(request: Request, call: CallDep) -> JSONResponse:
         """The API's OpenAPI document, for any logged-in practitioner."""
@@ -194,4 +254,5 @@ def create_app(ctx: AppContext) -> FastAPI:
         f"{API_PREFIX}/auth/{name}" for name in ("login", "enrol", "password", "totp")
     ]
     app.add_middleware(SecurityMiddleware, ctx=ctx, credential_paths=credential_paths)
+    app.add_middleware(HeadAsGet)
     return app

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     # how many days a confirmed involvement is young (its views still scored as uninvolved).
     involvement_claims_per_day: int = Field(default=50, ge=1)
     involvement_settling_days: int = Field(default=7, ge=0)
+    # How far back a new involvement (or a CAF assessment) may be dated when it is registered:
+    # a claim dated years ago would reach into the child's whole history.
+    involvement_backdate_days: int = Field(default=90, ge=0, le=3650)
+    # How old a child may be when first registered (archived at 18, purged six years on).
+    registration_max_age_years: int = Field(default=25, ge=1, le=120)
 
     # Bulk exports: rows in one export's scope, how long a request or an approval lives, and how
     # long a download link works.

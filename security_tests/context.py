@@ -204,6 +204,8 @@ class Context:
     def _record(self, response: httpx.Response) -> None:
         response.read()
         self.evidence.record(response, self._watch.stop(response.request))
+        for observe in self.target.observers:
+            observe(response)
 
     def note(self, text: str) -> None:
         """Add a line of explanation to the evidence."""

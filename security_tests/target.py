@@ -12,6 +12,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,8 @@ class Target:
     # Where the last one-time-code step of each persona is kept between runs (an authenticator
     # app remembers the codes it gave; a rerun inside 30 s must not replay one).
     steps_file: Path | None = None
+    # Called with every answer a scenario's clients get (the contract check records them here).
+    observers: list[Callable[[httpx.Response], None]] = field(default_factory=list)
     _tokens: dict[str, str] = field(default_factory=dict, repr=False)
     _steps: dict[str, int] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

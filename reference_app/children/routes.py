@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response, status
+from starlette.convertors import Convertor, register_url_convertor
 
 from reference_app.children import service
 from reference_app.children.auth import (
@@ -15,6 +16,8 @@ from reference_app.children.auth import (
     ChildShieldGuard,
 )
 from reference_app.children.schemas import (
+    ACCESS_REASON_MAX_LENGTH,
+    ACCESS_REASON_PATTERN,
     ChildCorrect,
     ChildCreate,
     ChildCreated,
@@ -24,9 +27,27 @@ from reference_app.children.schemas import (
     ShieldOutcome,
     UnshieldApproval,
 )
+from reference_app.kit.contract import required_header
 from reference_app.kit.http import BoundaryRoute, CallDep
 
 router = APIRouter(prefix="/children", tags=["children"], route_class=BoundaryRoute)
+
+
+class ChildSegment(Convertor[str]):
+    """A child identifier as the last segment of ``/children/...``: anything but the literal
+    segments of the sibling routes, so ``PATCH /children/search`` is a method that path does
+    not serve (405), not a view of a child called "search"."""
+
+    regex = "(?!search$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("child_segment", ChildSegment())
 
 
 @router.post("/search", response_model=SearchResponse)
@@ -35,12 +56,20 @@ def search(body: SearchRequest, principal: ChildSearch, call: CallDep) -> Search
     return service.search(call, principal, body)
 
 
-@router.get("/{child_id}")
+@router.get("/{child_id:child_segment}")
 def view(
     child_id: str,
     principal: ChildRead,
     call: CallDep,
-    x_access_reason: Annotated[str | None, Header()] = None,
+    x_access_reason: Annotated[
+        str | None,
+        Header(
+            description="`<reason code>[; free text]`",
+            json_schema_extra=required_header(
+                minLength=1, maxLength=ACCESS_REASON_MAX_LENGTH, pattern=ACCESS_REASON_PATTERN
+            ),
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """A child's record as the caller is entitled to see it; needs ``X-Access-Reason``."""
     return service.view(call, principal, child_id, x_access_reason)
@@ -52,7 +81,7 @@ def create(body: ChildCreate, principal: ChildCreateGuard, call: CallDep) -> Chi
     return ChildCreated(child_id=service.create(call, principal, body).id)
 
 
-@router.patch("/{child_id}", response_model=ChildCreated)
+@router.patch("/{child_id:child_segment}", response_model=ChildCreated)
 def correct(
     child_id: str, body: ChildCorrect, principal: ChildCorrectGuard, call: CallDep
 ) -> ChildCreated:

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reference_app.access.permissions import AccessReason
 from reference_app.children.models import Gender
+from reference_app.kit.schemas import IsoDate
 from reference_app.kit.text import MultiLine, OneLine
 
 NAME = Field(min_length=1, max_length=80)
+
+# ``X-Access-Reason: <code>[; free text]``: a reason code, then optionally free text
+# without control or text-direction characters; the whole header at most this long.
+ACCESS_REASON_MAX_LENGTH = 500
+_NOT_TEXT = r"\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069"
+
+
+ACCESS_REASON_PATTERN = (
+    "^ *(" + "|".join(reason.value for reason in AccessReason) + f") *(;[^{_NOT_TEXT}]*)?$"
+)
 
 
 class Strict(BaseModel):
@@ -29,7 +41,7 @@ class SearchRequest(Strict):
 
     family_name: OneLine = NAME
     given_name: OneLine | None = Field(default=None, min_length=1, max_length=80)
-    date_of_birth: dt.date | None = None
+    date_of_birth: IsoDate | None = None
     postcode: str | None = Field(default=None, pattern=r"^[A-Za-z0-9 ]{5,8}$")
 
     @model_validator(mode="after")
@@ -67,7 +79,7 @@ class SearchResponse(BaseModel):
 class ChildCreate(Strict):
     given_name: OneLine = NAME
     family_name: OneLine = NAME
-    date_of_birth: dt.date
+    date_of_birth: IsoDate
     gender: Gender
     address: Address
 
@@ -75,7 +87,7 @@ class ChildCreate(Strict):
 class ChildCorrect(Strict):
     given_name: OneLine | None = Field(default=None, min_length=1, max_length=80)
     family_name: OneLine | None = Field(default=None, min_length=1, max_length=80)
-    date_of_birth: dt.date | None = None
+    date_of_birth: IsoDate | None = None
     gender: Gender | None = None
     address: Address | None = None
     # Only that the child has died, and when that was recorded; never a date of death.
@@ -100,7 +112,7 @@ class PendingUnshield(BaseModel):
 
     id: int
     requested_by: int
-    requested_at: dt.datetime
+    requested_at: datetime
     alert_id: int | None
 
 

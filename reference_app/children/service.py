@@ -29,6 +29,7 @@ development build may turn off.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from reference_app.audit.tags import AccessRelationship, EventTag
 from reference_app.children import repository
 from reference_app.children.models import Child, UnshieldRequest, UnshieldStatus
 from reference_app.children.schemas import (
+    ACCESS_REASON_MAX_LENGTH,
     ChildCorrect,
     ChildCreate,
     PendingUnshield,
@@ -62,6 +64,7 @@ from reference_app.kit.controls import Control, enabled
 from reference_app.kit.crypto import Crypto
 from reference_app.kit.errors import BadRequest, Conflict, Forbidden, InvalidInput, NotFound
 from reference_app.kit.http import Call
+from reference_app.kit.schemas import within, years_before
 from reference_app.kit.text import CONTROL_CHARACTERS, refused
 from reference_app.limits.service import Limiter, SearchShape
 from reference_app.services.models import OrganisationKind
@@ -164,6 +167,11 @@ def parse_reason(header: str | None) -> tuple[AccessReason, str | None]:
             "State a reason for access in the X-Access-Reason header.",
             code="access_reason_required",
         )
+    if len(header) > ACCESS_REASON_MAX_LENGTH:
+        raise BadRequest(
+            f"The X-Access-Reason header is longer than {ACCESS_REASON_MAX_LENGTH} characters.",
+            code="access_reason_too_long",
+        )
     if refused(header):
         raise BadRequest(
             "The X-Access-Reason header holds a control or text-direction character.",
@@ -171,7 +179,7 @@ def parse_reason(header: str | None) -> tuple[AccessReason, str | None]:
         )
     code, _, text = header.partition(";")
     try:
-        reason = AccessReason(code.strip().lower())
+        reason = AccessReason(code.strip(" "))
     except ValueError as exc:
         known = ", ".join(r.value for r in AccessReason)
         raise BadRequest(
@@ -594,7 +602,21 @@ def _owned(call: Call, principal: Principal, raw_child_id: str, *, lock: bool = 
     return child
 
 
+def check_birth(call: Call, date_of_birth: dt.date | None) -> None:
+    """Refuse a date of birth in the future, or further back than a registered child can be
+    (``registration_max_age_years``: archived at 18, purged six years on)."""
+    today = call.ctx.clock.now().date()
+    years = call.ctx.settings.registration_max_age_years
+    within(
+        date_of_birth,
+        "date_of_birth",
+        earliest=(years_before(today, years), f"{years} years ago"),
+        latest=(today, "today"),
+    )
+
+
 def create(call: Call, principal: Principal, body: ChildCreate) -> Child:
+    check_birth(call, body.date_of_birth)
     now = call.ctx.clock.now()
     child_id = identifiers.new_child_id()
     while repository.exists_id(call.db, child_id):
@@ -633,6 +655,7 @@ def correct(call: Call, principal: Principal, raw_child_id: str, body: ChildCorr
     deceased = changes.pop("deceased", False)
     if not changes and not deceased:
         raise InvalidInput("Nothing to correct.", code="nothing_to_correct")
+    check_birth(call, body.date_of_birth)
     now = call.ctx.clock.now()
     if deceased and child.deceased_recorded_at is None:
         child.deceased_recorded_at = now

@@ -13,6 +13,9 @@ _VALUE = {ch: i for i, ch in enumerate(ALPHABET)}
 _ALIASES = str.maketrans({"O": "0", "I": "1", "L": "1"})
 PAYLOAD_LENGTH = 12  # 60 random bits: guessing a valid id among 11 million is ~1 in 10**11
 LENGTH = PAYLOAD_LENGTH + 1
+# An identifier in its canonical form, as the API answers it (the check character is not a
+# pattern: a well-formed id that fails it is refused, 422 ``invalid_child_id``).
+CHILD_ID_PATTERN = f"^[{ALPHABET}]{{{LENGTH}}}$"
 
 
 class InvalidIdentifier(ValueError):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
-from pydantic import BaseModel, ConfigDict
 
 from reference_app.access.guards import require
 from reference_app.access.permissions import Permission
@@ -14,62 +12,17 @@ from reference_app.access.principal import Principal
 from reference_app.kit.http import BoundaryRoute, CallDep
 from reference_app.kit.identifiers import RowId
 from reference_app.services import service
-from reference_app.services.models import Involvement
+from reference_app.services.schemas import (
+    InvolvementChange,
+    InvolvementCreate,
+    InvolvementEnd,
+    InvolvementOut,
+)
 
 router = APIRouter(tags=["involvements"], route_class=BoundaryRoute)
 InvolvementWrite = Annotated[Principal, Depends(require(Permission.INVOLVEMENT_WRITE))]
 ConsentWithdraw = Annotated[Principal, Depends(require(Permission.INVOLVEMENT_CONSENT_WITHDRAW))]
 InvolvementConfirm = Annotated[Principal, Depends(require(Permission.INVOLVEMENT_CONFIRM))]
-
-
-class InvolvementCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    started_on: dt.date | None = None
-    lead_professional: bool = False
-    caf_assessment_on: dt.date | None = None
-    consent_recorded: bool = False
-
-
-class InvolvementChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    lead_professional: bool | None = None
-    caf_assessment_on: dt.date | None = None
-
-
-class InvolvementEnd(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ended_on: dt.date | None = None
-
-
-class InvolvementOut(BaseModel):
-    id: int
-    child_id: str
-    organisation_id: int
-    started_on: dt.date
-    ended_on: dt.date | None
-    lead_professional: bool
-    caf_assessment_on: dt.date | None
-    sensitive: bool
-    consent_withdrawn_at: dt.datetime | None = None
-    # A claim counts towards need-to-know only once the child's LA confirms it.
-    confirmed: bool
-    confirmed_at: dt.datetime | None
-
-    @classmethod
-    def of(cls, inv: Involvement) -> InvolvementOut:
-        return cls(
-            id=inv.id,
-            child_id=inv.child_id,
-            organisation_id=inv.organisation_id,
-            started_on=inv.started_on,
-            ended_on=inv.ended_on,
-            lead_professional=inv.is_lead_professional,
-            caf_assessment_on=inv.caf_assessment_on,
-            sensitive=inv.sensitive,
-            consent_withdrawn_at=inv.consent_withdrawn_at,
-            confirmed=inv.confirmed_at is not None,
-            confirmed_at=inv.confirmed_at,
-        )
 
 
 @router.post(

@@ -18,15 +18,41 @@ from reference_app.alerts.models import AlertKind, AlertSeverity
 from reference_app.alerts.service import close_claim_alerts, raise_alert
 from reference_app.audit.tags import EventTag
 from reference_app.children import repository as children
-from reference_app.children.service import parse_child_id
+from reference_app.children.models import Child
+from reference_app.children.service import child_identity, parse_child_id
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from reference_app.kit.http import Call
+from reference_app.kit.schemas import within
 from reference_app.kit.transitions import StateChanged
 from reference_app.services import repository
 from reference_app.services.models import Involvement, Organisation
 
 CLAIM_WINDOW = dt.timedelta(days=1)
+
+
+def _born(call: Call, child: Child) -> dt.date:
+    return dt.date.fromisoformat(str(child_identity(call.ctx.crypto, child)["date_of_birth"]))
+
+
+def check_dates(
+    call: Call,
+    child: Child,
+    *,
+    started_on: dt.date | None = None,
+    caf_assessment_on: dt.date | None = None,
+) -> None:
+    """Refuse dates in the future, before the child was born, or (a start) further back than
+    ``involvement_backdate_days``: a claim dated years ago would reach the child's history."""
+    if started_on is None and caf_assessment_on is None:
+        return
+    today = call.ctx.clock.now().date()
+    born = (_born(call, child), "the child's date of birth")
+    days = call.ctx.settings.involvement_backdate_days
+    window = (today - dt.timedelta(days=days), f"{days} days ago")
+    latest = (today, "today")
+    within(started_on, "started_on", earliest=max(born, window), latest=latest)
+    within(caf_assessment_on, "caf_assessment_on", earliest=born, latest=latest)
 
 
 def register(
@@ -44,6 +70,7 @@ def register(
     child = children.get(call.db, parse_child_id(raw_child_id))
     if child is None or child.closed:
         raise NotFound("No child with that identifier.", code="child_not_found")
+    check_dates(call, child, started_on=started_on, caf_assessment_on=caf_assessment_on)
     now = call.ctx.clock.now()
     settings = call.ctx.settings
     if enabled(settings, Control.RATE_LIMITS) and (
@@ -136,6 +163,9 @@ def update(
     if lead_professional is not None:
         values["is_lead_professional"] = lead_professional
     if caf_assessment_on is not None:
+        child = children.get(call.db, involvement.child_id)
+        if child is not None:
+            check_dates(call, child, caf_assessment_on=caf_assessment_on)
         values["caf_assessment_on"] = caf_assessment_on
     if values and not repository.change_running(call.db, involvement, **values):
         raise StateChanged("This involvement was ended meanwhile.")
@@ -155,11 +185,15 @@ def end(
     involvement = _owned(call, principal, involvement_id)
     if involvement.ended_on is not None:
         raise Conflict("This involvement has already ended.", code="involvement_ended")
+    today = call.ctx.clock.now().date()
+    within(
+        ended_on,
+        "ended_on",
+        earliest=(involvement.started_on, "the involvement's start"),
+        latest=(today, "today"),
+    )
     ended = repository.change_running(
-        call.db,
-        involvement,
-        ended_on=ended_on or call.ctx.clock.now().date(),
-        is_lead_professional=False,
+        call.db, involvement, ended_on=ended_on or today, is_lead_professional=False
     )
     if not ended:
         raise StateChanged("This involvement was ended meanwhile.")

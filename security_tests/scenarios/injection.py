@@ -357,6 +357,12 @@ def json_shapes(ctx: Context) -> None:
         "an array for a name": json.dumps({"family_name": [f], "given_name": g}),
         "an operator object for a name": json.dumps({"family_name": f, "given_name": {"$ne": ""}}),
         "a number for a date": json.dumps({"family_name": f, "date_of_birth": 20100101}),
+        # Midnight 1 January 2010 in seconds since 1970: a lax parser reads it as that day.
+        "seconds for a date": json.dumps({"family_name": f, "date_of_birth": 1262304000}),
+        "true for a date": json.dumps({"family_name": f, "date_of_birth": True}),
+        "a date and time for a date": json.dumps(
+            {"family_name": f, "date_of_birth": "2010-01-01T00:00:00"}
+        ),
         "an array for a postcode": json.dumps({"family_name": f, "postcode": ["QA1 9ZZ"]}),
         "__proto__": json.dumps({**_search_json(f, g), "__proto__": {"admin": True}}),
         "constructor.prototype": json.dumps(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,19 @@ def test_the_junit_report_gives_failures_with_their_reproduction() -> None:
         "GET /api/v1/alerts",
         "GET /api/v1/alerts: Request timed out",
     )
+
+
+def test_the_fuzzing_configuration_calls_each_route_as_its_role_and_pins_account_changes() -> None:
+    config = tomllib.loads(static.fuzz_config({"practitioner_id": 41, "alert_id": 7}))
+    assert config["headers"]["Authorization"] == "Bearer ${CONTACTPOINT_FUZZ_TOKEN}"
+    by_path = {op["include-path-regex"]: op for op in config["operations"]}
+    users = by_path["^/api/v1/users"]
+    assert users["headers"]["Authorization"] == "Bearer ${CONTACTPOINT_FUZZ_ADMIN_TOKEN}"
+    assert users["parameters"] == {"path.practitioner_id": 41}
+    assert by_path["/(suspend|reinstate)-subject$"]["parameters"] == {"path.alert_id": 7}
+    own = by_path["^/api/v1/auth/(logout|password|totp)$"]["headers"]["Authorization"]
+    assert own == "Bearer ${CONTACTPOINT_FUZZ_OWN_TOKEN}"
+    accepted = config["checks"]["positive_data_acceptance"]["expected-statuses"]
+    assert not {"500", "5xx"} & set(accepted)
+    assert static.FUZZ_CHECKS == "all"
+    assert "stateful" in static.FUZZ_PHASES.split(",")
