@@ -102,6 +102,15 @@ def fictional_family_name() -> str:
     return "".join(parts).capitalize()
 
 
+def fictional_address(postcode: str | None = None, line1: str | None = None) -> dict[str, str]:
+    """An address no real household has, and no other harness child: a house number of its
+    own on an invented street, in a postcode area Royal Mail never uses (Q). Two harness
+    children share an address, and so a household, only when a scenario asks for it."""
+    code = postcode or f"Q{secrets.choice('ABCDEFGH')}{secrets.randbelow(90) + 1} 9ZZ"
+    number = secrets.randbelow(90000) + 10000
+    return {"line1": line1 or f"{number} Harness Row", "town": "Nowhere", "postcode": code}
+
+
 @dataclass(frozen=True)
 class Child:
     """A child the harness registered (all of it fictional)."""
@@ -112,6 +121,7 @@ class Child:
     date_of_birth: str
     postcode: str
     local_authority: str | None
+    address_line: str = ""
 
 
 class Caller:
@@ -421,14 +431,16 @@ class Context:
         age: int = 9,
         given_name: str | None = None,
         gender: str | None = None,
+        address_line: str | None = None,
     ) -> Child:
-        """Register a fictional child in the data manager's local authority."""
+        """Register a fictional child in the data manager's local authority, at an address of
+        its own unless ``postcode`` and ``address_line`` place it in another's household."""
         dm = manager or self.caller(DATA_MANAGER)
         family = family_name or fictional_family_name()
         given = given_name or secrets.choice(_GIVEN)
         born = dt.date.today().replace(day=1) - dt.timedelta(days=365 * age + 40)
         # Postcode areas beginning with Q are never used by Royal Mail: no real address.
-        code = postcode or f"Q{secrets.choice('ABCDEFGH')}{secrets.randbelow(90) + 1} 9ZZ"
+        address = fictional_address(postcode, address_line)
         response = dm.post(
             "/children",
             json={
@@ -436,7 +448,7 @@ class Context:
                 "family_name": family,
                 "date_of_birth": born.isoformat(),
                 "gender": gender or secrets.choice(["female", "male"]),
-                "address": {"line1": "1 Harness Row", "town": "Nowhere", "postcode": code},
+                "address": address,
             },
         )
         if response.status_code != 201:
@@ -446,8 +458,9 @@ class Context:
             given_name=given,
             family_name=family,
             date_of_birth=born.isoformat(),
-            postcode=code,
+            postcode=address["postcode"],
             local_authority=dm.account.local_authority,
+            address_line=address["line1"],
         )
         if shielded:
             shield = dm.post(

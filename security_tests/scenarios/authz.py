@@ -19,6 +19,7 @@ from security_tests.context import (
     Context,
     error_code,
     expect_error,
+    fictional_address,
     fictional_family_name,
     json_body,
     status_text,
@@ -415,7 +416,7 @@ def mass_assignment(ctx: Context) -> None:
         "family_name": family,
         "date_of_birth": "2016-04-01",
         "gender": "female",
-        "address": {"line1": "1 Harness Row", "town": "Nowhere", "postcode": "QA1 9ZZ"},
+        "address": fictional_address(),
     }
     _refused_each(dm, "POST", "/children", new_child, _extras((), values), "child creation")
     search = dm.search(family_name=family, given_name="Ada")

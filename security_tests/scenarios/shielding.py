@@ -89,7 +89,7 @@ def add_carer(dm: Caller, child: Child) -> tuple[int, tuple[str, ...]]:
     )
     expect(response.status_code == 201, f"cannot add a carer: {response.status_code}")
     compact = child.postcode.replace(" ", "")
-    hidden = (child.postcode, compact, "1 Harness Row", phone, email, carer_family)
+    hidden = (child.postcode, compact, child.address_line, phone, email, carer_family)
     return int(response.json()["carer_id"]), hidden
 
 
@@ -166,7 +166,9 @@ def household_leak(ctx: Context) -> None:
     dm = ctx.manager()
     family = fictional_family_name()
     child = ctx.new_child(dm, family_name=family)
-    sibling = ctx.new_child(dm, family_name=family, postcode=child.postcode)
+    sibling = ctx.new_child(
+        dm, family_name=family, postcode=child.postcode, address_line=child.address_line
+    )
     carer_id, hidden = add_carer(dm, child)
     linked = dm.post(
         f"/children/{sibling.child_id}/carers/{carer_id}",
