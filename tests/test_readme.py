@@ -79,3 +79,35 @@ def test_each_command_and_option_exists(doc: str, words: str, rest: str) -> None
             f"{doc}: `contactpoint {' '.join(used)}` takes no {option} "
             f"(it takes {', '.join(sorted(options))})"
         )
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    found, block = set(), False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            block = not block
+        elif not block and line.startswith("#"):
+            found.add(_slug(line.lstrip("#")))
+    return found
+
+
+LINKS = [
+    (path, target)
+    for path in DOCS
+    for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text(encoding="utf-8"))
+    if not target.startswith(("http://", "https://", "mailto:"))
+]
+
+
+@pytest.mark.parametrize(("doc", "target"), LINKS, ids=[f"{p.name}->{t}" for p, t in LINKS])
+def test_each_link_leads_somewhere(doc: Path, target: str) -> None:
+    file, _, anchor = target.partition("#")
+    where = (doc.parent / file).resolve() if file else doc
+    assert where.exists(), f"{doc.name}: {target} does not exist"
+    if anchor and where.suffix == ".md":
+        assert anchor in _anchors(where), f"{doc.name}: no heading #{anchor} in {where.name}"
