@@ -212,6 +212,24 @@ def test_the_readme_session_script_runs(demo: tuple[str, Path]) -> None:
     )
 
 
+def test_the_export_round_trip_script_runs(demo: tuple[str, Path], tmp_path: Path) -> None:
+    base, data_dir = demo
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        ["bash", str(root / "scripts" / "export-round-trip.sh"), base, str(data_dir), tmp_path],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=root,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "approved by a second data manager" in result.stdout
+    rows = (tmp_path / "export.jsonl").read_text().splitlines()
+    assert rows
+    assert "opened with age" in result.stdout
+
+
 def test_demo_writes_a_load_crowd_with_caseloads_and_says_where(demo: tuple[str, Path]) -> None:
     from loadtests.cli import crowd_size
     from loadtests.model import profile_from_name
