@@ -65,6 +65,7 @@ def serve(demo: bool, data_dir: Path, children: int, host: str, port: int, worke
         _prepare_demo(data_dir, children)
     with instance(None):
         pass  # fail fast, before starting workers, on missing keys or a bad URL
+    settings = Settings()
     uvicorn.run(
         "reference_app.asgi:create",
         factory=True,
@@ -79,7 +80,32 @@ def serve(demo: bool, data_dir: Path, children: int, host: str, port: int, worke
         # uvicorn's own handling believes any local peer. And no `server: uvicorn` banner.
         proxy_headers=False,
         server_header=False,
+        # Bounded connections (docs/faults.md): an idle keep-alive connection is closed after
+        # keep_alive_seconds; at SIGTERM, requests still running after shutdown_grace_seconds
+        # are cancelled; a request's headers may not exceed h11's 16 KiB (httptools: 80 KiB).
+        timeout_keep_alive=settings.keep_alive_seconds,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        h11_max_incomplete_event_size=16 * 1024,
     )
+    _exit_past_stuck_threads()
+
+
+def _exit_past_stuck_threads() -> None:
+    """End the process now that the server has stopped, even if a worker thread is still
+    blocked on a stalled store (it would otherwise hold the interpreter's exit forever)."""
+    import logging
+    import threading
+
+    stuck = [t for t in threading.enumerate() if t.is_alive() and not t.daemon]
+    stuck = [t for t in stuck if t is not threading.main_thread()]
+    if stuck:
+        logging.getLogger("contactpoint").warning(
+            "exiting with %d worker thread(s) still waiting on a store", len(stuck)
+        )
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _prepare_demo(data_dir: Path, children: int) -> None:
