@@ -326,6 +326,9 @@ class SecurityMiddleware:
             log.warning("no request slot within the wait (request %s)", request_id)
             await self._busy(send, request_id)
             return
+        except asyncio.CancelledError:
+            await self._stopping(send, request_id)
+            return
         started = False
         abandoned = False
 
@@ -352,8 +355,14 @@ class SecurityMiddleware:
                 return
             task.result()
         except asyncio.CancelledError:
+            # The server's graceful shutdown ran out of time: answer what is unanswered (the
+            # server would say a bare 500) and leave the request to end on its own.
             task.cancel()
-            raise
+            if started:
+                raise
+            abandoned = True
+            task.add_done_callback(_settle_abandoned)
+            await self._stopping(send, request_id)
         except PoolTimeout:
             # Every database connection is taken: the registry is overloaded, not broken. Say so
             # (503), so clients back off and load tests count it as refused rather than a fault.
@@ -365,6 +374,21 @@ class SecurityMiddleware:
                 await self._answer_fault(send, exc, request_id)
             else:
                 log.exception("unhandled error after the answer began (request %s)", request_id)
+
+    async def _stopping(self, send: Send, request_id: str) -> None:
+        """503 to a request cut off by the server's shutdown, and the connection closed."""
+        log.warning("request cut off by shutdown (request %s)", request_id)
+        await self._error(
+            send,
+            503,
+            "service_busy",
+            "The registry is restarting; try again shortly.",
+            request_id,
+            headers=[
+                (b"retry-after", str(faults.RETRY_AFTER_SECONDS).encode()),
+                (b"connection", b"close"),
+            ],
+        )
 
     async def _busy(self, send: Send, request_id: str) -> None:
         await self._error(

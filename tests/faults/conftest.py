@@ -7,6 +7,7 @@ printed (`-s`, or the junit output) for docs/faults.md.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -45,6 +46,9 @@ FAULT_SETTINGS = {
     "CONTACTPOINT_LIMITS_SCALE": "100",
     "CONTACTPOINT_DATABASE_POOL_SIZE": "4",
     "CONTACTPOINT_TOKEN_TTL_SECONDS": "3600",
+    # One practitioner views hundreds of children here: the detector runs, but suspends no one.
+    "CONTACTPOINT_SNOOPING_ALERT_SCORE": "100000000",
+    "CONTACTPOINT_SNOOPING_SUSPEND_SCORE": "100000000",
 }
 # Every answer a dependency fault may give: never a 500, never a hang.
 BOUND_SECONDS = 10.0
@@ -166,25 +170,31 @@ class Outcome:
     seconds: float
     request_id: str | None
     retry_after: str | None
+    at: float = 0.0  # time.monotonic() when the answer came
 
 
-_TOKENS: dict[str, str] = {}
-_STEPS: dict[str, int] = {}
+_TOKENS: dict[str, dict[str, str]] = {}
+_STEPS: dict[str, dict[str, int]] = {}
 
 
 class Caller:
     """A practitioner at the registry: views and searches, each answer timed."""
 
-    def __init__(self, registry: Registry, role: str = "social_care_practitioner") -> None:
+    def __init__(
+        self, registry: Registry, role: str = "social_care_practitioner", nth: int = 0
+    ) -> None:
         self.registry = registry
         self.target = Target.open(registry.url, registry.data_dir / "personas.json")
-        self.account: Account = self.target.persona(role)
+        self.account: Account = [a for a in self.target.accounts if a.role == role][nth]
         self.http = httpx.Client(base_url=registry.url, timeout=30)
         self.children = [row["child_id"] for row in self.target.sample]
         # One login per persona a session: a second in the same 30 s would replay its one-time
         # code (refused), and waiting for the next costs more than the test.
-        self.target._tokens = _TOKENS
-        self.target._steps = _STEPS
+        # Keyed by the registry's keys and database: registries share usernames.
+        keys = hashlib.sha256(Path(registry.env["CONTACTPOINT_KEYS_FILE"]).read_bytes())
+        database = registry.env["CONTACTPOINT_DATABASE_URL"]
+        self.target._tokens = _TOKENS.setdefault(f"{keys.hexdigest()} {database}", {})
+        self.target._steps = _STEPS.setdefault(keys.hexdigest(), {})
         try:
             self.token = self.target.token(self.http, self.account)
         except BaseException:
@@ -207,6 +217,7 @@ class Caller:
             seconds,
             response.headers.get("x-request-id"),
             response.headers.get("retry-after"),
+            time.monotonic(),
         )
 
     def view(self, n: int = 0) -> Outcome:
@@ -249,6 +260,18 @@ def assert_refused(outcomes: list[Outcome]) -> None:
         assert outcome.retry_after is not None
         assert int(outcome.retry_after) >= 1
         assert outcome.seconds < BOUND_SECONDS, outcome
+
+
+def assert_alive_not_ready(caller: Caller) -> tuple[Outcome, Outcome]:
+    """/readyz says not ready (503 ``not_ready``) while /healthz answers 200 within a second."""
+    ready = caller.probe("/readyz")
+    assert ready.status == 503
+    assert ready.code == "not_ready"
+    assert ready.seconds < BOUND_SECONDS
+    health = caller.probe("/healthz")
+    assert health.status == 200
+    assert health.seconds < 1.0
+    return ready, health
 
 
 def logged(registry: Registry, marker: str) -> tuple[int, int]:

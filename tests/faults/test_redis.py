@@ -11,6 +11,7 @@ import pytest
 from tests.faults.conftest import (
     Caller,
     Registry,
+    assert_alive_not_ready,
     assert_refused,
     logged,
     report,
@@ -44,12 +45,7 @@ def test_limits_store_down_refuses_views_and_logins_then_heals(
             json={"username": caller.account.username, "password": "wrong", "otp": "000000"},
         )
         assert_refused([login])
-        ready = caller.probe("/readyz")
-        assert ready.status == 503
-        assert ready.code == "not_ready"
-        health = caller.probe("/healthz")
-        assert health.status == 200
-        assert health.seconds < 1.0
+        ready, health = assert_alive_not_ready(caller)
         lines, traces = logged(pg_registry, "limits unavailable")
         assert lines >= len(views) + 1  # one line per refused request
         assert traces <= 2  # a traceback once a minute per kind and place, not per request
