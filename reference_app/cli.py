@@ -91,8 +91,9 @@ def serve(demo: bool, data_dir: Path, children: int, host: str, port: int, worke
 
 
 def _exit_past_stuck_threads() -> None:
-    """End the process now that the server has stopped, even if a worker thread is still
-    blocked on a stalled store (it would otherwise hold the interpreter's exit forever)."""
+    """End the process now that the server has stopped, without joining its worker threads:
+    one still blocked on a stalled store would hold the interpreter's exit forever (idle ones
+    would only linger for their idle timeout)."""
     import logging
     import threading
 
@@ -100,7 +101,7 @@ def _exit_past_stuck_threads() -> None:
     stuck = [t for t in stuck if t is not threading.main_thread()]
     if stuck:
         logging.getLogger("contactpoint").warning(
-            "exiting with %d worker thread(s) still waiting on a store", len(stuck)
+            "exiting without joining %d worker thread(s)", len(stuck)
         )
         logging.shutdown()
         sys.stdout.flush()

@@ -45,13 +45,14 @@ class DependencyUnavailable(Exception):
 
 
 def _redis_errors() -> tuple[type[BaseException], ...]:
+    """Redis refusing, dropping or timing out a connection, or a replica refusing writes (a
+    script's own error is a fault of ours, not an outage)."""
     try:
         from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import ReadOnlyError, ResponseError
+        from redis.exceptions import ReadOnlyError
         from redis.exceptions import TimeoutError as RedisTimeout
     except ImportError:  # pragma: no cover (redis is a dependency of the registry)
         return ()
-    del ResponseError  # a script's own error is a fault of ours, not an outage
     return (RedisConnectionError, RedisTimeout, ReadOnlyError)
 
 

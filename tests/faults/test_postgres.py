@@ -165,6 +165,47 @@ def test_statement_timeout_turns_a_slow_database_into_503s(
     report("postgres-statement-timeout", refused_max_s=round(max(v.seconds for v in views), 2))
 
 
+def test_database_out_of_connections_refuses_then_heals(
+    pg_registry: Registry, caller: Caller
+) -> None:
+    assert caller.view().status == 200
+    url = pg_registry.env["CONTACTPOINT_DATABASE_URL"]
+    hogs: list[psycopg.Connection[object]] = []
+    try:
+        first = psycopg.connect(url, autocommit=True, connect_timeout=5)
+        hogs.append(first)
+        # The registry's connections go; every slot the server has is then taken by the test.
+        first.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        refusal = ""
+        for _ in range(200):  # bounded: more than max_connections
+            try:
+                hogs.append(psycopg.connect(url, autocommit=True, connect_timeout=5))
+            except psycopg.OperationalError as exc:
+                refusal = str(exc)
+                break
+        assert "too many clients" in refusal
+        views = [caller.view(n) for n in range(4)]
+        assert {o.status for o in views} <= {200, 503}
+        refused = [o for o in views if o.status == 503]
+        assert refused, "no request met the full server"
+        assert_refused(refused)
+    finally:
+        for conn in hogs:
+            conn.close()
+    began = time.monotonic()
+    wait_until(lambda: _served(caller), within=30)
+    report(
+        "postgres-out-of-connections",
+        held=len(hogs),
+        refused=len(refused),
+        refused_max_s=round(max(o.seconds for o in refused), 2),
+        recovered_s=round(time.monotonic() - began, 2),
+    )
+
+
 def _load(caller: Caller, stop: threading.Event, limit: int) -> list[Outcome]:
     outcomes: list[Outcome] = []
     n = 0

@@ -47,6 +47,7 @@ def _db(orig: Exception) -> OperationalError:
         (IntegrityError("INSERT", {}, sqlite3.IntegrityError("UNIQUE")), None),
         (redis.exceptions.ConnectionError("refused"), "limits"),
         (redis.exceptions.TimeoutError("timed out"), "limits"),
+        (redis.exceptions.ReadOnlyError("You can't write against a read only replica."), "limits"),
         (redis.exceptions.ResponseError("script error"), None),
         (ValueError("ours"), None),
     ],
