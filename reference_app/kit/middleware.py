@@ -8,6 +8,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING
@@ -193,6 +194,8 @@ class SecurityMiddleware:
         self._admission: asyncio.Semaphore | None = None
         self._trust = proxy_trust(ctx.settings.trusted_proxies)
         self._admission_loop: asyncio.AbstractEventLoop | None = None
+        # When each admitted request began (to tell a stalled store from a busy registry).
+        self._running: dict[asyncio.Future[None], float] = {}
 
     def admission(self) -> asyncio.Semaphore:
         """At most as many requests in the app as the worker has database connections.
@@ -321,10 +324,10 @@ class SecurityMiddleware:
         settings = self.ctx.settings
         slots = self.admission()
         try:
-            await asyncio.wait_for(slots.acquire(), settings.admission_wait_seconds)
+            async with asyncio.timeout(settings.admission_wait_seconds):
+                await slots.acquire()
         except TimeoutError:
-            log.warning("no request slot within the wait (request %s)", request_id)
-            await self._busy(send, request_id)
+            await self._no_slot(send, request_id, "no request slot within the wait")
             return
         except asyncio.CancelledError:
             await self._stopping(send, request_id)
@@ -340,7 +343,9 @@ class SecurityMiddleware:
             await send(message)
 
         task = asyncio.ensure_future(self.app(scope, receive, guarded_send))
+        self._running[task] = time.monotonic()
         task.add_done_callback(lambda _t: slots.release())
+        task.add_done_callback(self._ended)
         try:
             done, _ = await asyncio.wait({task}, timeout=settings.request_deadline_seconds)
             if task not in done and started:
@@ -366,14 +371,28 @@ class SecurityMiddleware:
         except PoolTimeout:
             # Every database connection is taken: the registry is overloaded, not broken. Say so
             # (503), so clients back off and load tests count it as refused rather than a fault.
-            log.warning("database connections exhausted (request %s)", request_id)
             if not started:
-                await self._busy(send, request_id)
+                await self._no_slot(send, request_id, "database connections exhausted")
         except Exception as exc:
             if not started:
                 await self._answer_fault(send, exc, request_id)
             else:
                 log.exception("unhandled error after the answer began (request %s)", request_id)
+
+    def _ended(self, task: asyncio.Future[None]) -> None:
+        self._running.pop(task, None)
+
+    async def _no_slot(self, send: Send, request_id: str, why: str) -> None:
+        """No slot or connection freed in time. When a request holding one has run longer
+        than the wait itself (requests take milliseconds), a store is stalled: 503
+        ``dependency_unavailable``. Else the registry is busy: 503 ``service_busy``, so
+        clients back off and load tests count it as refused rather than a fault."""
+        began = min(self._running.values(), default=time.monotonic())
+        if time.monotonic() - began > self.ctx.settings.admission_wait_seconds:
+            await self._unavailable(send, Dependency.DEADLINE, TimeoutError(why), request_id)
+            return
+        log.warning("%s (request %s)", why, request_id)
+        await self._busy(send, request_id)
 
     async def _stopping(self, send: Send, request_id: str) -> None:
         """503 to a request cut off by the server's shutdown, and the connection closed."""
@@ -445,7 +464,8 @@ class SecurityMiddleware:
         refusal = Refusal(method=str(scope.get("method", "")), route=None, status=status, code=code)
         slots = self.admission()
         try:
-            await asyncio.wait_for(slots.acquire(), self.ctx.settings.admission_wait_seconds)
+            async with asyncio.timeout(self.ctx.settings.admission_wait_seconds):
+                await slots.acquire()
         except TimeoutError:
             log.warning("could not audit a refusal: no request slot (request %s)", request_id)
             return
