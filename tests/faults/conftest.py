@@ -30,8 +30,6 @@ from tests.fixtures.postgres import ThrowawayCluster, local_bindir
 from tests.fixtures.postgres import required as postgres_required
 from tests.fixtures.redis import ThrowawayRedis, local_binary
 
-pytestmark = pytest.mark.fault
-
 # Short bounds, so a stalled store turns into 503s within a few seconds of test time.
 FAULT_SETTINGS = {
     "CONTACTPOINT_DATABASE_CONNECT_TIMEOUT_SECONDS": "2",
