@@ -203,9 +203,12 @@ def create_app(ctx: AppContext) -> FastAPI:
             if worker:
                 worker.start()
         yield
-        for worker in (detector, sealer):
-            if worker:
-                worker.stop()
+        # Bounded (a stalled store must not hold shutdown): the detector's pass is abandoned at
+        # once, the sealer's final pass gets the grace period.
+        if detector:
+            detector.stop(timeout=1.0)
+        if sealer:
+            sealer.stop(timeout=settings.shutdown_grace_seconds)
 
     app = FastAPI(
         title="ContactPoint reference registry",

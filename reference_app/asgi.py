@@ -16,4 +16,4 @@ from reference_app.context import build_context
 
 def create() -> FastAPI:
     """Build the app from CONTACTPOINT_* settings (used by each server worker)."""
-    return create_app(build_context(Settings()))
+    return create_app(build_context(Settings(), serving=True))

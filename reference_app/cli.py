@@ -92,6 +92,7 @@ def serve(demo: bool, data_dir: Path, children: int, host: str, port: int, worke
         _prepare_demo(data_dir, children)
     with instance(None):
         pass  # fail fast, before starting workers, on missing keys or a bad URL
+    settings = Settings()
     uvicorn.run(
         "reference_app.asgi:create",
         factory=True,
@@ -106,7 +107,33 @@ def serve(demo: bool, data_dir: Path, children: int, host: str, port: int, worke
         # uvicorn's own handling believes any local peer. And no `server: uvicorn` banner.
         proxy_headers=False,
         server_header=False,
+        # Bounded connections (docs/faults.md): an idle keep-alive connection is closed after
+        # keep_alive_seconds; at SIGTERM, requests still running after shutdown_grace_seconds
+        # are cancelled; a request's headers may not exceed h11's 16 KiB (httptools: 80 KiB).
+        timeout_keep_alive=settings.keep_alive_seconds,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        h11_max_incomplete_event_size=16 * 1024,
     )
+    _exit_past_stuck_threads()
+
+
+def _exit_past_stuck_threads() -> None:
+    """End the process now that the server has stopped, without joining its worker threads:
+    one still blocked on a stalled store would hold the interpreter's exit forever (idle ones
+    would only linger for their idle timeout)."""
+    import logging
+    import threading
+
+    stuck = [t for t in threading.enumerate() if t.is_alive() and not t.daemon]
+    stuck = [t for t in stuck if t is not threading.main_thread()]
+    if stuck:
+        logging.getLogger("contactpoint").warning(
+            "exiting without joining %d worker thread(s)", len(stuck)
+        )
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _prepare_demo(data_dir: Path, children: int) -> None:

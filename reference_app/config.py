@@ -38,6 +38,26 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     keys_file: Path | None = None
 
+    # Bounded waits (docs/faults.md): a store that is down or stalled turns into 503s within
+    # seconds instead of requests that hang. PostgreSQL's connect_timeout (whole seconds) and
+    # statement_timeout (the serving process only; 0: none, SQLite's busy wait), the wait for a
+    # pooled connection, for an admission slot, and for the whole answer.
+    database_connect_timeout_seconds: int = Field(default=3, ge=1, le=60)
+    database_statement_timeout_seconds: float = Field(default=5.0, ge=0, le=3600)
+    database_pool_timeout_seconds: float = Field(default=3.0, gt=0, le=300)
+    admission_wait_seconds: float = Field(default=3.0, gt=0, le=300)
+    request_deadline_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # A request body still arriving after this long is refused 408 and its connection closed.
+    request_body_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    # Redis connect and read timeouts (one retry on a fresh connection).
+    limits_redis_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    # /readyz turns not ready when the SQLite database's filesystem has less free space than this.
+    ready_min_free_mib: int = Field(default=16, ge=0)
+    # The server (contactpoint serve): idle keep-alive connections are closed after this long;
+    # at SIGTERM, requests still running after shutdown_grace_seconds are cancelled.
+    keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    shutdown_grace_seconds: int = Field(default=10, ge=1, le=600)
+
     token_ttl_seconds: int = Field(default=900, ge=30, le=3600)
     token_audience: str = "contactpoint:api"  # noqa: S105 (a name, not a secret)
     token_issuer: str = "contactpoint"  # noqa: S105

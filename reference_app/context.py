@@ -45,7 +45,7 @@ def make_limit_store(settings: Settings, engine: Engine) -> LimitStore:
     """The store every worker shares for limits (memory only for a single process)."""
     if settings.limits_store is LimitsBackend.REDIS:
         assert settings.limits_redis_url is not None  # Settings refuse redis without a URL
-        return RedisStore(settings.limits_redis_url)
+        return RedisStore(settings.limits_redis_url, timeout=settings.limits_redis_timeout_seconds)
     # SQLite serves one process (the demo), and its single writer lock is held by the request
     # itself, so a second connection could not count: limits live in that process's memory.
     if settings.limits_store is LimitsBackend.MEMORY or engine.dialect.name == "sqlite":
@@ -65,11 +65,25 @@ def make_password_hasher(time_cost: int, memory_kib: int, parallelism: int) -> P
 
 
 def build_context(
-    settings: Settings, *, keyring: Keyring | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    keyring: Keyring | None = None,
+    clock: Clock | None = None,
+    serving: bool = False,
 ) -> AppContext:
-    """Load keys, open the database and prepare the password hasher for one instance."""
+    """Load keys, open the database and prepare the password hasher for one instance.
+
+    ``serving``: the API server's instance, whose statements are cut off at
+    ``database_statement_timeout_seconds`` (a command's long scan, a verify or a backup, is
+    not)."""
     keys = keyring if keyring is not None else load_keyring(settings)
-    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        connect_timeout=settings.database_connect_timeout_seconds,
+        statement_timeout=settings.database_statement_timeout_seconds if serving else None,
+        pool_timeout=settings.database_pool_timeout_seconds,
+    )
     bind(engine, Sealer.of(keys))
     hasher = make_password_hasher(
         settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism

@@ -5,6 +5,7 @@ import os
 os.environ["CONTACTPOINT_ENVIRONMENT"] = "test"
 
 pytest_plugins = [
+    "tests.fixtures.services",
     "tests.fixtures.database",
     "tests.fixtures.world",
     "tests.fixtures.population",

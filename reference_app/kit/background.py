@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+
+from reference_app.kit import faults
 
 log = logging.getLogger("contactpoint")
 
@@ -29,17 +32,28 @@ class Periodic:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop, and run the final pass, waiting at most ``timeout`` seconds in all (a pass
+        stuck on a stalled store is left to its daemon thread, so shutdown still ends)."""
+        deadline = time.monotonic() + timeout
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=timeout)
         if self.final:
-            self._once()
+            last = threading.Thread(target=self._once, name=f"{self.name}-final", daemon=True)
+            last.start()
+            last.join(timeout=max(0.0, deadline - time.monotonic()))
+            if last.is_alive():
+                log.warning("%s: the final pass did not finish within %g s", self.name, timeout)
 
     def _once(self) -> None:
         try:
             self.task()
-        except Exception:
-            log.warning("%s pass deferred", self.name, exc_info=True)
+        except Exception as exc:
+            # A store that is down fails every pass: one line each, a traceback once a minute.
+            dependency = faults.classify(exc)
+            trace = faults.should_trace(self.name, exc)
+            what = f"{dependency.value} unavailable" if dependency else "failed"
+            log.warning("%s pass deferred (%s)", self.name, what, exc_info=exc if trace else None)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

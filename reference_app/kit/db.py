@@ -82,18 +82,31 @@ def owner_only_sqlite_file(url: str) -> None:
 
 
 def make_engine(
-    url: str, *, pool_size: int = 10, echo: bool = False, read_only: bool = False
+    url: str,
+    *,
+    pool_size: int = 10,
+    echo: bool = False,
+    read_only: bool = False,
+    connect_timeout: int | None = None,
+    statement_timeout: float | None = None,
+    pool_timeout: float | None = None,
 ) -> Engine:
     """Create an engine tuned for the registry's workload on either backend.
 
     ``read_only`` (SQLite): transactions only read and begin deferred, for a long consistent
     read such as a backup that must not hold the write lock.
+
+    Bounded waits, for a serving process (``None``: the drivers' defaults): ``connect_timeout``
+    (PostgreSQL, whole seconds), ``statement_timeout`` seconds (PostgreSQL's server-side
+    ``statement_timeout``; SQLite's wait for the write lock, else 30 s), ``pool_timeout``
+    seconds to wait for a pooled connection.
     """
     url = normalise_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
     if is_sqlite(url):
         owner_only_sqlite_file(url)
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        busy = statement_timeout if statement_timeout else 30.0
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": busy}
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -104,7 +117,7 @@ def make_engine(
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
             if read_only:
                 cursor.execute("PRAGMA query_only=ON")
             cursor.close()
@@ -122,6 +135,15 @@ def make_engine(
     # dropped fails its request instead, which is answered 503 (``kit.middleware``), and
     # SQLAlchemy then recycles every connection of the pool opened before the failure.
     kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+    connect_args: dict[str, Any] = {}
+    if connect_timeout is not None:
+        connect_args["connect_timeout"] = connect_timeout
+    if statement_timeout:
+        connect_args["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
+    if connect_args:
+        kwargs["connect_args"] = connect_args
+    if pool_timeout is not None:
+        kwargs["pool_timeout"] = pool_timeout
     return create_engine(url, **kwargs)
 
 

@@ -8,17 +8,19 @@ import ipaddress
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from reference_app.kit import faults
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import error_body
+from reference_app.kit.faults import Dependency
 from reference_app.kit.gate import GateBusy
 from reference_app.kit.text import hygiene
 
@@ -45,6 +47,9 @@ HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 # Headers that name the software serving the answer: an attacker's shortcut to known flaws.
 _BANNERS = frozenset({b"server", b"x-powered-by"})
 
+
+# Probes that skip the admission queue: liveness depends on nothing, readiness bounds itself.
+UNQUEUED_PATHS = frozenset({"/healthz", "/readyz"})
 
 _CSP = b"content-security-policy"
 _STRICT_CSP = b"default-src 'none';"
@@ -189,6 +194,8 @@ class SecurityMiddleware:
         self._admission: asyncio.Semaphore | None = None
         self._trust = proxy_trust(ctx.settings.trusted_proxies)
         self._admission_loop: asyncio.AbstractEventLoop | None = None
+        # When each admitted request began (to tell a stalled store from a busy registry).
+        self._running: dict[asyncio.Future[None], float] = {}
 
     def admission(self) -> asyncio.Semaphore:
         """At most as many requests in the app as the worker has database connections.
@@ -218,7 +225,6 @@ class SecurityMiddleware:
             return
         request_id = secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
-        started = False
         settings = self.ctx.settings
         # The source every limit, lockout and audit event uses. Switched off, a development build
         # believes any peer's forwarded header (what a server's default proxy handling did).
@@ -233,9 +239,7 @@ class SecurityMiddleware:
         hsts = stamped and (settings.hsts_always or scope.get("scheme") == "https")
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal started
             if message["type"] == "http.response.start":
-                started = True
                 headers = list(message.get("headers", []))
                 if stamped:
                     headers = _with_security_headers(headers, hsts=hsts)
@@ -253,10 +257,23 @@ class SecurityMiddleware:
         if limited:
             # Read the body (at most max_bytes) before the app sees it: a refusal here is ours
             # to word, not a body-parsing error downstream.
+            # A body still arriving after ``request_body_timeout_seconds`` (a client that sent
+            # part and stalled) is refused 408, and the connection closed, freeing its slot.
             try:
-                receive = await _bounded_body(
-                    receive, max_bytes, DepthGauge(settings.max_json_depth)
+                receive = await asyncio.wait_for(
+                    _bounded_body(receive, max_bytes, DepthGauge(settings.max_json_depth)),
+                    settings.request_body_timeout_seconds,
                 )
+            except TimeoutError:
+                await self._error(
+                    send_with_headers,
+                    408,
+                    "request_timeout",
+                    "The request body did not arrive in time.",
+                    request_id,
+                    headers=[(b"connection", b"close")],
+                )
+                return
             except _BodyTooLarge:
                 await self._too_large(send_with_headers, request_id)
                 await self._audit(scope, 413, "payload_too_large", request_id)
@@ -271,9 +288,14 @@ class SecurityMiddleware:
                 )
                 await self._audit(scope, 400, "json_too_deep", request_id)
                 return
+        if scope.get("path") in UNQUEUED_PATHS:
+            # Liveness must answer while every slot waits on a stalled store, and readiness
+            # bounds its own checks: neither queues for admission nor holds a connection.
+            await self._unqueued(scope, receive, send_with_headers, request_id)
+            return
         try:
-            async with self.credential_lane(scope), self.admission():
-                await self.app(scope, receive, send_with_headers)
+            async with self.credential_lane(scope):
+                await self._admitted(scope, receive, send_with_headers, request_id)
         except GateBusy:
             log.warning("password hashing lanes full (request %s)", request_id)
             await self._error(
@@ -284,41 +306,143 @@ class SecurityMiddleware:
                 request_id,
                 headers=[(b"retry-after", str(self.ctx.credential_gate.retry_after()).encode())],
             )
+
+    async def _unqueued(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            await self._answer_fault(send, exc, request_id)
+
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        """Run the request once a slot is free (waiting at most ``admission_wait_seconds``) and
+        answer it within ``request_deadline_seconds``.
+
+        Past the deadline the caller gets a 503 at once; the request itself cannot be stopped
+        in its worker thread (a statement blocked on a stalled server), so it is left to end on
+        its own, holding its slot until then, and anything it sends afterwards is dropped.
+        """
+        settings = self.ctx.settings
+        slots = self.admission()
+        try:
+            async with asyncio.timeout(settings.admission_wait_seconds):
+                await slots.acquire()
+        except TimeoutError:
+            await self._no_slot(send, request_id, "no request slot within the wait")
+            return
+        except asyncio.CancelledError:
+            await self._stopping(send, request_id)
+            return
+        started = False
+        abandoned = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if abandoned:
+                return
+            started = True
+            await send(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, guarded_send))
+        self._running[task] = time.monotonic()
+        task.add_done_callback(lambda _t: slots.release())
+        task.add_done_callback(self._ended)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=settings.request_deadline_seconds)
+            if task not in done and started:
+                await task  # the answer is on its way: let it finish
+            elif task not in done:
+                abandoned = True
+                task.add_done_callback(_settle_abandoned)
+                task.cancel()
+                await self._unavailable(
+                    send, Dependency.DEADLINE, TimeoutError("request deadline"), request_id
+                )
+                return
+            task.result()
+        except asyncio.CancelledError:
+            # The server's graceful shutdown ran out of time: answer what is unanswered (the
+            # server would say a bare 500) and leave the request to end on its own.
+            task.cancel()
+            if started:
+                raise
+            abandoned = True
+            task.add_done_callback(_settle_abandoned)
+            await self._stopping(send, request_id)
         except PoolTimeout:
             # Every database connection is taken: the registry is overloaded, not broken. Say so
             # (503), so clients back off and load tests count it as refused rather than a fault.
-            log.warning("database connections exhausted (request %s)", request_id)
             if not started:
-                await self._error(
-                    send_with_headers,
-                    503,
-                    "service_busy",
-                    "The registry is busy; try again shortly.",
-                    request_id,
-                )
+                await self._no_slot(send, request_id, "database connections exhausted")
         except Exception as exc:
             if not started:
-                await self._answer_fault(send_with_headers, exc, request_id)
+                await self._answer_fault(send, exc, request_id)
             else:
                 log.exception("unhandled error after the answer began (request %s)", request_id)
 
+    def _ended(self, task: asyncio.Future[None]) -> None:
+        self._running.pop(task, None)
+
+    async def _no_slot(self, send: Send, request_id: str, why: str) -> None:
+        """No slot or connection freed in time. When a request holding one has run longer
+        than the wait itself (requests take milliseconds), a store is stalled: 503
+        ``dependency_unavailable``. Else the registry is busy: 503 ``service_busy``, so
+        clients back off and load tests count it as refused rather than a fault."""
+        began = min(self._running.values(), default=time.monotonic())
+        if time.monotonic() - began > self.ctx.settings.admission_wait_seconds:
+            await self._unavailable(send, Dependency.DEADLINE, TimeoutError(why), request_id)
+            return
+        log.warning("%s (request %s)", why, request_id)
+        await self._busy(send, request_id)
+
+    async def _stopping(self, send: Send, request_id: str) -> None:
+        """503 to a request cut off by the server's shutdown, and the connection closed."""
+        log.warning("request cut off by shutdown (request %s)", request_id)
+        await self._error(
+            send,
+            503,
+            "service_busy",
+            "The registry is restarting; try again shortly.",
+            request_id,
+            headers=[
+                (b"retry-after", str(faults.RETRY_AFTER_SECONDS).encode()),
+                (b"connection", b"close"),
+            ],
+        )
+
+    async def _busy(self, send: Send, request_id: str) -> None:
+        await self._error(
+            send,
+            503,
+            "service_busy",
+            "The registry is busy; try again shortly.",
+            request_id,
+            headers=[(b"retry-after", str(faults.RETRY_AFTER_SECONDS).encode())],
+        )
+
+    async def _unavailable(
+        self, send: Send, dependency: Dependency, exc: BaseException, request_id: str
+    ) -> None:
+        """503 ``dependency_unavailable``: the same answer whichever store failed (the caller
+        learns nothing of the deployment), one log line naming it, and a count for metrics."""
+        faults.count_refusal(dependency)
+        faults.log_unavailable(dependency, exc, where="request", request_id=request_id)
+        await self._error(
+            send,
+            503,
+            faults.CODE,
+            faults.MESSAGE,
+            request_id,
+            headers=[(b"retry-after", str(faults.RETRY_AFTER_SECONDS).encode())],
+        )
+
     async def _answer_fault(self, send: Send, exc: Exception, request_id: str) -> None:
-        """A database that dropped the connection or cannot be reached is a dependency down
-        (503; the pool then drops its older connections); anything else is a fault of ours
-        (500). The client gets the envelope and the request id, nothing more; the trace is
-        logged here."""
-        if isinstance(exc, DBAPIError) and (
-            exc.connection_invalidated or isinstance(exc, OperationalError)
-        ):
-            log.warning("database unavailable (request %s)", request_id)
-            await self._error(
-                send,
-                503,
-                "database_unavailable",
-                "The registry's database is unavailable; try again shortly.",
-                request_id,
-                headers=[(b"retry-after", b"1")],
-            )
+        """A store that cannot be reached, dropped the connection, timed out, is locked or is
+        full is a dependency down (503; a dropped database connection also makes the pool drop
+        its older ones); anything else is a fault of ours (500). The client gets the envelope
+        and the request id, nothing more; the trace is logged here."""
+        dependency = faults.classify(exc)
+        if dependency is not None:
+            await self._unavailable(send, dependency, exc, request_id)
             return
         log.exception("unhandled error (request %s)", request_id, exc_info=exc)
         await self._error(
@@ -338,13 +462,23 @@ class SecurityMiddleware:
         client = scope.get("client")
         info = RequestInfo(request_id=request_id, source=client[0] if client else None)
         refusal = Refusal(method=str(scope.get("method", "")), route=None, status=status, code=code)
+        slots = self.admission()
         try:
-            async with self.admission():
-                await run_in_threadpool(
-                    record_refusal, self.ctx, refusal, principal=None, info=info
-                )
-        except Exception:  # the refusal stands even if the trail is unwritable; say so in logs
-            log.exception("could not audit a refusal")
+            async with asyncio.timeout(self.ctx.settings.admission_wait_seconds):
+                await slots.acquire()
+        except TimeoutError:
+            log.warning("could not audit a refusal: no request slot (request %s)", request_id)
+            return
+        try:
+            await run_in_threadpool(record_refusal, self.ctx, refusal, principal=None, info=info)
+        except Exception as exc:  # the refusal stands even if the trail is unwritable; log it
+            dependency = faults.classify(exc)
+            if dependency is None:
+                log.exception("could not audit a refusal")
+            else:
+                faults.log_unavailable(dependency, exc, where="refusal audit")
+        finally:
+            slots.release()
 
     async def _too_large(self, send: Send, request_id: str) -> None:
         await self._error(
@@ -401,6 +535,16 @@ async def _bounded_body(receive: Receive, max_bytes: int, gauge: DepthGauge) -> 
             return await receive()
 
     return replayed
+
+
+def _settle_abandoned(task: asyncio.Future[None]) -> None:
+    """Collect the end of a request answered at its deadline, so nothing is left unretrieved."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        dependency = faults.classify(exc) or Dependency.DEADLINE
+        faults.log_unavailable(dependency, exc, where="request past its deadline")
 
 
 def _client_changed(scope: Scope, source: str) -> bool:

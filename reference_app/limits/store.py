@@ -570,11 +570,27 @@ class RedisStore:
 
     name = "redis"
 
-    def __init__(self, url: str, prefix: str = "cp:limits:") -> None:
+    def __init__(self, url: str, prefix: str = "cp:limits:", *, timeout: float = 1.0) -> None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-        self.client = redis.Redis.from_url(url, socket_timeout=2, decode_responses=True)
+        # Bounded: a refused, dropped or stalled Redis raises within about twice ``timeout``
+        # (one retry, on a fresh connection, covers a restart that left pooled ones stale), and
+        # the request is answered 503 (kit.faults): limits are never skipped.
+        self.client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            retry=Retry(NoBackoff(), 1),
+            decode_responses=True,
+        )
+        self.prefix = prefix
         self._ops = RedisOps(self.client, prefix)
+
+    def check_writable(self, token: str) -> None:
+        """Write a key that expires by itself (readiness): raises when Redis cannot take it."""
+        self.client.set(f"{self.prefix}ready:{token}", "1", ex=10)
 
     @contextmanager
     def open(self) -> Iterator[LimitOps]:

@@ -48,8 +48,8 @@ def test_a_dropped_connection_is_answered_503_and_the_next_request_heals(
     dropped = world.client.get(url, headers=headers)
     assert dropped.status_code == 503
     body = dropped.json()
-    assert body["error"]["code"] == "database_unavailable"
-    assert dropped.headers["retry-after"] == "1"
+    assert body["error"]["code"] == "dependency_unavailable"
+    assert int(dropped.headers["retry-after"]) >= 1
     assert "Traceback" not in dropped.text
     assert "psycopg" not in dropped.text
 

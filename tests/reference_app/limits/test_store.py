@@ -3,7 +3,6 @@ across workers for the shared ones."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 from collections.abc import Iterator
@@ -28,18 +27,11 @@ from reference_app.limits.store import (
 )
 from tests.fixtures.database import Database
 
-REDIS_URL = os.environ.get("CONTACTPOINT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
-
-def _redis() -> RedisStore:
-    store = RedisStore(REDIS_URL, prefix=f"cp-test-{secrets.token_hex(4)}:")
-    try:
-        store.client.ping()
-    except Exception as exc:
-        if os.environ.get("CONTACTPOINT_REQUIRE_REDIS", "") not in ("", "0"):
-            pytest.fail(f"no Redis at {REDIS_URL}: {exc}")
-        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
-    return store
+def _redis(request: pytest.FixtureRequest) -> RedisStore:
+    """A store on the session's Redis (``tests.fixtures.services``), under a prefix of its own."""
+    url = request.getfixturevalue("redis_service")
+    return RedisStore(url, prefix=f"cp-test-{secrets.token_hex(4)}:")
 
 
 @pytest.fixture(params=["memory", "database", "redis"])
@@ -47,7 +39,7 @@ def store(request: pytest.FixtureRequest, database: Database) -> Iterator[LimitS
     if request.param == "memory":
         yield MemoryStore()
     elif request.param == "redis":
-        yield _redis()
+        yield _redis(request)
     else:
         engine = make_engine(database.app_url, pool_size=2)
         yield DatabaseStore(engine)
@@ -99,11 +91,13 @@ def test_recent_keeps_the_latest_stamps(store: LimitStore) -> None:
 # PostgreSQL only: a SQLite deployment is one process and keeps its limits in memory.
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("backend", ["database", "redis"])
-def test_two_workers_share_one_count(backend: str, database: Database) -> None:
+def test_two_workers_share_one_count(
+    backend: str, database: Database, request: pytest.FixtureRequest
+) -> None:
     """Eight threads on two separate stores (two workers) add up to one exact total."""
     if backend == "redis":
-        first = _redis()
-        second = RedisStore(REDIS_URL, prefix=first._ops.prefix)
+        first = _redis(request)
+        second = RedisStore(request.getfixturevalue("redis_service"), prefix=first.prefix)
         stores: list[LimitStore] = [first, second]
     else:
         engines = [make_engine(database.app_url, pool_size=4) for _ in range(2)]
@@ -209,8 +203,10 @@ def test_a_gate_tells_machine_timing_from_a_person(store: LimitStore) -> None:
         assert got == Gate(None, (0,))
 
 
-def test_a_redis_gate_is_one_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
-    store = _redis()
+def test_a_redis_gate_is_one_round_trip(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    store = _redis(request)
     sent: list[str] = []
     execute = store.client.execute_command
 
