@@ -177,3 +177,15 @@ def test_a_registry_that_is_down_is_a_503_with_retry_after(tmp_path: Path) -> No
         process.wait(timeout=10)
     _envelope(answer, 503, "dependency_unavailable")
     assert b"Retry-After: 5" in answer
+
+
+def test_a_body_that_stops_arriving_is_cut_off(edge: str) -> None:
+    request = (
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n{\"username\": "
+    )
+    began = time.monotonic()
+    answer = _raw(edge, request, wait=10.0)
+    # nginx logs a 408 and closes the connection: nothing reaches the registry.
+    assert time.monotonic() - began < 8
+    assert answer == b""
