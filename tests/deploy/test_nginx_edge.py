@@ -182,7 +182,7 @@ def test_a_registry_that_is_down_is_a_503_with_retry_after(tmp_path: Path) -> No
 def test_a_body_that_stops_arriving_is_cut_off(edge: str) -> None:
     request = (
         b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 100\r\n\r\n{\"username\": "
+        b'Content-Length: 100\r\n\r\n{"username": '
     )
     began = time.monotonic()
     answer = _raw(edge, request, wait=10.0)
