@@ -100,6 +100,10 @@ def instrument_redis(telemetry: Telemetry) -> None:
 
 def instrument_app(app: FastAPI, telemetry: Telemetry, engine: Engine) -> None:
     """Wire one registry app to this process's telemetry (nothing when it is off)."""
+    if telemetry.config.logs:
+        from observability.logs import install_json_logging
+
+        install_json_logging()  # again: the server configured its own loggers meanwhile
     if telemetry.meter_provider is None and telemetry.tracer_provider is None:
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
