@@ -154,12 +154,12 @@ def test_security_scenarios_leave_no_personal_data_in_telemetry(
     attack_template: Path, tmp_path: Path
 ) -> None:
     with local.serve(attack_template, tmp_path / "run", settings=TELEMETRY_TO_FILES) as reg:
+        assert _persona_session(reg) >= 5
+        time.sleep(30.5 - time.time() % 30)  # a one-time code works once: the next step's
         result = CliRunner().invoke(
             main, ["attack", "--target", reg.url, "--personas", str(reg.personas)]
         )
         assert result.exit_code in (0, 1), result.output
-        time.sleep(30.5 - time.time() % 30)  # a one-time code works once: the next step's
-        assert _persona_session(reg) >= 5
         time.sleep(2)  # one more metric export interval
     log = reg.data_dir / "server.log"
     kinds = _telemetry_lines(log)

@@ -3,9 +3,13 @@ neither double nor vanish as the incremental count advances."""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -13,6 +17,7 @@ from sqlalchemy import Engine
 
 from observability.security import SecurityMetrics
 from reference_app.kit.db import make_engine
+from security_tests import local
 from tests.fixtures.world import PrivateWorld
 
 
@@ -90,3 +95,36 @@ def test_incremental_count_neither_doubles_nor_loses(
     assert metrics._watermark > 0  # the settled part is really in use
     fresh = SecurityMetrics(engines[1]).snapshot()
     assert fresh.denials == metrics.snapshot().denials
+
+
+def _security_lines(page: str) -> list[str]:
+    """The counts (the checkpoint's age moves with the clock, so it is left out)."""
+    return sorted(
+        line
+        for line in page.splitlines()
+        if line.startswith("contactpoint_") and "checkpoint_age" not in line
+    )
+
+
+@pytest.mark.long
+def test_every_worker_of_a_served_registry_answers_alike(
+    attack_template: Path, tmp_path: Path
+) -> None:
+    settings = {"OTEL_METRICS_EXPORTER": "prometheus"}
+    with local.serve(attack_template, tmp_path / "run", settings=settings, workers=2) as reg:
+        for _ in range(5):  # refusals on the trail, to count
+            httpx.get(f"{reg.url}/api/v1/children/0000000000000", timeout=10)
+        time.sleep(6)  # past the cache, so every worker reads the same rows
+        pages = [httpx.get(f"{reg.url}/metrics", timeout=10).text for _ in range(30)]
+    instances = set()
+    for page in pages:
+        found = re.search(r'service_instance_id="([^"]+)"', page)
+        assert found is not None
+        instances.add(found.group(1))
+    assert len(instances) == 2, "both workers should have answered some scrape"
+    readings = {tuple(_security_lines(p)) for p in pages}
+    assert len(readings) == 1, readings
+    denials = [line for line in readings.pop() if line.startswith("contactpoint_denials_total")]
+    assert len(denials) == 1
+    assert 'code="unauthenticated"' in denials[0]
+    assert denials[0].endswith(" 5.0")
