@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from observability.logs import bind_request_id
+from observability.signals import dependency_refused
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import error_body
 from reference_app.kit.gate import GateBusy
@@ -313,6 +314,7 @@ class SecurityMiddleware:
             exc.connection_invalidated or isinstance(exc, OperationalError)
         ):
             log.warning("database unavailable (request %s)", request_id)
+            dependency_refused("database")
             await self._error(
                 send,
                 503,
