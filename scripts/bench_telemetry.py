@@ -1,12 +1,13 @@
 """Telemetry overhead: CPU per request of the registry with telemetry off, metrics only, and
-metrics plus traces at a parent-based ratio sampler, in one session, rounds interleaved.
+metrics plus traces at a parent-based ratio sampler, in one session, side by side.
 
-Each mode serves a fresh copy of one generated registry (``security_tests.local``: SQLite,
-3,000 children, one worker) with only the ``OTEL_*`` variables changed, logs in an LA data
-manager, warms up, then sends a fixed number of audited record views (the hot path) from a
-keep-alive client in another process and reads the server's CPU (utime + stime, /proc) before
-and after. Rounds go off, metrics, traces, off, metrics, traces ... so drift on a shared machine
-falls on every mode alike; the median of the rounds is reported, each round beside it.
+Each mode serves its own fresh copy of one generated registry (``security_tests.local``:
+SQLite, 3,000 children, one worker) with only the ``OTEL_*`` variables changed; the three run
+side by side. An LA data manager logs in to each, and blocks of audited record views (the hot
+path) go to off, metrics, traces, off, metrics, traces ... from a keep-alive client in another
+process, each block's server CPU read from /proc (utime + stime) before and after, so drift on
+a shared machine falls on every mode alike. Totals over the blocks are reported, each block
+beside them.
 
 - off: no ``OTEL_*`` at all.
 - metrics: ``OTEL_METRICS_EXPORTER=prometheus`` (HTTP and SQL histograms recorded; the
@@ -19,6 +20,7 @@ falls on every mode alike; the median of the rounds is reported, each round besi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -100,59 +102,81 @@ def _jobs(reg: local.LocalRegistry, n: int) -> list[Job]:
     return [Job("GET", f"/api/v1/children/{mine[i % len(mine)]}", headers) for i in range(n)]
 
 
-def measure(template: Path, work: Path, env: dict[str, str], count: int, warmup: int) -> Any:
-    with local.serve(template, work, settings=QUIET | env) as reg:
-        pid = _server_pid(reg)
-        port = int(reg.url.rsplit(":", 1)[1])
-        jobs = _jobs(reg, count + warmup)
-        send(port, jobs[:warmup], 4, 300)
-        before, started = cpu_ticks(pid), time.monotonic()
-        statuses = send(port, jobs[warmup:], 4, 600)
-        cpu_ms = (cpu_ticks(pid) - before) * 1000 / CLOCK_TICKS
-        wall = time.monotonic() - started
-        if "OTEL_METRICS_EXPORTER" in env:
-            page = httpx.get(f"{reg.url}/metrics", timeout=30)
-            assert "http_server_request_duration_seconds" in page.text
-    answered = sum(n for code, n in statuses.items() if code == 200)
-    if answered != count:
-        raise RuntimeError(f"not every view was answered: {statuses}")
-    return {"cpu_ms_per_request": round(cpu_ms / count, 3), "requests_per_s": round(count / wall)}
+def measure(
+    template: Path, work: Path, envs: dict[str, dict[str, str]], blocks: int, block: int
+) -> dict[str, Any]:
+    """Serve every mode at once and send them blocks of views in turn, so drift on a shared
+    machine falls on each mode alike; CPU and time are summed over the blocks."""
+    with contextlib.ExitStack() as stack:
+        regs = {
+            mode: stack.enter_context(local.serve(template, work / mode, settings=QUIET | env))
+            for mode, env in envs.items()
+        }
+        targets = {
+            mode: (_server_pid(reg), int(reg.url.rsplit(":", 1)[1]), _jobs(reg, block))
+            for mode, reg in regs.items()
+        }
+        for _pid, port, jobs in targets.values():  # warm-up
+            send(port, jobs, 4, 300)
+        cpu = dict.fromkeys(envs, 0.0)
+        wall = dict.fromkeys(envs, 0.0)
+        per_block: dict[str, list[float]] = {mode: [] for mode in envs}
+        for _ in range(blocks):
+            for mode, (pid, port, jobs) in targets.items():
+                before, started = cpu_ticks(pid), time.monotonic()
+                statuses = send(port, jobs, 4, 600)
+                spent = (cpu_ticks(pid) - before) * 1000 / CLOCK_TICKS
+                wall[mode] += time.monotonic() - started
+                cpu[mode] += spent
+                per_block[mode].append(round(spent / block, 3))
+                if statuses.get(200, 0) != block:
+                    raise RuntimeError(f"not every view was answered ({mode}): {statuses}")
+        for mode, reg in regs.items():
+            if "OTEL_METRICS_EXPORTER" in envs[mode]:
+                page = httpx.get(f"{reg.url}/metrics", timeout=30)
+                assert "http_server_request_duration_seconds" in page.text
+    count = blocks * block
+    return {
+        mode: {
+            "cpu_ms_per_request": round(cpu[mode] / count, 3),
+            "cpu_ms_per_request_median_block": statistics.median(per_block[mode]),
+            "requests_per_s": round(count / wall[mode]),
+            "blocks": per_block[mode],
+        }
+        for mode in envs
+    }
 
 
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), required=True)
-@click.option("--rounds", default=3, show_default=True)
-@click.option("--count", default=2000, show_default=True, help="measured views per mode")
-@click.option("--warmup", default=300, show_default=True)
+@click.option("--blocks", default=12, show_default=True, help="blocks per mode, in turn")
+@click.option("--block", default=300, show_default=True, help="views per block")
 @click.option("--ratio", default=0.1, show_default=True, help="the trace sampler's ratio")
-def main(out: Path, rounds: int, count: int, warmup: int, ratio: float) -> None:
+def main(out: Path, blocks: int, block: int, ratio: float) -> None:
+    envs = dict(MODES)
+    envs["traces"] = envs["traces"] | {"OTEL_TRACES_SAMPLER_ARG": str(ratio)}
     with tempfile.TemporaryDirectory(prefix="bench-otel-") as tmp:
         template = local.prepare(Path(tmp) / "template")
-        runs: dict[str, list[Any]] = {mode: [] for mode in MODES}
-        for r in range(rounds):
-            for mode, env in MODES.items():
-                env = env | ({"OTEL_TRACES_SAMPLER_ARG": str(ratio)} if mode == "traces" else {})
-                result = measure(template, Path(tmp) / f"{mode}-{r}", env, count, warmup)
-                runs[mode].append(result)
-                click.echo(f"round {r + 1} {mode}: {result}", err=True)
-    median = {
-        mode: statistics.median(x["cpu_ms_per_request"] for x in results)
-        for mode, results in runs.items()
-    }
+        results = measure(template, Path(tmp), envs, blocks, block)
+    for mode, result in results.items():
+        click.echo(f"{mode}: {result['cpu_ms_per_request']} ms CPU/request", err=True)
+    off = results["off"]["cpu_ms_per_request"]
     report = {
-        "what": "registry CPU per audited record view (SQLite, 3,000 children, one worker, "
-        "keep-alive client, concurrency 4), telemetry off / metrics only / metrics + traces",
+        "what": "registry CPU per audited record view (SQLite, 3,000 children, one worker each, "
+        "keep-alive client, concurrency 4): telemetry off / metrics only (Prometheus) / metrics "
+        "+ traces (console exporter to the log file, parent-based ratio sampler); the three "
+        "servers run side by side and take blocks of views in turn",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "trace_ratio": ratio,
-        "requests_per_mode_and_round": count,
-        "cpu_ms_per_request_median": median,
+        "requests_per_mode": blocks * block,
+        "cpu_ms_per_request": {mode: r["cpu_ms_per_request"] for mode, r in results.items()},
         "overhead_percent": {
-            mode: round(100 * (median[mode] / median["off"] - 1), 1)
-            for mode in MODES
+            mode: round(100 * (r["cpu_ms_per_request"] / off - 1), 1)
+            for mode, r in results.items()
             if mode != "off"
         },
         "target": "metrics only under 10 %",
-        "rounds": runs,
+        "modes": results,
     }
     out.write_text(json.dumps(report, indent=2) + "\n")
     click.echo(json.dumps(report["overhead_percent"]), err=True)
