@@ -17,6 +17,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from observability.logs import bind_request_id
+from observability.signals import dependency_refused
 from reference_app.kit import faults
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import error_body
@@ -225,6 +227,7 @@ class SecurityMiddleware:
             return
         request_id = secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
+        bind_request_id(request_id)  # logs and the trace carry it
         settings = self.ctx.settings
         # The source every limit, lockout and audit event uses. Switched off, a development build
         # believes any peer's forwarded header (what a server's default proxy handling did).
@@ -425,6 +428,7 @@ class SecurityMiddleware:
         """503 ``dependency_unavailable``: the same answer whichever store failed (the caller
         learns nothing of the deployment), one log line naming it, and a count for metrics."""
         faults.count_refusal(dependency)
+        dependency_refused(dependency.value)
         faults.log_unavailable(dependency, exc, where="request", request_id=request_id)
         await self._error(
             send,
