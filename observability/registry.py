@@ -8,6 +8,7 @@ its monitoring network at the proxy (see the README's Observability section).
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +104,30 @@ def instrument_redis(telemetry: Telemetry) -> None:
     instrumentor.instrument(tracer_provider=telemetry.tracer_provider)
 
 
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")
+
+
+def _documented_routes() -> None:
+    """Label requests by the documented template (`/children/{child_id}`), not the matching
+    form with its path converter (`{child_id:child_segment}`).
+
+    The FastAPI instrumentation reads the route's text through a module function; it is wrapped
+    here, once, to drop converters. `tests/observability` fails if the label comes out wrong.
+    """
+    import opentelemetry.instrumentation.fastapi as instrumentation
+
+    found = instrumentation._get_route_details
+    if getattr(found, "documented", False):
+        return
+
+    def documented(scope: Any) -> str | None:
+        route = found(scope)
+        return _CONVERTER.sub(r"{\1}", route) if route else route
+
+    documented.documented = True  # type: ignore[attr-defined]
+    instrumentation._get_route_details = documented
+
+
 def instrument_app(app: FastAPI, telemetry: Telemetry, engine: Engine) -> None:
     """Wire one registry app to this process's telemetry (nothing when it is off)."""
     if telemetry.config.logs:
@@ -113,6 +138,7 @@ def instrument_app(app: FastAPI, telemetry: Telemetry, engine: Engine) -> None:
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+    _documented_routes()
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=telemetry.tracer_provider,
