@@ -8,9 +8,18 @@ import os
 import re
 import shutil
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import yaml
+
+from security_tests.local import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 OBS = ROOT / "observability"
@@ -51,3 +60,81 @@ def anchors(markdown: Path) -> set[str]:
             title = line.lstrip("#").strip().lower()
             found.add(re.sub(r"[^a-z0-9 _-]", "", title).replace(" ", "-"))
     return found
+
+
+@dataclass(frozen=True)
+class Prometheus:
+    url: str
+    dir: Path
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant query's result vector (an error fails the test with Prometheus's reason)."""
+        response = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        body = response.json()
+        assert body["status"] == "success", (expr, body)
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def wait_for(self, expr: str, timeout: float = 60) -> list[dict[str, Any]]:
+        """Poll until ``expr`` returns a non-empty vector (fail with the targets' state if not)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = self.query(expr)
+            if result:
+                return result
+            time.sleep(0.5)
+        targets = httpx.get(f"{self.url}/api/v1/targets", timeout=10).json()
+        pytest.fail(f"no result for {expr} within {timeout} s; targets: {targets}")
+
+
+@contextmanager
+def prometheus(work: Path, targets: list[str], *, rules: bool = False) -> Iterator[Prometheus]:
+    """Debian's prometheus as a plain process in ``work``: job contactpoint-registry scraping
+    ``targets`` every second, with this project's rules (evaluated every second) if ``rules``."""
+    binary = tool("prometheus")
+    work.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "contactpoint-registry",
+                "metrics_path": "/metrics",
+                "static_configs": [{"targets": targets}],
+            }
+        ],
+    }
+    if rules:
+        config["rule_files"] = [str(path) for path in RULES]
+    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    log = (work / "prometheus.log").open("wb")
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                log.flush()
+                pytest.fail(f"prometheus exited: {(work / 'prometheus.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("prometheus did not become ready within 60 s")
+            time.sleep(0.2)
+        yield Prometheus(url=url, dir=work)
+    finally:
+        stop(process)
+        log.close()
