@@ -104,7 +104,7 @@ def test_alert_kinds_are_the_registrys() -> None:
     watched: set[str] = set()
     for rule in _alert_rules():
         expr = rule["expr"]
-        if "contactpoint_alerts_raised_total" in expr:
+        if "alerts_raised" in expr:
             selector = expr.split('kind=~"', 1)[-1] if 'kind=~"' in expr else None
             if selector is not None:
                 watched.update(selector.split('"', 1)[0].split("|"))
