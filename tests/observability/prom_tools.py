@@ -106,18 +106,24 @@ def prometheus(work: Path, targets: list[str], *, rules: bool = False) -> Iterat
     if rules:
         config["rule_files"] = [str(path) for path in RULES]
     (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+    args = [
+        binary,
+        f"--config.file={work / 'prometheus.yml'}",
+        f"--storage.tsdb.path={work / 'data'}",
+        "--web.enable-lifecycle",
+    ]
+    with served(args, work / "prometheus.log") as url:
+        yield Prometheus(url=url, dir=work)
+
+
+@contextmanager
+def served(args: list[str], log_path: Path) -> Iterator[str]:
+    """Run a Prometheus-family server (``args`` plus a free loopback --web.listen-address) until
+    its /-/ready answers; yield its URL; stop it afterwards."""
     port = free_port()
-    log = (work / "prometheus.log").open("wb")
+    log = log_path.open("wb")
     process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={work / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--web.enable-lifecycle",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        [*args, f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -125,16 +131,16 @@ def prometheus(work: Path, targets: list[str], *, rules: bool = False) -> Iterat
         while True:
             if process.poll() is not None:
                 log.flush()
-                pytest.fail(f"prometheus exited: {(work / 'prometheus.log').read_text()[-2000:]}")
+                pytest.fail(f"{args[0]} exited: {log_path.read_text()[-2000:]}")
             try:
                 if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("prometheus did not become ready within 60 s")
+                pytest.fail(f"{args[0]} did not become ready within 60 s")
             time.sleep(0.2)
-        yield Prometheus(url=url, dir=work)
+        yield url
     finally:
         stop(process)
         log.close()
