@@ -88,19 +88,18 @@ class Prometheus:
 
 
 @contextmanager
-def prometheus(work: Path, targets: list[str], *, rules: bool = False) -> Iterator[Prometheus]:
-    """Debian's prometheus as a plain process in ``work``: job contactpoint-registry scraping
-    ``targets`` every second, with this project's rules (evaluated every second) if ``rules``."""
+def prometheus(
+    work: Path, jobs: dict[str, list[str]], *, rules: bool = False
+) -> Iterator[Prometheus]:
+    """Debian's prometheus as a plain process in ``work`` scraping each job's targets (at
+    /metrics) every second, with this project's rules (evaluated every second) if ``rules``."""
     binary = tool("prometheus")
     work.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
         "scrape_configs": [
-            {
-                "job_name": "contactpoint-registry",
-                "metrics_path": "/metrics",
-                "static_configs": [{"targets": targets}],
-            }
+            {"job_name": job, "metrics_path": "/metrics", "static_configs": [{"targets": targets}]}
+            for job, targets in jobs.items()
         ],
     }
     if rules:

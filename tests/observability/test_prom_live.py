@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -27,6 +28,8 @@ import pytest
 from security_tests import local
 from tests.observability.prom_tools import DASHBOARDS, Prometheus, prometheus, tool
 
+REGISTRY = "contactpoint-registry"
+LOAD = "contactpoint-load"
 ROUTES = (("/api/v1/children/search", "POST"), ("/api/v1/children/{child_id}", "GET"))
 BOUNDS = ("0.25", "1.0", "+Inf")
 
@@ -149,7 +152,7 @@ def test_prometheus_scrapes_the_stand_in_and_fires_the_canary_rule(
     stand_in: tuple[str, StandInExposition], tmp_path: Path
 ) -> None:
     target, exposition = stand_in
-    with prometheus(tmp_path / "prometheus", [target], rules=True) as prom:
+    with prometheus(tmp_path / "prometheus", {REGISTRY: [target]}, rules=True) as prom:
         prom.wait_for('up{job="contactpoint-registry"} == 1')
         # The canary counter moves after three scrapes: the rule fires in a real Prometheus.
         firing = prom.wait_for('ALERTS{alertname="ContactPointCanaryAccessed",alertstate="firing"}')
@@ -190,7 +193,9 @@ def test_prometheus_scrapes_a_served_registry_during_a_load_run(
         page = httpx.get(f"{registry.url}/metrics", timeout=10)
         assert page.status_code == 200, "the registry serves no /metrics (telemetry on)"
         target = registry.url.removeprefix("http://")
-        with prometheus(tmp_path / "prometheus", [target], rules=True) as prom:
+        generator = local.free_port()
+        jobs = {REGISTRY: [target], LOAD: [f"127.0.0.1:{generator}"]}
+        with prometheus(tmp_path / "prometheus", jobs, rules=True) as prom:
             prom.wait_for('up{job="contactpoint-registry"} == 1')
             _login_one_request(registry.url)
             load = subprocess.run(
@@ -201,10 +206,17 @@ def test_prometheus_scrapes_a_served_registry_during_a_load_run(
                     "--profile", "steady", "--rate", "1", "--think-scale", "0.2",
                     "--duration", "20", "--adversaries", "2", "--out", str(tmp_path / "out"),
                 ],
+                env={
+                    **os.environ,
+                    "OTEL_METRICS_EXPORTER": "prometheus",
+                    "OTEL_EXPORTER_PROMETHEUS_PORT": str(generator),
+                    "OTEL_TRACES_EXPORTER": "none",
+                },
                 capture_output=True, text=True, timeout=240, check=False,
             )  # fmt: skip
             assert load.returncode in (0, 1, 3), load.stdout[-3000:] + load.stderr[-3000:]
             _check_registry_series(prom)
+            _check_load_series(prom)
         live = httpx.get(f"{registry.url}/metrics", timeout=10).text
     check = subprocess.run(
         [tool("promtool"), "check", "metrics"],
@@ -243,3 +255,18 @@ def _check_registry_series(prom: Prometheus) -> None:
     # Every dashboard query runs against the registry's real series without error.
     for expr in _dashboard_queries():
         prom.query(expr)
+
+
+def _check_load_series(prom: Prometheus) -> None:
+    """The generator's own metrics, scraped from it while it ran (job contactpoint-load; the run
+    is over, so its series are stale now and are read over the last minutes)."""
+    for name in (
+        "contactpoint_load_requests_planned_total",
+        "contactpoint_load_requests_achieved_total",
+    ):
+        last = f'max_over_time({name}{{job="{LOAD}"}}[10m])'
+        series = prom.wait_for(f"sum by (endpoint) ({last}) > 0")
+        assert {s["metric"]["endpoint"] for s in series}, name
+    last = f'max_over_time(contactpoint_load_latency_seconds_count{{job="{LOAD}"}}[10m])'
+    kinds = prom.wait_for(f"sum by (kind) ({last})")
+    assert {k["metric"]["kind"] for k in kinds} == {"corrected", "service"}
