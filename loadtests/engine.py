@@ -54,6 +54,7 @@ from loadtests import slo as slo_module
 from loadtests.histograms import SUMMARY_SCHEMA, Aggregate, Recorder
 from loadtests.model import Profile, peak_sessions_by_kind, profile_from_name
 from loadtests.workload import (
+    ACTION_ENDPOINTS,
     Account,
     Step,
     Strategy,
@@ -62,6 +63,8 @@ from loadtests.workload import (
     interleave,
     load_workload,
 )
+from observability import setup as telemetry
+from observability.load import load_metrics, serve_prometheus
 
 if TYPE_CHECKING:
     from loadtests.scenarios.practitioners import Practitioner
@@ -259,8 +262,8 @@ class Scheduler:
                 continue
             kind = self.rng.choices(kinds, weights=[mix[k] for k in kinds])[0]
             job = Job(kind, at, draw_task(kind, self.rng, self.plan.options.cp_think_scale))
-            for intended in job.intended():
-                self.recorder.planned(intended)
+            for step, intended in zip(job.steps, job.intended(), strict=True):
+                self.recorder.planned(intended, ACTION_ENDPOINTS.get(step.action, step.action))
             self.recorder.count("arrivals")
             idle = self.idle.get(kind)
             if idle:
@@ -341,7 +344,7 @@ class Node:
         interval = float(self.plan.options.cp_interval)
         self.start = start
         self.index = index
-        self.recorder = Recorder(start, interval)
+        self.recorder = Recorder(start, interval, load_metrics(telemetry.current()))
         self.scheduler = Scheduler(
             self.plan, self.recorder, 1.0 / max(workers, 1), int(self.plan.options.cp_seed) + index
         )
@@ -577,6 +580,7 @@ def plan_from(options: Any) -> Plan:
 
 def _init(environment: Environment, **_: Any) -> None:
     NODE.env = environment
+    serve_prometheus(telemetry.configure("contactpoint-load"))  # OTEL_*; off by default
     options = environment.parsed_options
     if options is None:
         return

@@ -21,9 +21,12 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hdrh.histogram import HdrHistogram
+
+if TYPE_CHECKING:
+    from observability.load import LoadMetrics
 
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000
@@ -135,9 +138,12 @@ class Recorder:
     clocks fall into the same intervals. `start` is the run's common start.
     """
 
-    def __init__(self, start: float, interval_s: float = 5.0) -> None:
+    def __init__(
+        self, start: float, interval_s: float = 5.0, telemetry: LoadMetrics | None = None
+    ) -> None:
         self.start = start
         self.interval_s = interval_s
+        self.telemetry = telemetry  # the same events as OpenTelemetry metrics (OTEL_*)
         self._reset()
 
     def _reset(self) -> None:
@@ -152,10 +158,12 @@ class Recorder:
     def _slot(self, at: float) -> _Interval:
         return self._intervals[max(0, math.floor((at - self.start) / self.interval_s))]
 
-    def planned(self, intended: float) -> None:
+    def planned(self, intended: float, endpoint: str = "") -> None:
         """One request scheduled to start at `intended`."""
         self._slot(intended).planned += 1
         self._counters["planned"] += 1
+        if self.telemetry is not None:
+            self.telemetry.planned.add(1, {"endpoint": endpoint})
 
     def request(
         self,
@@ -178,11 +186,15 @@ class Recorder:
         self._counters["started"] += 1
         self._counters["completed" if ok else "failed"] += 1
         self._counters["late"] += 1 if late else 0
+        if self.telemetry is not None:
+            self.telemetry.request(endpoint, corrected=corrected, service=service, ok=ok, late=late)
 
     def dropped(self, intended: float, requests: int = 1) -> None:
         """Scheduled requests never sent: no session was free before they grew too old."""
         self._slot(intended).dropped += requests
         self._counters["dropped"] += requests
+        if self.telemetry is not None:
+            self.telemetry.dropped.add(requests)
 
     def users(self, at: float, count: int, in_use: int = 0) -> None:
         """The sessions this process holds (the latest sample of an interval wins) and the most

@@ -30,6 +30,8 @@ SEARCH = f"POST {API}/children/search"
 VIEW = f"GET {API}/children/{{id}}"
 AUDIT_EVENTS = f"GET {API}/audit/events"
 ALERTS = f"GET {API}/alerts"
+# The endpoint each step's action sends to (the name its metrics carry).
+ACTION_ENDPOINTS = {"search": SEARCH, "view": VIEW, "audit": AUDIT_EVENTS, "alerts": ALERTS}
 ENDPOINTS = (LOGIN, SEARCH, VIEW, AUDIT_EVENTS, ALERTS)
 
 

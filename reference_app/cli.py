@@ -58,6 +58,20 @@ def main(debug: bool) -> None:
       3  could not judge (the run was invalid)
       4  the target or a dependency is unreachable
     """
+    _telemetry(click.get_current_context().invoked_subcommand)
+
+
+# Telemetry (OTEL_* variables; off by default): the service each command reports as.
+SERVICES = {"serve": "contactpoint-registry", "load": "contactpoint-load"}
+
+
+def _telemetry(command: str | None) -> None:
+    from observability.setup import TelemetryConfigError, configure
+
+    try:
+        configure(SERVICES.get(command or "", "contactpoint-cli"))
+    except TelemetryConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 @main.command()

@@ -120,6 +120,7 @@ def serve(
     *,
     disabled: Sequence[str] = (),
     settings: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Iterator[LocalRegistry]:
     """Serve a fresh copy of ``template``'s registry, with ``disabled`` controls switched off."""
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -138,7 +139,16 @@ def serve(
     port = free_port()
     log = (work_dir / "server.log").open("wb")
     process = subprocess.Popen(  # noqa: S603 (this project's CLI)
-        [sys.executable, "-m", "reference_app.cli", "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "reference_app.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

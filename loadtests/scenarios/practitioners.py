@@ -37,6 +37,7 @@ from loadtests.workload import (
     reason,
     search_body,
 )
+from observability.load import new_traceparent, sample_ratio
 
 TOTP_STEP = 30
 # Refresh the token this long before it expires, between enquiries.
@@ -45,6 +46,8 @@ TOKEN_MARGIN_S = 60.0
 LOGIN_BUSY_WAIT_S = 60.0
 # Refusals that mean the registry took an ordinary account for a snooper or a harvester.
 FLAGGED_CODES = frozenset({"account_suspended", "harvesting_blocked"})
+# The share of requests whose traceparent says "sampled" (OTEL_TRACES_SAMPLER / _ARG).
+TRACE_RATIO = sample_ratio()
 
 
 def _retry_after(value: str | None, default: float = 1.0, most: float = 10.0) -> float:
@@ -114,7 +117,12 @@ class Session:
         return True
 
     def headers(self, **extra: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}", **extra}
+        # A fresh trace per request: a slow one can be found in the registry's traces.
+        return {
+            "Authorization": f"Bearer {self.token}",
+            "traceparent": new_traceparent(TRACE_RATIO),
+            **extra,
+        }
 
 
 class Practitioner(FastHttpUser):

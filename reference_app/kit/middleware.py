@@ -17,6 +17,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from observability.logs import bind_request_id
+from observability.signals import dependency_refused
 from reference_app.kit.controls import Control, enabled
 from reference_app.kit.errors import error_body
 from reference_app.kit.gate import GateBusy
@@ -218,6 +220,7 @@ class SecurityMiddleware:
             return
         request_id = secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
+        bind_request_id(request_id)  # logs and the trace carry it
         started = False
         settings = self.ctx.settings
         # The source every limit, lockout and audit event uses. Switched off, a development build
@@ -311,6 +314,7 @@ class SecurityMiddleware:
             exc.connection_invalidated or isinstance(exc, OperationalError)
         ):
             log.warning("database unavailable (request %s)", request_id)
+            dependency_refused("database")
             await self._error(
                 send,
                 503,
