@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object a line, with the trace and request ids, personal data masked.
+"""Structured logs: one JSON object a line, with the trace and request ids, personal data masked
+(by the formatter, `observability.privacy.scrub`).
 
 The request id comes from `bind_request_id` (called by the registry's middleware as each request
 begins; a context variable, so it follows the request into the thread pool), the trace and span
@@ -16,7 +17,7 @@ from typing import TextIO
 
 from opentelemetry import trace
 
-from observability.privacy import PersonalDataFilter
+from observability.privacy import scrub
 
 _request_id: ContextVar[str | None] = ContextVar("contactpoint_request_id", default=None)
 HANDLER_NAME = "contactpoint-json"
@@ -38,7 +39,9 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            # Masked here, for this handler's output only: a filter that rewrote the record
+            # would change it for every other handler too.
+            "message": scrub(record.getMessage()),
         }
         request_id = _request_id.get()
         if request_id:
@@ -58,7 +61,6 @@ def install_json_logging(stream: TextIO | None = None, level: int = logging.INFO
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(HANDLER_NAME)
     handler.setFormatter(JsonFormatter())
-    handler.addFilter(PersonalDataFilter())
     root = logging.getLogger()
     for existing in list(root.handlers):
         if existing.get_name() == HANDLER_NAME:
@@ -70,3 +72,11 @@ def install_json_logging(stream: TextIO | None = None, level: int = logging.INFO
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
+
+
+def remove_json_logging() -> None:
+    """Take the JSON handler off the root logger again (tests; telemetry turned off)."""
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if existing.get_name() == HANDLER_NAME:
+            root.removeHandler(existing)

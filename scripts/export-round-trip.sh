@@ -23,8 +23,9 @@ echo "recipient key $RECIPIENT"
 # 2. Two data managers of one LA (the last LA with two data manager personas), logged in with
 #    password and a fresh one-time code each.
 login() {
-  local who=$1
-  read -r USERNAME PASSWORD OTP < <("$PY" -c "
+  local who=$1 attempt answer
+  for attempt in 1 2; do
+    read -r USERNAME PASSWORD OTP < <("$PY" -c "
 import json, pyotp
 from collections import defaultdict
 by_la = defaultdict(list)
@@ -34,9 +35,17 @@ for p in json.load(open('$DATA/personas.json')):
 pair = [ps for ps in by_la.values() if len(ps) >= 2][-1]
 p = pair[$who]
 print(p['username'], p['password'], pyotp.TOTP(p['totp_secret']).now())")
-  curl -sf -X POST "$BASE/api/v1/auth/login" -H 'Content-Type: application/json' \
-    -d "{\"username\": \"$USERNAME\", \"password\": \"$PASSWORD\", \"otp\": \"$OTP\"}" \
-    | json 'd["access_token"]'
+    answer=$(curl -s -X POST "$BASE/api/v1/auth/login" -H 'Content-Type: application/json' \
+      -d "{\"username\": \"$USERNAME\", \"password\": \"$PASSWORD\", \"otp\": \"$OTP\"}")
+    case "$answer" in
+      *access_token*) echo "$answer" | json 'd["access_token"]'; return 0 ;;
+    esac
+    # A one-time code works once: if this one was used (by another session of the persona
+    # in the same 30 s step), wait for the next step and try again.
+    [ "$attempt" = 1 ] && sleep $((31 - $(date +%s) % 30))
+  done
+  echo "login refused for $USERNAME: $answer" >&2
+  return 1
 }
 REQUESTER="Authorization: Bearer $(login 0)"
 APPROVER="Authorization: Bearer $(login 1)"
