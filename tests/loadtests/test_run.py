@@ -95,7 +95,9 @@ def test_a_slow_server_cannot_hide_behind_service_time(tmp_path: Path) -> None:
     assert sessions["starved"] <= 0.01 * sessions["arrivals"]
     assert summary["run"]["valid"]
     # The same run judged on service time alone, as a closed-model tool would, passes.
-    service = evaluate(summary, parse_slo(yaml.safe_load("latency: service\n" + objective)))
+    # (Latency only: a closed-model tool has no planned rate to fall short of.)
+    only_latency = "latency: service\nrate: null\n" + objective
+    service = evaluate(summary, parse_slo(yaml.safe_load(only_latency)))
     assert service.status == "pass"
     assert summary["verdict"]["status"] == "fail"
 
