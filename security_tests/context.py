@@ -413,10 +413,19 @@ class Context:
             event_hooks={"request": [self._watch.start], "response": [self._record]},
         )
 
-    def attempt_login(self, username: str, password: str, otp: str) -> httpx.Response:
-        """Send one login attempt as given, and return the answer whatever it is."""
+    def attempt_login(
+        self, username: str, password: str, otp: str, *, forwarded_for: str | None = None
+    ) -> httpx.Response:
+        """Send one login attempt as given, and return the answer whatever it is.
+
+        ``forwarded_for`` names a source address in X-Forwarded-For: a target that trusts the
+        harness as a proxy counts the attempt against that address; any other ignores it.
+        """
+        headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else None
         return self.http.post(
-            f"{API}/auth/login", json={"username": username, "password": password, "otp": otp}
+            f"{API}/auth/login",
+            json={"username": username, "password": password, "otp": otp},
+            headers=headers,
         )
 
     # -- children ------------------------------------------------------------------------------
