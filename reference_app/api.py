@@ -67,6 +67,19 @@ for router in CONTEXT_ROUTERS:
     api_router.include_router(router)
 
 
+def route_template(scope: Any) -> str | None:
+    """The documented template of the route a request matched (``/api/v1/children/{child_id}``),
+    or None when none matched: a convertor in the route's own path (``{id:kind}``) is not
+    shown, and a context router's path, relative to the prefix, gets it back."""
+    route = scope.get("route")
+    template = getattr(route, "path_format", getattr(route, "path", None))
+    if not isinstance(template, str):
+        return None
+    if not template.startswith(API_PREFIX) and scope["path"].startswith(API_PREFIX):
+        template = API_PREFIX + template
+    return template
+
+
 def route_table() -> list[tuple[str, APIRoute]]:
     """Every application route with its full path as documented (for route audits, the
     contract and the harness)."""

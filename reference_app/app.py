@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from starlette.routing import compile_path
 
 from reference_app.access.guards import authenticate
 from reference_app.access.principal import Principal
-from reference_app.api import API_PREFIX, api_router, route_table
+from reference_app.api import API_PREFIX, api_router, route_table, route_template
 from reference_app.audit.refusals import Refusal, record_refusal
 from reference_app.audit.service import seal_all
 from reference_app.config import Environment, Settings
@@ -64,15 +65,11 @@ def _record_refusal(request: Request, status: int, code: str) -> None:
         return
     ctx: AppContext = request.app.state.ctx
     principal: Principal | None = getattr(request.state, "principal", None)
-    route = request.scope.get("route")
-    # The documented template: a convertor in the route's own path ({id:kind}) is not shown.
-    template = getattr(route, "path_format", getattr(route, "path", None))
-    if isinstance(template, str) and not template.startswith(API_PREFIX):
-        template = API_PREFIX + template  # context routers' paths are relative to the prefix
+    template = route_template(request.scope)
     child_id = request.scope.get("path_params", {}).get("child_id")
     refusal = Refusal(
         method=request.method,
-        route=template if isinstance(template, str) else None,
+        route=template,
         status=status,
         code=code,
         child_id=child_id if isinstance(child_id, str) else None,
@@ -178,6 +175,17 @@ def openapi_public(settings: Settings) -> bool:
     return settings.openapi_public and settings.environment is Environment.DEVELOPMENT
 
 
+# FastAPI's own OpenTelemetry support (newer releases) switches itself on once a global meter
+# or tracer provider is set, and would record a second request histogram, with spans and log
+# records whose attributes the registry's allow-list never saw. The registry's telemetry is
+# `observability.registry`; FastAPI's is off.
+_NATIVE_TELEMETRY_OFF: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
+
+
 def create_app(ctx: AppContext) -> FastAPI:
     """Build the registry application around one instance context."""
 
@@ -218,6 +226,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        **_NATIVE_TELEMETRY_OFF,
     )
     app.state.ctx = ctx
     app.include_router(health_router)

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from observability.registry import instrument_app
+from observability.registry import DURATION_BUCKETS, instrument_app
 from observability.setup import Telemetry, TelemetryConfig, TelemetryConfigError, build
 from reference_app.access.permissions import Role
 from reference_app.app import create_app
@@ -42,11 +42,14 @@ class Instrumented:
         return found
 
 
-@pytest.fixture
-def instrumented(world: World) -> Iterator[Instrumented]:
+def _instrumented(world: World, *, traces: bool) -> Iterator[Instrumented]:
     metrics, spans = InMemoryMetricReader(), InMemorySpanExporter()
     telemetry = build(
-        "test-registry", env={}, metric_readers=[metrics], span_exporters=[spans], simple_spans=True
+        "test-registry",
+        env={},
+        metric_readers=[metrics],
+        span_exporters=[spans] if traces else [],
+        simple_spans=True,
     )
     ctx = make_context(world.database, world.ctx.keyring)
     app = create_app(ctx)
@@ -59,6 +62,19 @@ def instrumented(world: World) -> Iterator[Instrumented]:
     finally:
         telemetry.shutdown()
         ctx.engine.dispose()
+
+
+@pytest.fixture
+def instrumented(world: World) -> Iterator[Instrumented]:
+    """Metrics and traces: the OpenTelemetry ASGI middleware."""
+    yield from _instrumented(world, traces=True)
+
+
+@pytest.fixture(params=["metrics-only", "metrics-and-traces"])
+def either(request: pytest.FixtureRequest, world: World) -> Iterator[Instrumented]:
+    """Each way the HTTP histogram is recorded: the registry's own middleware (metrics only)
+    and the OpenTelemetry one (traces on)."""
+    yield from _instrumented(world, traces=request.param == "metrics-and-traces")
 
 
 def test_off_by_default() -> None:
@@ -80,7 +96,8 @@ def test_exporters_from_env() -> None:
         TelemetryConfig.from_env({"OTEL_TRACES_EXPORTER": "zipkin"})
 
 
-def test_request_duration_by_route_template(instrumented: Instrumented) -> None:
+def test_request_duration_by_route_template(either: Instrumented) -> None:
+    instrumented = either
     w = instrumented.world
     child = w.child()
     headers = w.login(w.new_account(Role.LA_DATA_MANAGER))
@@ -103,8 +120,36 @@ def test_request_duration_by_route_template(instrumented: Instrumented) -> None:
     view = [p for p in points if p.attributes.get("http.route") == "/api/v1/children/{child_id}"]
     assert view[0].count == 2
     assert view[0].attributes["http.response.status_code"] == 200
+    assert view[0].attributes["http.request.method"] == "GET"
+    assert list(view[0].explicit_bounds) == list(DURATION_BUCKETS)
     db = instrumented.points("db.client.operation.duration")
     assert {p.attributes["db.operation.name"] for p in db} >= {"SELECT", "INSERT"}
+
+
+def test_metrics_only_labels(either: Instrumented) -> None:
+    """HEAD keeps its route; a refusal keeps its status; an unmatched path has no route label
+    and an unknown method none of its own; probes and scrapes are not counted."""
+    w = either.world
+    child = w.child()
+    headers = w.login(w.new_account(Role.LA_DATA_MANAGER)) | {"X-Access-Reason": "safeguarding"}
+    assert w.client.head(f"/api/v1/children/{child.id}", headers=headers).status_code == 200
+    assert w.client.get(f"/api/v1/children/{child.id}").status_code == 401
+    assert w.client.get(f"/api/v1/nowhere/{child.family_name}").status_code == 404
+    assert w.client.request("BREW", "/api/v1/children/search").status_code == 405
+    assert w.client.get("/healthz").status_code == 200
+    seen = {
+        (
+            p.attributes.get("http.route"),
+            p.attributes["http.request.method"],
+            p.attributes["http.response.status_code"],
+        )
+        for p in either.points("http.server.request.duration")
+    }
+    route = "/api/v1/children/{child_id}"
+    assert {(route, "HEAD", 200), (route, "GET", 401), (None, "GET", 404)} <= seen
+    assert ("/api/v1/children/search", "_OTHER", 405) in seen
+    assert not [s for s in seen if s[0] and "health" in s[0]]
+    assert child.family_name not in json.dumps(sorted(map(str, seen)))
 
 
 def test_trace_context_accepted_and_sql_in_the_trace(instrumented: Instrumented) -> None:

@@ -122,6 +122,19 @@ def test_every_worker_of_a_served_registry_answers_alike(
         assert found is not None
         instances.add(found.group(1))
     assert len(instances) == 2, "both workers should have answered some scrape"
+    # One request histogram, the registry's: FastAPI's own telemetry (which switches itself on
+    # once a global meter provider is set) would add a second series for the same requests.
+    route = 'http_route="/api/v1/children/{child_id}"'
+    counts = [
+        [
+            line
+            for line in p.splitlines()
+            if line.startswith("http_server_request_duration_seconds_count") and route in line
+        ]
+        for p in pages
+    ]
+    assert max(len(c) for c in counts) == 1, counts
+    assert not [p for p in pages if 'otel_scope_name="fastapi"' in p]
     readings = {tuple(_security_lines(p)) for p in pages}
     assert len(readings) == 1, readings
     denials = [line for line in readings.pop() if line.startswith("contactpoint_denials_total")]
