@@ -1,4 +1,9 @@
-"""The `contactpoint` command line: serve, db, keys, users and audit.
+"""The registry's command line, `contactpoint-registry`: serve, db, keys, users, audit, detect,
+export, retention, backup and restore.
+
+It needs nothing of the generator or the harnesses, so a registry host installs the project
+without extras and carries only this. The `contactpoint` command (`contactpoint.cli`) composes
+these commands with the harness's.
 
 Exit codes (every command; see `reference_app.kit.exits`): 0 pass; 1 a check ran and found a
 problem (e.g. tampering); 2 usage or configuration; 3 could not judge; 4 target or dependency
@@ -11,12 +16,13 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from reference_app.config import Environment, Settings
+from reference_app.config import Settings
 from reference_app.kit.commands import DATABASE, instance, settings_for
 from reference_app.kit.exits import ExitCode, explain
 
@@ -44,66 +50,77 @@ class Commands(click.Group):
             raise failure from exc
 
 
-@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="contactpoint-harness")
-@click.option("--debug", is_flag=True, help="Show the traceback of a configuration error.")
-def main(debug: bool) -> None:
-    """ContactPoint Harness: reference registry, data, load and security tooling.
+EXIT_CODES = """\b
+Exit codes, every command:
+  0  pass
+  1  a check ran and found a problem
+  2  usage or configuration error (nothing was run)
+  3  could not judge (the run was invalid)
+  4  the target or a dependency is unreachable"""
 
-    \b
-    Exit codes, every command:
-      0  pass
-      1  a check ran and found a problem
-      2  usage or configuration error (nothing was run)
-      3  could not judge (the run was invalid)
-      4  the target or a dependency is unreachable
-    """
-    _telemetry(click.get_current_context().invoked_subcommand)
+
+def command_line(summary: str) -> Callable[[Callable[..., Any]], Commands]:
+    """The top-level group of a ContactPoint command line: ``summary`` and the exit codes as its
+    help, --version, and --debug to show the traceback a known error would hide."""
+
+    def make(callback: Callable[..., Any]) -> Commands:
+        callback = click.option(
+            "--debug", is_flag=True, help="Show the traceback of a configuration error."
+        )(callback)
+        callback = click.version_option(package_name="contactpoint-harness")(callback)
+        return click.group(
+            cls=Commands,
+            help=f"{summary}\n\n{EXIT_CODES}",
+            context_settings={"help_option_names": ["-h", "--help"]},
+        )(callback)
+
+    return make
+
+
+@command_line(
+    "ContactPoint registry: serve the API and operate its database, keys, users, audit trail,\n"
+    "exports and backups."
+)
+def main(debug: bool) -> None:
+    telemetry(click.get_current_context().invoked_subcommand, SERVICES)
 
 
 # Telemetry (OTEL_* variables; off by default): the service each command reports as.
-SERVICES = {"serve": "contactpoint-registry", "load": "contactpoint-load"}
+SERVICES = {"serve": "contactpoint-registry"}
 
 
-def _telemetry(command: str | None) -> None:
+def telemetry(command: str | None, services: dict[str, str]) -> None:
+    """Configure telemetry for ``command``, as the service ``services`` names (else the CLI)."""
     from observability.setup import TelemetryConfigError, configure
 
     try:
-        configure(SERVICES.get(command or "", "contactpoint-cli"))
+        configure(services.get(command or "", "contactpoint-cli"))
     except TelemetryConfigError as exc:
         raise click.UsageError(str(exc)) from exc
 
 
+def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of every `serve`: where to listen and how many worker processes."""
+    command = click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)(
+        command
+    )
+    command = click.option(
+        "--port", type=click.IntRange(1, 65535), default=8000, show_default=True
+    )(command)
+    return click.option("--host", default="127.0.0.1", show_default=True)(command)
+
+
 @main.command()
-@click.option(
-    "--demo",
-    is_flag=True,
-    help="Throwaway instance: SQLite, generated keys, seeded "
-    "population and personas in --data-dir.",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=Path("demo-data"),
-    show_default=True,
-    help="Where --demo keeps its database, keys and personas.",
-)
-@click.option(
-    "--children",
-    type=click.IntRange(1, 2_000_000),
-    default=20_000,
-    show_default=True,
-    help="Children to generate with --demo.",
-)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
-def serve(demo: bool, data_dir: Path, children: int, host: str, port: int, workers: int) -> None:
+@server_options
+def serve(host: str, port: int, workers: int) -> None:
     """Run the registry API (uvicorn with httptools and uvloop)."""
+    run_server(host, port, workers)
+
+
+def run_server(host: str, port: int, workers: int) -> None:
+    """Serve the registry configured by the environment until stopped."""
     import uvicorn
 
-    if demo:
-        _prepare_demo(data_dir, children)
     with instance(None):
         pass  # fail fast, before starting workers, on missing keys or a bad URL
     settings = Settings()
@@ -148,53 +165,6 @@ def _exit_past_stuck_threads() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-
-
-def _prepare_demo(data_dir: Path, children: int) -> None:
-    from reference_app.context import build_context
-    from reference_app.kit.keys import write_keys_file
-    from synthetic_data.plan import Options
-    from synthetic_data.runner import Argon2Settings, RunConfig, run
-
-    data_dir.mkdir(parents=True, exist_ok=True)
-    keys = data_dir / "keys.json"
-    database = data_dir / "registry.db"
-    os.environ.setdefault("CONTACTPOINT_ENVIRONMENT", Environment.DEVELOPMENT.value)
-    os.environ["CONTACTPOINT_DATABASE_URL"] = f"sqlite:///{database.resolve()}"
-    os.environ["CONTACTPOINT_KEYS_FILE"] = str(keys.resolve())
-    if not keys.exists():
-        write_keys_file(keys)
-    settings = Settings()
-    ctx = build_context(settings)
-    personas_file = data_dir / "personas.json"
-    try:
-        if not personas_file.exists():
-            click.echo(f"Generating {children:,} synthetic children into {database} ...", err=True)
-            run(
-                RunConfig(
-                    options=Options(children=children, personas_per_role=1),
-                    data_dir=data_dir,
-                    database_url=settings.database_url,
-                    keyring=ctx.keyring,
-                    argon2=Argon2Settings.of(settings),
-                    workers=1,
-                    progress=sys.stderr.isatty(),
-                )
-            )
-    finally:
-        ctx.engine.dispose()
-    click.echo(
-        f"Demo registry: data in {data_dir}: personas.json, children_sample.jsonl, canaries.jsonl",
-        err=True,
-    )
-    from loadtests.cli import demo_crowd
-
-    crowd = demo_crowd(data_dir)
-    click.echo(
-        f"Load personas (a crowd with caseloads): {crowd}; load this registry with "
-        f"`contactpoint load --target URL --personas {crowd}`",
-        err=True,
-    )
 
 
 @main.group()
@@ -520,21 +490,13 @@ def detect(database: str | None, seal: bool, as_json: bool) -> None:
 
 
 def _register_parts() -> None:
-    # The other parts' commands hang off the one CLI; imported here so `contactpoint --help`
-    # stays fast (heavy imports happen inside the commands).
-    from loadtests.cli import load, load_accounts
+    # The contexts' own commands hang off the one CLI; imported here so `--help` stays fast
+    # (heavy imports happen inside the commands).
     from reference_app.backup.cli import backup, backup_keypair, restore
     from reference_app.exports.cli import export
     from reference_app.retention.cli import retention
-    from security_tests.cli import attack
-    from synthetic_data.cli import bench, generate
 
-    main.add_command(attack)
-    main.add_command(load)
-    main.add_command(load_accounts)
     main.add_command(export)
-    main.add_command(generate)
-    main.add_command(bench)
     main.add_command(retention)
     main.add_command(backup)
     main.add_command(restore)

@@ -54,7 +54,7 @@ class LocalRegistry:
 
 def _cli(args: Sequence[str], env: dict[str, str]) -> None:
     subprocess.run(  # noqa: S603 (fixed arguments to this project's CLI)
-        [sys.executable, "-m", "reference_app.cli", *args],
+        [sys.executable, "-m", "contactpoint.cli", *args],
         env=env,
         check=True,
         stdout=subprocess.DEVNULL,

@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from synthetic_data import fictional
+from reference_app.kit import fictional
 from synthetic_data.ids import encode
-from synthetic_data.names import ORGANISATION_TEMPLATES
+from synthetic_data.organisations import ORGANISATION_TEMPLATES
 from synthetic_data.plan import NATIONAL_ROLES, ORGANISATION_KIND, LaLayout, Plan
 from synthetic_data.population import (
     LANDLINE,

@@ -20,8 +20,9 @@ import numpy.typing as npt
 from faker.providers.address.en_GB import Provider as AddressProvider
 from faker.providers.person.en_GB import Provider as PersonProvider
 
+from reference_app.kit import names
 from reference_app.localauthorities.catalogue import load_catalogue
-from synthetic_data import names
+from synthetic_data.organisations import ORGANISATION_TEMPLATES, PLACE_WORDS
 
 FEMALE, MALE = 0, 1
 SEXES = ("female", "male")
@@ -69,7 +70,7 @@ def _table(indices: list[int], weights: list[float]) -> Table:
 def clear_text_words() -> frozenset[str]:
     """Words of reference data stored in clear (LA names, organisation templates), folded."""
     text = " ".join(la.name for la in load_catalogue())
-    text += " " + " ".join(t for ts in names.ORGANISATION_TEMPLATES.values() for t in ts)
+    text += " " + " ".join(t for ts in ORGANISATION_TEMPLATES.values() for t in ts)
     return frozenset(w.casefold() for w in re.findall(r"[A-Za-z]+", text))
 
 
@@ -132,5 +133,5 @@ def vocabulary() -> Vocabulary:
         adult_names=adult_names,
         surname_table=surname_table,
         rare_surnames=by_weight[:60].astype(np.int32),
-        place_words=tuple(_kept(names.PLACE_WORDS, frozenset(n.casefold() for n in every_name))),
+        place_words=tuple(_kept(PLACE_WORDS, frozenset(n.casefold() for n in every_name))),
     )

@@ -1,5 +1,6 @@
-"""The README's commands are runnable as written: every `contactpoint` command it shows exists,
-and every option it gives that command is one the command takes."""
+"""The README's commands are runnable as written: every `contactpoint` (and
+`contactpoint-registry`) command it shows exists, and every option it gives that command is one
+the command takes."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ from pathlib import Path
 import click
 import pytest
 
-from reference_app.cli import main
+from contactpoint.cli import main
+from reference_app.cli import main as registry_main
 
 ROOT = Path(__file__).parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-# `contactpoint` and what follows it on a line of code (a shell block, or an inline code span).
-_COMMAND = re.compile(r"(?:^|[\s`(/])contactpoint((?:\s+[a-z][a-z0-9-]*)+)([^`\n]*)")
+# `contactpoint` or `contactpoint-registry` and what follows it on a line of code (a shell block,
+# or an inline code span).
+_COMMAND = re.compile(
+    r"(?:^|[\s`(/])(contactpoint(?:-registry)?)((?:\s+[a-z][a-z0-9-]*)+)([^`\n]*)"
+)
+PROGRAMS: dict[str, click.Command] = {"contactpoint": main, "contactpoint-registry": registry_main}
 _OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 
 
@@ -35,21 +41,22 @@ def _code(text: str) -> list[str]:
     return out
 
 
-def _mentions() -> list[tuple[str, str, str]]:
+def _mentions() -> list[tuple[str, str, str, str]]:
     found = []
     for path in DOCS:
         for line in _code(path.read_text(encoding="utf-8")):
             for match in _COMMAND.finditer(line):
-                found.append((path.name, match.group(1).split(), match.group(2)))
-    return [(name, " ".join(words), rest) for name, words, rest in found]
+                program, words, rest = match.groups()
+                found.append((path.name, program, " ".join(words.split()), rest))
+    return found
 
 
 MENTIONS = _mentions()
 
 
-def _resolve(words: list[str]) -> tuple[click.Command, list[str], list[str]]:
+def _resolve(program: str, words: list[str]) -> tuple[click.Command, list[str], list[str]]:
     """The deepest command the words name, the words that named it, and the rest."""
-    command: click.Command = main
+    command = PROGRAMS[program]
     used: list[str] = []
     for word in words:
         if isinstance(command, click.Group) and word in command.commands:
@@ -64,19 +71,19 @@ def test_the_readme_shows_commands() -> None:
     assert len(MENTIONS) > 20
 
 
-@pytest.mark.parametrize(("doc", "words", "rest"), MENTIONS)
-def test_each_command_and_option_exists(doc: str, words: str, rest: str) -> None:
-    command, used, extra = _resolve(words.split())
+@pytest.mark.parametrize(("doc", "program", "words", "rest"), MENTIONS)
+def test_each_command_and_option_exists(doc: str, program: str, words: str, rest: str) -> None:
+    command, used, extra = _resolve(program, words.split())
     assert used or not extra or extra[0].startswith("-"), f"{doc}: no command `{words}`"
     if isinstance(command, click.Group) and extra:
-        pytest.fail(f"{doc}: `contactpoint {words}`: {extra[0]!r} is not a command of it")
+        pytest.fail(f"{doc}: `{program} {words}`: {extra[0]!r} is not a command of it")
     options = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
     options |= {"--help", "-h"}
-    if command is main:
+    if command is PROGRAMS[program]:
         options |= {"--version"}
     for option in _OPTION.findall(" ".join(extra) + " " + rest):
         assert option in options, (
-            f"{doc}: `contactpoint {' '.join(used)}` takes no {option} "
+            f"{doc}: `{program} {' '.join(used)}` takes no {option} "
             f"(it takes {', '.join(sorted(options))})"
         )
 

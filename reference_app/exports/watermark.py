@@ -3,7 +3,7 @@
 Each export gets ``WATERMARK_ROWS`` children made by a keyed PRF (HMAC-SHA256 under a subkey of
 the instance's keyring) over the export id, so nobody without the key can predict them or tell
 them apart, and the same export always yields the same rows. They are fictional by the
-project's rules (``synthetic_data.fictional``): their postcodes lie in a "Q" area, which Royal
+project's rules (``reference_app.kit.fictional``): their postcodes lie in a "Q" area, which Royal
 Mail never uses. In form they match the real rows around them: a first name from the birth
 cohort's popular names, a surname, town and postcode district borrowed from real rows of the
 same scope (the district only where that row's postcode is fictional too, as in every
@@ -24,8 +24,13 @@ from datetime import date
 from typing import Any
 
 from reference_app.kit import identifiers
-from synthetic_data.fictional import is_fictional_postcode
-from synthetic_data.names import BRITISH_STREET_SUFFIXES, COHORT_FIRST_NAMES, EXTRA_SURNAMES, words
+from reference_app.kit.fictional import is_fictional_postcode
+from reference_app.kit.names import (
+    BRITISH_STREET_SUFFIXES,
+    COHORT_FIRST_NAMES,
+    EXTRA_SURNAMES,
+    words,
+)
 
 WATERMARK_ROWS = 3
 NEIGHBOURS = 8  # real rows of the scope a watermark may borrow a surname and place from

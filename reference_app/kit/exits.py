@@ -118,7 +118,7 @@ def _database_failure(exc: BaseException) -> CommandFailure | None:
 def _network_failure(exc: BaseException) -> CommandFailure | None:
     try:
         import httpx
-    except ImportError:  # pragma: no cover - httpx is a dependency
+    except ImportError:  # a registry-only install: httpx comes with the harness extra
         return None
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
         return unreachable(f"the target does not answer: {_first_line(exc)}", "check --target")

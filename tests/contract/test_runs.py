@@ -144,7 +144,7 @@ def test_every_answer_of_a_short_load_run_conforms_to_the_document(
         with recording_proxy(registry.url, recorder) as url:
             result = subprocess.run(
                 [
-                    sys.executable, "-m", "reference_app.cli", "load",
+                    sys.executable, "-m", "contactpoint.cli", "load",
                     "--target", url, "--personas", str(load_template / "load-personas.json"),
                     "--profile", "steady", "--rate", "1", "--think-scale", "0.2",
                     "--duration", "20", "--adversaries", "2",

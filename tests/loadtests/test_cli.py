@@ -49,7 +49,7 @@ def test_an_slo_naming_an_endpoint_the_workload_never_sends_is_a_usage_error(
 ) -> None:
     from click.testing import CliRunner
 
-    from reference_app.cli import main
+    from contactpoint.cli import main
 
     slo = tmp_path / "slo.yaml"
     slo.write_text("objectives:\n  - endpoint: 'GET /api/v1/childs/{id}'\n    p99_ms: 250\n")

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.long
 
 def load(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "reference_app.cli", "load", *args],
+        [sys.executable, "-m", "contactpoint.cli", "load", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

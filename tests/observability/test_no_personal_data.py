@@ -23,10 +23,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from contactpoint.cli import main
 from observability.logs import JsonFormatter
 from observability.privacy import PersonalDataFilter, RedactingSpanProcessor
 from observability.scan import personal_values, scan
-from reference_app.cli import main
 from security_tests import local
 from tests.fixtures.population import persona_headers, read_jsonl
 

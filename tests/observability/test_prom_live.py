@@ -200,7 +200,7 @@ def test_prometheus_scrapes_a_served_registry_during_a_load_run(
             _login_one_request(registry.url)
             load = subprocess.run(
                 [
-                    sys.executable, "-m", "reference_app.cli", "load",
+                    sys.executable, "-m", "contactpoint.cli", "load",
                     "--target", registry.url,
                     "--personas", str(load_template / "load-personas.json"),
                     "--profile", "steady", "--rate", "1", "--think-scale", "0.2",

@@ -36,7 +36,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
             [
                 sys.executable,
                 "-m",
-                "reference_app.cli",
+                "contactpoint.cli",
                 "serve",
                 "--demo",
                 "--data-dir",

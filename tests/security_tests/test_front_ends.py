@@ -17,7 +17,7 @@ import jsonschema
 import xmlschema
 from click.testing import CliRunner
 
-from reference_app.cli import main
+from contactpoint.cli import main
 from security_tests import local, report
 
 ROOT = Path(__file__).parents[2]

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from reference_app.cli import main
+from contactpoint.cli import main
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from reference_app.kit.names import COHORT_FIRST_NAMES, words
 from reference_app.localauthorities.catalogue import REGIONS, load_catalogue
 from synthetic_data import figures
-from synthetic_data.names import COHORT_FIRST_NAMES, words
 from synthetic_data.plan import Options, apportion, build_plan
 from synthetic_data.population import (
     CHILD_IN_NEED,

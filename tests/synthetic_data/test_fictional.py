@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reference_app.kit import identifiers
-from synthetic_data import fictional
+from reference_app.kit import fictional, identifiers
 from synthetic_data.plan import build_plan
 from synthetic_data.tables import organisations_table, practitioners_table
 from tests.fixtures.population import Population

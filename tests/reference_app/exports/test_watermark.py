@@ -10,8 +10,8 @@ import pytest
 from reference_app.exports import links, watermark
 from reference_app.exports.service import birth_dates, child_ids_in
 from reference_app.kit import identifiers
+from reference_app.kit.fictional import is_fictional_postcode, validate_row
 from reference_app.kit.keys import generate_document, parse_document
-from synthetic_data.fictional import is_fictional_postcode, validate_row
 
 TODAY = date(2026, 11, 21)
 NEIGHBOURS = [

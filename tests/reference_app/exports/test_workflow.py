@@ -13,7 +13,7 @@ import pytest
 from reference_app.access.permissions import Role
 from reference_app.exports.service import trace
 from reference_app.kit.agefile import MAGIC
-from synthetic_data.fictional import is_fictional_postcode
+from reference_app.kit.fictional import is_fictional_postcode
 from tests.fixtures.exports import (
     JUSTIFICATION,
     RECIPIENT,

@@ -1,5 +1,8 @@
 """Name vocabularies: children's first names by birth cohort, and additions to Faker's en_GB lists.
 
+They live in the registry because its export watermark rows (`reference_app.exports.watermark`)
+draw their names from them; the generator (`synthetic_data.vocab`) imports them from here.
+
 Faker's en_GB first names are an adult generation (Susan, David, Linda), right for carers and
 practitioners but not for children born since 2008. The cohort lists below are the most popular
 names given to babies in England and Wales in each period, in approximate rank order, written
@@ -151,71 +154,3 @@ def words(text: str) -> list[str]:
     for word in text.split():
         seen.setdefault(word, None)
     return list(seen)
-
-
-# Organisation names are stored in clear, so they are built from place words and fixed phrases
-# that are never anyone's name: `vocab` drops any place word that is also a first name or
-# surname, and any name that is also a word of an LA name or of these templates.
-PLACE_WORDS = [
-    "Oakfield",
-    "Beechwood",
-    "Riverside",
-    "Meadowbank",
-    "Hillcrest",
-    "Willowbrook",
-    "Elmhurst",
-    "Ashgrove",
-    "Brookfield",
-    "Fernhill",
-    "Highfield",
-    "Lakeside",
-    "Longmeadow",
-    "Millbrook",
-    "Northgate",
-    "Parkside",
-    "Queensway",
-    "Redbrook",
-    "Southfield",
-    "Stonebridge",
-    "Thornbury",
-    "Westfield",
-    "Whitegates",
-    "Woodlands",
-    "Castlegate",
-    "Fairview",
-    "Greenacres",
-    "Kingsmead",
-    "Larkrise",
-    "Moorside",
-    "Newlands",
-    "Priory",
-    "Ravenscroft",
-    "Rosewood",
-    "Springfield",
-    "Sunnybank",
-    "Windmill",
-    "Abbeyfield",
-    "Bridgend",
-    "Cherrytree",
-    "Eastbrook",
-    "Foxhollow",
-    "Glebelands",
-    "Heathside",
-]
-ORGANISATION_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "gp_practice": ("{place} Medical Practice", "{place} Surgery", "{place} Health Centre"),
-    "primary_school": ("{place} Primary School", "{place} Infant and Junior School"),
-    "secondary_school": ("{place} Academy", "{place} High School"),
-    "early_years_setting": ("{place} Day Nursery", "{place} Pre-School"),
-    "health_visiting_team": ("{town} Health Visiting Team {n}",),
-    "childrens_social_care": ("{town} Children's Social Care, Area {n}",),
-    "voluntary_organisation": ("{place} Family Support Trust", "{town} Young Carers Project"),
-    "youth_offending_team": ("{town} Youth Offending Team",),
-    "police": ("{town} Public Protection Unit",),
-    "sexual_health_service": ("{town} Young People's Sexual Health Service",),
-    "mental_health_service": ("{town} Child and Adolescent Mental Health Service",),
-    "substance_misuse_service": ("{town} Young People's Substance Misuse Service",),
-    "la_management_team": ("{town} ContactPoint Management Team",),
-    "national_audit": ("ContactPoint National Audit Team",),
-    "registry_operations": ("Registry Operations",),
-}

@@ -1,5 +1,8 @@
 """What makes the population provably fictional: reserved ranges, and a validator that checks them.
 
+The registry's own fictional rows (export watermarks) obey the same rules, so they live here and
+the generator (`synthetic_data`) imports them.
+
 Each rule is a small registered function with a one-line docstring; `validate_row` runs every
 rule that applies to a row's fields, and the tests run it on every row of a generated sample.
 
