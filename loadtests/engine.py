@@ -821,6 +821,9 @@ def summary(elapsed: float | None = None) -> dict[str, Any]:
         },
         "rate": rate,
         "latency": aggregate.latency_rows(),
+        # Each endpoint's slowest requests with their trace ids (find them in the registry's
+        # traces: a sampled one is there when the registry's sampler is parent-based).
+        "slowest": aggregate.slowest.rows(),
         "series": series,
         "generator": generator,
         "detection": {

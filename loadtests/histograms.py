@@ -18,6 +18,7 @@ by bucket, so nothing is lost or averaged on the way.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ SIGNIFICANT_DIGITS = 3
 ALL = "*"
 SUMMARY_SCHEMA = "contactpoint-load/1"
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
+# The slowest requests kept per endpoint with their trace ids, to find in the registry's traces.
+SLOWEST_KEPT = 5
 
 
 def new_histogram() -> HdrHistogram:
@@ -154,6 +157,7 @@ class Recorder:
         self._cpu: list[float] = []
         self._counters: dict[str, int] = defaultdict(int)
         self._cpu_seconds = 0.0
+        self._slowest = _Slowest()
 
     def _slot(self, at: float) -> _Interval:
         return self._intervals[max(0, math.floor((at - self.start) / self.interval_s))]
@@ -175,10 +179,25 @@ class Recorder:
         ended: float,
         ok: bool,
         late: bool = False,
+        traceparent: str | None = None,
     ) -> None:
-        """One answered (or failed) request, filed under the interval it was meant to start in."""
+        """One answered (or failed) request, filed under the interval it was meant to start in;
+        with the ``traceparent`` it carried, it may be kept among the slowest."""
         corrected, service = ended - intended, ended - started
         self._cells[(endpoint, persona)].record(corrected, service, ok)
+        heap = self._slowest.kept[endpoint]
+        if len(heap) < SLOWEST_KEPT or service * 1000 > heap[0][0]:
+            trace_id, sampled = trace_of(traceparent)
+            row = {
+                "service_ms": round(service * 1000, 3),
+                "corrected_ms": round(corrected * 1000, 3),
+                "at_s": round(intended - self.start, 3),
+                "persona": persona,
+                "ok": ok,
+                "trace_id": trace_id,
+                "trace_sampled": sampled,
+            }
+            self._slowest.offer(endpoint, service * 1000, row)
         slot = self._slot(intended)
         slot.latency.record(corrected, service, ok)
         slot.achieved += 1 if ok else 0
@@ -237,6 +256,7 @@ class Recorder:
             "cpu": self._cpu,
             "cpu_seconds": self._cpu_seconds,
             "counters": dict(self._counters),
+            "slowest": self._slowest.encode(),
         }
         self._reset()
         return data
@@ -256,6 +276,7 @@ class Aggregate:
         self.counters: dict[str, int] = defaultdict(int)
         self.users: dict[int, dict[str, int]] = defaultdict(dict)
         self.in_use: dict[int, dict[str, int]] = defaultdict(dict)
+        self.slowest = _Slowest()
 
     def merge(self, data: dict[str, Any], source: str = "local") -> None:
         """Add one drained delta from process `source`."""
@@ -270,6 +291,7 @@ class Aggregate:
         self.cpu_seconds += float(data["cpu_seconds"])
         for key, n in data["counters"].items():
             self.counters[key] += int(n)
+        self.slowest.merge(data.get("slowest", {}))
 
     def _merge_interval(self, index: int, data: dict[str, Any], source: str) -> None:
         slot = self.intervals[index]
@@ -376,6 +398,46 @@ class Aggregate:
             "requests_per_core_s": started / self.cpu_seconds if self.cpu_seconds else 0.0,
             "requests_per_s": started / max(duration_s, 1e-9),
         }
+
+
+class _Slowest:
+    """The `SLOWEST_KEPT` slowest requests per endpoint by service time (what the server took),
+    each with its W3C trace id and whether its trace was sampled: a min-heap per endpoint."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, list[tuple[float, int, dict[str, Any]]]] = defaultdict(list)
+        self._n = 0  # ties break by arrival, never by comparing the dicts
+
+    def offer(self, endpoint: str, service_ms: float, row: dict[str, Any]) -> None:
+        heap = self.kept[endpoint]
+        self._n += 1
+        if len(heap) < SLOWEST_KEPT:
+            heapq.heappush(heap, (service_ms, self._n, row))
+        elif service_ms > heap[0][0]:
+            heapq.heapreplace(heap, (service_ms, self._n, row))
+
+    def encode(self) -> dict[str, list[dict[str, Any]]]:
+        return {e: [row for _, _, row in heap] for e, heap in self.kept.items()}
+
+    def merge(self, data: dict[str, list[dict[str, Any]]]) -> None:
+        for endpoint, rows in data.items():
+            for row in rows:
+                self.offer(endpoint, float(row["service_ms"]), row)
+
+    def rows(self) -> dict[str, list[dict[str, Any]]]:
+        """Slowest first."""
+        return {
+            e: [row for _, _, row in sorted(heap, key=lambda x: -x[0])]
+            for e, heap in sorted(self.kept.items())
+        }
+
+
+def trace_of(traceparent: str | None) -> tuple[str | None, bool]:
+    """The trace id of a ``traceparent`` header and whether its sampled flag is set."""
+    parts = (traceparent or "").split("-")
+    if len(parts) != 4 or len(parts[1]) != 32:
+        return None, False
+    return parts[1], parts[3] == "01"
 
 
 def _mean(total_us: int, cell: _Cell) -> float:

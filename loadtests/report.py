@@ -136,6 +136,26 @@ def sessions_line(sessions: Mapping[str, Any]) -> str:
 # --- terminal --------------------------------------------------------------------------------
 
 
+def slowest_rows(summary: Mapping[str, Any], per_endpoint: int = 1) -> list[tuple[str, Any]]:
+    """(endpoint, row) for each endpoint's slowest requests, slowest first within each."""
+    found = _map(summary.get("slowest"))
+    return [
+        (str(endpoint), row)
+        for endpoint, rows in sorted(found.items())
+        for row in list(rows or [])[:per_endpoint]
+        if isinstance(row, Mapping)
+    ]
+
+
+def _slow_line(row: Mapping[str, Any]) -> str:
+    trace = row.get("trace_id") or "no trace id"
+    kept = "sampled" if row.get("trace_sampled") else "not sampled"
+    return (
+        f"{_num(row.get('service_ms'))} ms service, {_num(row.get('corrected_ms'))} ms corrected, "
+        f"at {_num(row.get('at_s'))} s, trace {trace} ({kept})"
+    )
+
+
 def render_terminal(summary: Mapping[str, Any], verdict: Verdict) -> str:
     """A compact human summary of a run and its verdict, for the terminal.
 
@@ -186,6 +206,11 @@ def render_terminal(summary: Mapping[str, Any], verdict: Verdict) -> str:
             )
     else:
         lines.append("Latency: no requests recorded")
+    slowest = slowest_rows(summary)
+    if slowest:
+        lines.append("Slowest request per endpoint (find it in the registry's traces):")
+        for endpoint, row in slowest:
+            lines.append(f"  {endpoint}: {_slow_line(row)}")
     sessions = _map(run.get("sessions"))
     if sessions:
         lines.append(sessions_line(sessions))
@@ -721,6 +746,35 @@ def render_html(summary: Mapping[str, Any], verdict: Verdict) -> str:
         out.append(_latency_table(detail))
         out.append("</details>")
     out.append(latency_chart_svg(charted))
+    slowest = slowest_rows(summary, per_endpoint=5)
+    if slowest:
+        out.append("<h2>Slowest requests (trace ids to find in the registry's traces)</h2>")
+        out.append(
+            _table(
+                [
+                    "endpoint",
+                    "persona",
+                    "trace id",
+                    "sampled",
+                    "at s",
+                    "service ms",
+                    "corrected ms",
+                ],
+                [
+                    (
+                        endpoint,
+                        str(row.get("persona", "")),
+                        str(row.get("trace_id") or ""),
+                        "yes" if row.get("trace_sampled") else "no",
+                        _num(row.get("at_s")),
+                        _num(row.get("service_ms")),
+                        _num(row.get("corrected_ms")),
+                    )
+                    for endpoint, row in slowest
+                ],
+                numeric=3,
+            )
+        )
 
     if generator:
         out.append("<h2>Load generator</h2>")

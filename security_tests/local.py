@@ -121,8 +121,12 @@ def serve(
     disabled: Sequence[str] = (),
     settings: dict[str, str] | None = None,
     workers: int = 1,
+    launcher: Sequence[str] = (),
+    ready_timeout: float | None = None,
 ) -> Iterator[LocalRegistry]:
-    """Serve a fresh copy of ``template``'s registry, with ``disabled`` controls switched off."""
+    """Serve a fresh copy of ``template``'s registry, with ``disabled`` controls switched off.
+
+    ``launcher`` goes before the interpreter (a benchmark runs the server under valgrind)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     for name in (
         "registry.db",
@@ -140,6 +144,7 @@ def serve(
     log = (work_dir / "server.log").open("wb")
     process = subprocess.Popen(  # noqa: S603 (this project's CLI)
         [
+            *launcher,
             sys.executable,
             "-m",
             "reference_app.cli",
@@ -155,7 +160,7 @@ def serve(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, process, work_dir / "server.log")
+        _wait_ready(url, process, work_dir / "server.log", ready_timeout)
         yield LocalRegistry(
             url=url,
             personas=work_dir / "personas.json",
@@ -177,8 +182,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
+def _wait_ready(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float | None = None
+) -> None:
+    deadline = time.monotonic() + (timeout or 60)
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the registry exited: {log.read_text(errors='replace')[-2000:]}")

@@ -66,6 +66,7 @@ class Session:
         self.token: str | None = None
         self.expires = 0.0
         self.last_step = -1
+        self.traceparent: str | None = None  # the last request's, for the recorder
 
     def login(self) -> bool:
         """Password plus a one-time code; a code already used this step waits for the next."""
@@ -117,12 +118,10 @@ class Session:
         return True
 
     def headers(self, **extra: str) -> dict[str, str]:
-        # A fresh trace per request: a slow one can be found in the registry's traces.
-        return {
-            "Authorization": f"Bearer {self.token}",
-            "traceparent": new_traceparent(TRACE_RATIO),
-            **extra,
-        }
+        # A fresh trace per request: a slow one can be found in the registry's traces (the
+        # recorder keeps each endpoint's slowest with their trace ids).
+        self.traceparent = new_traceparent(TRACE_RATIO)
+        return {"Authorization": f"Bearer {self.token}", "traceparent": self.traceparent, **extra}
 
 
 class Practitioner(FastHttpUser):
@@ -219,6 +218,7 @@ class Practitioner(FastHttpUser):
                 ended=ended,
                 ok=ok,
                 late=started - intended > late_after,
+                traceparent=self.session.traceparent,
             )
 
     def send(self, action: str, child: Child) -> tuple[str, bool]:

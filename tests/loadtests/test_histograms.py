@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from loadtests.histograms import ALL, Aggregate, Recorder
+from loadtests.histograms import ALL, SLOWEST_KEPT, Aggregate, Recorder
 
 START = 1_000_000.0
 
@@ -138,3 +138,48 @@ def test_waits_for_a_session_and_sessions_in_use_merge_across_processes() -> Non
     waits = aggregate.waits()
     assert (waits["arrivals"], waits["waited"], waits["starved"]) == (20, 3, 2)
     assert 3990 <= waits["wait_ms"]["max"] <= 4010
+
+
+def test_the_slowest_requests_keep_their_trace_ids_across_processes() -> None:
+    """Each endpoint's slowest requests by service time, merged from any number of processes,
+    keep the trace id and sampled flag of the ``traceparent`` they were sent with."""
+    a, b = Recorder(START), Recorder(START)
+    sent: list[tuple[float, str]] = []
+    rng = random.Random(11)
+    for i in range(300):
+        recorder = a if i % 2 else b
+        service = rng.uniform(0.001, 0.5)
+        trace_id = f"{i + 1:032x}"
+        traceparent = f"00-{trace_id}-{i + 1:016x}-{'01' if i % 3 == 0 else '00'}"
+        recorder.request(
+            "GET /api/v1/children/{id}",
+            "school",
+            intended=START + i * 0.01,
+            started=START + i * 0.01,
+            ended=START + i * 0.01 + service,
+            ok=True,
+            traceparent=traceparent,
+        )
+        sent.append((service, trace_id))
+    merged = Aggregate()
+    for _ in range(2):  # drained twice: the second drain is empty and must not disturb anything
+        merged.merge(a.drain(), source="a")
+        merged.merge(b.drain(), source="b")
+    kept = merged.slowest.rows()["GET /api/v1/children/{id}"]
+    expected = [t for _, t in sorted(sent, reverse=True)[:SLOWEST_KEPT]]
+    assert [row["trace_id"] for row in kept] == expected
+    for row in kept:
+        index = int(row["trace_id"], 16) - 1
+        assert row["trace_sampled"] is (index % 3 == 0)
+        assert row["service_ms"] >= kept[-1]["service_ms"]
+
+
+def test_a_request_without_a_trace_is_kept_without_one() -> None:
+    recorder = Recorder(START)
+    recorder.request("POST /search", "gp", intended=START, started=START, ended=START + 1, ok=False)
+    aggregate = Aggregate()
+    aggregate.merge(recorder.drain())
+    (row,) = aggregate.slowest.rows()["POST /search"]
+    assert row["trace_id"] is None
+    assert row["trace_sampled"] is False
+    assert row["ok"] is False
