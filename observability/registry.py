@@ -220,14 +220,22 @@ def instrument_app(app: FastAPI, telemetry: Telemetry, engine: Engine) -> None:
 
 
 def add_metrics_route(app: FastAPI) -> None:
-    """``GET /metrics``: the Prometheus exporter's text (no login; restrict at the proxy)."""
+    """``GET /metrics``: the Prometheus exporter's text (no login; restrict at the proxy), with
+    the sibling workers' request and SQL histograms added in under ``serve --workers N``."""
+    from functools import partial
+
     from fastapi import Response
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
     from starlette.concurrency import run_in_threadpool
 
+    from observability.siblings import from_environment
+
+    siblings = from_environment()
+    collect = siblings.page if siblings is not None else partial(generate_latest, REGISTRY)
+
     async def metrics() -> Response:
         # Collection runs the security callbacks (database reads): off the event loop.
-        body = await run_in_threadpool(generate_latest, REGISTRY)
+        body = await run_in_threadpool(collect)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.add_api_route(METRICS_PATH, metrics, methods=["GET"], include_in_schema=False)

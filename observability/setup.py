@@ -202,8 +202,15 @@ def build(
         from opentelemetry.sdk.metrics import MeterProvider
 
         readers = [*_metric_readers(config), *metric_readers]
+        extra: dict[str, Any] = {}
+        if not config.traces and "OTEL_METRICS_EXEMPLAR_FILTER" not in (env or os.environ):
+            # Exemplars point a histogram bucket at a trace: with no traces there are none to
+            # point at, and the SDK's trace-based filter would still be asked at every record.
+            from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
+
+            extra["exemplar_filter"] = AlwaysOffExemplarFilter()
         telemetry.meter_provider = MeterProvider(
-            metric_readers=readers, resource=resource, views=_views()
+            metric_readers=readers, resource=resource, views=_views(), **extra
         )
     if config.traces:
         from opentelemetry.sdk.trace import TracerProvider

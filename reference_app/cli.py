@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,11 +121,29 @@ def serve(host: str, port: int, workers: int) -> None:
 
 def run_server(host: str, port: int, workers: int) -> None:
     """Serve the registry configured by the environment until stopped."""
-    import uvicorn
 
     with instance(None):
         pass  # fail fast, before starting workers, on missing keys or a bad URL
     settings = Settings()
+    siblings = None
+    if workers > 1:
+        # Each worker offers its request and SQL histograms to the others on a socket here,
+        # so a scrape answered by any of them counts every worker's traffic (observability).
+        from observability.siblings import SIBLINGS_ENV
+
+        siblings = tempfile.mkdtemp(prefix="contactpoint-metrics-")
+        os.environ[SIBLINGS_ENV] = siblings
+    try:
+        _run_uvicorn(host, port, workers, settings)
+    finally:
+        if siblings is not None:
+            shutil.rmtree(siblings, ignore_errors=True)
+    _exit_past_stuck_threads()
+
+
+def _run_uvicorn(host: str, port: int, workers: int, settings: Settings) -> None:
+    import uvicorn
+
     uvicorn.run(
         "reference_app.asgi:create",
         factory=True,
@@ -145,7 +165,6 @@ def run_server(host: str, port: int, workers: int) -> None:
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         h11_max_incomplete_event_size=16 * 1024,
     )
-    _exit_past_stuck_threads()
 
 
 def _exit_past_stuck_threads() -> None:
