@@ -522,6 +522,7 @@ def detect(database: str | None, seal: bool, as_json: bool) -> None:
 def _register_parts() -> None:
     # The other parts' commands hang off the one CLI; imported here so `contactpoint --help`
     # stays fast (heavy imports happen inside the commands).
+    from contactpoint.deploy_check import deploy
     from loadtests.cli import load, load_accounts
     from reference_app.backup.cli import backup, backup_keypair, restore
     from reference_app.exports.cli import export
@@ -538,6 +539,7 @@ def _register_parts() -> None:
     main.add_command(retention)
     main.add_command(backup)
     main.add_command(restore)
+    main.add_command(deploy)
     keys.add_command(backup_keypair)
 
 
