@@ -85,6 +85,28 @@ def rootfs() -> Path:
     return root
 
 
+def wheelhouse(project: Path) -> Path:
+    """Wheels of the project and its dependencies for the target's interpreter.
+
+    Built with this host's Debian python3 (the same 3.11 as the container's), so environment
+    markers such as ``python_full_version`` resolve as they will on the target; pip's cache
+    makes a rebuild take seconds for the dependencies.
+    """
+    builder = CACHE / "build-venv"
+    if not (builder / "bin" / "pip").exists():
+        subprocess.run(["/usr/bin/python3", "-m", "venv", str(builder)], check=True, timeout=300)
+    house = CACHE / "wheelhouse"
+    house.mkdir(parents=True, exist_ok=True)
+    for old in house.glob("contactpoint_harness-*.whl"):
+        old.unlink()
+    subprocess.run(
+        [str(builder / "bin" / "pip"), "wheel", "-q", "--wheel-dir", str(house), str(project)],
+        check=True,
+        timeout=1200,
+    )
+    return house
+
+
 @dataclass
 class Machine:
     name: str
@@ -209,6 +231,7 @@ def boot(timeout: float = 120) -> Machine:
             start_new_session=True,
         )
     (WORK / f"{MACHINE}.pid").write_text(str(process.pid))
+    _RUNNING[:] = [process]
     deadline = time.monotonic() + timeout
     try:
         _host_end(process, deadline)
@@ -219,9 +242,22 @@ def boot(timeout: float = 120) -> Machine:
     return Machine(MACHINE, ADDRESS, key, merged, process)
 
 
+# The systemd-nspawn this process started (reaped here; one started elsewhere is found by pid).
+_RUNNING: list[subprocess.Popen[bytes]] = []
+
+
 def down() -> None:
     """Stop the machine (a clean poweroff, then a kill after 30 s) and remove its overlay."""
     pid_file = WORK / f"{MACHINE}.pid"
+    if _RUNNING:
+        process = _RUNNING.pop()
+        process.terminate()  # systemd-nspawn turns SIGTERM into a clean shutdown
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+        pid_file.unlink(missing_ok=True)
     if pid_file.exists():
         pid = int(pid_file.read_text())
         with contextlib.suppress(ProcessLookupError):
