@@ -19,7 +19,9 @@ AUDIT = (("audit_events", "id"), ("audit_log_entries", "seq"))
 def q(port, sql):
     out = subprocess.run(
         ["psql", "-X", "-tA", "-v", "ON_ERROR_STOP=1", "-p", port, "-d", DB, "-c", sql],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return out.stdout.strip()
 
@@ -31,7 +33,9 @@ def tables(port):
 live_tables, drill_tables = tables(LIVE_PORT), tables(DRILL_PORT)
 problems = []
 if live_tables - drill_tables:
-    problems.append("tables missing from the restore: " + ", ".join(sorted(live_tables - drill_tables)))
+    problems.append(
+        "tables missing from the restore: " + ", ".join(sorted(live_tables - drill_tables))
+    )
 revision = q(LIVE_PORT, "SELECT version_num FROM alembic_version")
 if q(DRILL_PORT, "SELECT version_num FROM alembic_version") != revision:
     problems.append("schema revision differs")
@@ -52,11 +56,16 @@ for table, key in AUDIT:
     audit_rows += counts.get(table, {}).get("restored", 0)
 if audit_rows == 0:
     problems.append("the restored audit trail is empty")
-print(json.dumps({
-    "passed": not problems,
-    "detail": "; ".join(problems) or (
-        f"{len(counts)} tables restored at revision {revision}; "
-        f"{audit_rows} audit rows (events and log entries) identical to live"
-    ),
-    "tables": counts,
-}))
+print(
+    json.dumps(
+        {
+            "passed": not problems,
+            "detail": "; ".join(problems)
+            or (
+                f"{len(counts)} tables restored at revision {revision}; "
+                f"{audit_rows} audit rows (events and log entries) identical to live"
+            ),
+            "tables": counts,
+        }
+    )
+)

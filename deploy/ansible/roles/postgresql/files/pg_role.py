@@ -21,8 +21,23 @@ NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 def psql(port, sql, database="postgres"):
     out = subprocess.run(
-        ["psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-p", str(port), "-d", database, "-c", sql],
-        check=True, capture_output=True, text=True,
+        [
+            "psql",
+            "-X",
+            "-q",
+            "-tA",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-p",
+            str(port),
+            "-d",
+            database,
+            "-c",
+            sql,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return out.stdout.strip()
 
@@ -92,17 +107,28 @@ def main():
             psql(args.port, f'REVOKE CONNECT, TEMPORARY ON DATABASE "{db}" FROM PUBLIC')
             changed.append("connect revoked from public")
         for grantee in args.connect:
-            if psql(args.port, f"SELECT has_database_privilege('{grantee}', '{db}', 'CONNECT')") != "t":
+            if (
+                psql(args.port, f"SELECT has_database_privilege('{grantee}', '{db}', 'CONNECT')")
+                != "t"
+            ):
                 psql(args.port, f'GRANT CONNECT ON DATABASE "{db}" TO "{grantee}"')
                 changed.append(f"connect granted to {grantee}")
-        if args.extension and psql(
-            args.port, f"SELECT 1 FROM pg_extension WHERE extname = '{args.extension}'", db
-        ) != "1":
+        if (
+            args.extension
+            and psql(
+                args.port, f"SELECT 1 FROM pg_extension WHERE extname = '{args.extension}'", db
+            )
+            != "1"
+        ):
             psql(args.port, f'CREATE EXTENSION "{args.extension}"', db)
             changed.append(f"extension {args.extension}")
-        if args.read_only and psql(
-            args.port, f"SELECT pg_has_role('{args.read_only}', 'pg_read_all_data', 'MEMBER')"
-        ) != "t":
+        if (
+            args.read_only
+            and psql(
+                args.port, f"SELECT pg_has_role('{args.read_only}', 'pg_read_all_data', 'MEMBER')"
+            )
+            != "t"
+        ):
             psql(args.port, f'GRANT pg_read_all_data TO "{args.read_only}"')
             changed.append(f"read-only granted to {args.read_only}")
     print("changed: " + ", ".join(changed) if changed else "ok")
