@@ -14,6 +14,7 @@ from __future__ import annotations
 import click
 
 from contactpoint import extra
+from contactpoint.deploy_check import deploy
 from contactpoint.serve import serve
 from reference_app import cli as registry
 
@@ -48,9 +49,10 @@ for name, command in registry.main.commands.items():
     if name != "serve":
         main.add_command(command)
 main.add_command(serve)
-# The harness's commands.
+# The harness's commands, and the checks of a deployed region.
 for command in _harness_commands():
     main.add_command(command)
+main.add_command(deploy)
 
 if __name__ == "__main__":
     main()

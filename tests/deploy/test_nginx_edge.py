@@ -1,4 +1,4 @@
-"""The deployment's edge: Debian's nginx with `deploy/nginx/contactpoint.conf.j2` in front of a
+"""The deployment's edge: Debian's nginx with the nginx role's `contactpoint.conf.j2` in front of a
 served registry answers what it refuses itself in the API's error envelope, with the API's
 security headers, and passes the registry's own answers through."""
 
@@ -19,7 +19,7 @@ import pytest
 from security_tests import local
 
 ROOT = Path(__file__).parents[2]
-TEMPLATE = ROOT / "deploy" / "nginx" / "contactpoint.conf.j2"
+TEMPLATE = ROOT / "deploy" / "ansible" / "roles" / "nginx" / "templates" / "contactpoint.conf.j2"
 SECURITY_HEADERS = ("x-content-type-options", "content-security-policy", "cache-control")
 
 
