@@ -428,26 +428,13 @@ def audit_seal(database: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def audit_verify(database: str | None, witness: Path | None, as_json: bool) -> None:
     """Check signatures, roots and every entry; exit 1 naming each tampered place."""
-    from sqlalchemy.orm import Session
-
-    from reference_app.audit.verify import verify_log
-    from reference_app.kit.db import make_engine, snapshot
-    from reference_app.kit.sealing import Sealer, bind
+    from reference_app.audit.verify import verify_instance
 
     seen = []
     if witness:
         seen = [json.loads(line) for line in witness.read_text().splitlines() if line.strip()]
     with instance(database) as ctx:
-        # A reader of its own: on SQLite the registry's engine would hold the write lock.
-        reader = make_engine(ctx.settings.database_url, pool_size=1, read_only=True)
-        bind(reader, Sealer.of(ctx.keyring))
-        try:
-            with snapshot(reader) as conn, Session(bind=conn) as session:
-                report = verify_log(
-                    session, ctx.keyring.audit_public_keys, now=ctx.clock.now(), witness=seen
-                )
-        finally:
-            reader.dispose()
+        report = verify_instance(ctx, seen)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -522,6 +509,7 @@ def detect(database: str | None, seal: bool, as_json: bool) -> None:
 def _register_parts() -> None:
     # The other parts' commands hang off the one CLI; imported here so `contactpoint --help`
     # stays fast (heavy imports happen inside the commands).
+    from contactpoint.assure.cli import assure
     from loadtests.cli import load, load_accounts
     from reference_app.backup.cli import backup, backup_keypair, restore
     from reference_app.exports.cli import export
@@ -530,6 +518,7 @@ def _register_parts() -> None:
     from synthetic_data.cli import bench, generate
 
     main.add_command(attack)
+    main.add_command(assure)
     main.add_command(load)
     main.add_command(load_accounts)
     main.add_command(export)
