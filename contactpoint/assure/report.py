@@ -82,6 +82,7 @@ def fears(
     out = []
     for fear in FEARS:
         evidence, bad, untested = [], [], []
+        ran = 0
         for sc in scenarios:
             if not _matches(sc["id"], fear["scenarios"]):
                 continue
@@ -90,6 +91,8 @@ def fears(
                 bad.append(sc["id"])
             elif sc["status"] != "pass":
                 untested.append(sc["id"])
+                continue
+            ran += 1
         for st in stages:
             if st["id"] in fear["stages"]:
                 evidence.append(
@@ -99,6 +102,8 @@ def fears(
                     bad.append(f"{st['id']} stage")
                 elif st["status"] != "passed":
                     untested.append(f"{st['id']} stage")
+                    continue
+                ran += 1
         kind = fear["adversaries"]
         caught_line = ""
         if kind is not None:
@@ -108,20 +113,20 @@ def fears(
                 caught = sum(int(r["caught"]) for r in rows)
                 caught_line = f"; under load {caught} of {actors} hidden {kind}s caught"
                 evidence.append({"label": "detection under load", "href": "#detection"})
+                ran += 1
                 if caught < actors:
                     bad.append(f"{actors - caught} {kind}(s) missed under load")
             else:
                 untested.append(f"{kind}s under load")
-        run = len(evidence) - len(untested)
         if bad:
             status, text = "not shown", f"failed: {', '.join(bad)}"
-        elif not evidence or run <= 0:
+        elif not ran:
             status, text = "not tested", "no evidence was gathered"
         elif untested:
             status = "partly shown"
-            text = f"{run} checks held; not run: {', '.join(untested)}"
+            text = f"{ran} checks held; not run: {', '.join(untested)}"
         else:
-            status, text = "shown", f"{len(evidence)} checks held"
+            status, text = "shown", f"{ran} checks held"
         out.append(
             {
                 "id": fear["id"],
