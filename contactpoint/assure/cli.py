@@ -61,6 +61,7 @@ class Run:
             slo_breached=load.get("breached") if load.get("valid") else None,
             recall=load.get("recall"),
             false_positive_rate=load.get("false_positive_rate"),
+            notes={k: v.summary for k, v in self.stages.items() if v.status in (ERROR, NOT_TESTED)},
         )
 
 
@@ -349,7 +350,12 @@ def _load(
         result.details = {k: facts[k] for k in ("rate", "recall", "false_positive_rate", "valid")}
         if not facts["valid"]:
             result.status = ERROR
-            result.summary = "the run was invalid (the generator or the harness fell behind)"
+            why = [
+                c["detail"]
+                for c in facts["checks"]
+                if c["kind"] == "validity" and c["outcome"] != "pass"
+            ]
+            result.summary = "the run was invalid: " + ("; ".join(why) or "see load/summary.json")
         else:
             result.status = FAILED if facts["breached"] else PASSED
             recall = facts["recall"]

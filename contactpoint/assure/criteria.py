@@ -87,6 +87,8 @@ class Facts:
     slo_breached: bool | None = None
     recall: float | None = None
     false_positive_rate: float | None = None
+    # Why a stage did not run or errored, by stage: said when a wave cannot be judged.
+    notes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,10 @@ def judge_wave(wave: Wave, facts: Facts) -> WaveVerdict:
     if no_go:
         return WaveVerdict(wave, Verdict.NO_GO, tuple(no_go))
     missing = [s for s in wave.require if facts.stages.get(s) not in ("passed", "failed")]
-    unjudged = [f"the {s} stage could not be judged (it did not run or errored)" for s in missing]
+    unjudged = [
+        f"the {s} stage could not be judged: {facts.notes.get(s) or 'it did not run'}"
+        for s in missing
+    ]
     if (
         "load" in wave.require
         and "load" not in missing

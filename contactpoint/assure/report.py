@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from contactpoint.assure.criteria import WaveVerdict
+from reference_app.kit.identifiers import ALPHABET, LENGTH, check_character
 
 SCHEMA = "contactpoint-assure/1"
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "assure-report-1.schema.json"
@@ -60,6 +62,33 @@ FEARS: tuple[dict[str, Any], ...] = (
         "adversaries": None,
     },
 )
+
+
+# A child's reference anywhere in a string: 13 characters of Crockford base 32, not part of a
+# longer run (TOTP secrets and tokens are longer).
+_CHILD_REFERENCE = re.compile(rf"(?<![0-9A-Z])[{ALPHABET}]{{{LENGTH}}}(?![0-9A-Z])")
+CHILD_REDACTED = "<child>"
+
+
+def redact_child_references(value: Any) -> Any:
+    """``value`` with every child reference that checks out replaced by ``<child>``.
+
+    The attack report keeps the registry's pseudonymous references in its evidence so a
+    developer can follow a request; this report goes before critics and keeps none.
+    """
+    if isinstance(value, str):
+        return _CHILD_REFERENCE.sub(
+            lambda m: CHILD_REDACTED if _is_reference(m.group(0)) else m.group(0), value
+        )
+    if isinstance(value, Mapping):
+        return {k: redact_child_references(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_child_references(v) for v in value]
+    return value
+
+
+def _is_reference(text: str) -> bool:
+    return check_character(text[:-1]) == text[-1]
 
 
 def anchor(kind: str, ident: str) -> str:
@@ -188,7 +217,7 @@ def document(
         "exit_code": exit_code,
         "fears": fears(scenarios, stages, load),
         "stages": list(stages),
-        "scenarios": list(scenarios),
+        "scenarios": redact_child_references(list(scenarios)),
         "load": dict(load) if load is not None else None,
         "coverage": coverage(scenarios),
         "not_tested": list(not_tested),

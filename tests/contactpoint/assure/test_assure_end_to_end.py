@@ -138,7 +138,7 @@ def test_reports_hold_no_personal_data(assured: tuple[Path, int, str], data_dir:
     for name in ("report.html", "report.json", "junit.xml"):
         text = (out / name).read_text(encoding="utf-8")
         found = [v for v in values if v in text]
-        assert not found, f"{name} shows {len(found)} personal value(s)"
+        assert len(found) == 0, f"{name} shows {len(found)} personal value(s)"
 
 
 def test_report_in_chromium(assured: tuple[Path, int, str], tmp_path: Path) -> None:

@@ -103,3 +103,20 @@ def test_the_junit_file_keeps_to_the_common_layout(tmp_path: Path) -> None:
     text = path.read_text()
     assert 'name="national"' in text
     assert "no-go" in text
+
+
+def test_child_references_are_redacted_wherever_they_appear() -> None:
+    from reference_app.kit.identifiers import new_child_id
+
+    child = new_child_id()
+    scenario = _scenario("authz.involvement-bola")
+    scenario["message"] = f"{child} was shown"
+    scenario["evidence"] = [{"path": f"/api/v1/children/{child}", "body": {"child_id": child}}]
+    doc = _doc([scenario], STAGES)
+    text = json.dumps(doc)
+    assert child not in text
+    assert "/api/v1/children/<child>" in text
+    # A run of 13 characters whose check character does not match is not a reference.
+    mistyped = child[:-1] + next(c for c in "0123456789" if c != child[-1])
+    assert report.redact_child_references(mistyped) == mistyped
+    assert report.redact_child_references("x" * 13) == "x" * 13
