@@ -328,7 +328,7 @@ def _load(
                 "low-and-slow and claim-then-snoop need the full run's minutes",
             }
         )
-    with stages.stage(index, total, result.title, "s") as progress, _timed(result):
+    with stages.stage(index, total, result.title) as progress, _timed(result):
         code, summary = stages.run_load(
             url,
             personas,
@@ -337,7 +337,6 @@ def _load(
             duration=seconds,
             adversaries=ADVERSARIES[quick],
             notes=notes,
-            on_second=lambda: progress.update(1),
         )
         if summary is None:
             result.status, result.summary = (

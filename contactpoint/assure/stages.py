@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -31,11 +30,12 @@ PASSED, FAILED, ERROR, NOT_TESTED = "passed", "failed", "error", "not_tested"
 # Load generator processes, and the sessions they hold at most. The national rollout plans
 # 1,248 concurrent sessions for its peak; one Locust process logging them all in beside the
 # registry on two shared cores fell behind its schedule (wake-up lag p99 370-1,050 ms, the run
-# invalid), and so did two (616 ms). At the compressed run's 9-12 enquiries a second and a
-# fifth of the reading time, a few dozen sessions are busy at once: 200 hold the arrivals
-# (a starved arrival still makes the run invalid) and spare the registry 1,000 logins.
+# invalid), and so did two (616 ms). With 200 the 120 s run was valid and met every latency
+# objective, but 4 of 1,331 arrivals waited 10 s for a free session and were dropped (0.3 %,
+# above the 0.1 % allowed): 400 hold the arrivals (a starved or dropped arrival still counts
+# against the run) and spare the registry 850 logins.
 GENERATOR_PROCESSES = 2
-MAX_SESSIONS = 200
+MAX_SESSIONS = 400
 
 # Left out of `--quick` (each waits out a limit or a clock, so together they are most of the
 # suite's time); the report lists them under what was not tested.
@@ -276,7 +276,6 @@ def run_load(
     duration: float,
     adversaries: int,
     notes: Sequence[str],
-    on_second: Callable[[], None],
 ) -> tuple[int, dict[str, Any] | None]:
     """A compressed rollout under Locust (its output to ``out_dir/locust.log``): its exit code
     and summary."""
@@ -307,9 +306,8 @@ def run_load(
 
     worker = threading.Thread(target=locust, daemon=True)
     worker.start()
-    deadline = time.monotonic() + duration + 600
-    while not done.wait(1.0) and time.monotonic() < deadline:
-        on_second()
+    # Bounded: a Locust run that never ends is reported as a run without a summary.
+    done.wait(duration + 600)
     worker.join(timeout=5)
     summary = out_dir / "summary.json"
     data = json.loads(summary.read_text()) if summary.exists() else None
