@@ -108,12 +108,12 @@ class WaveVerdict:
 
 def load_criteria(path: Path | None = None) -> Criteria:
     """Read and check a criteria file (default: the bundled one)."""
-    path = path or DEFAULT_CRITERIA
+    name = str(path) if path else "the bundled contactpoint/assure/criteria.yaml"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load((path or DEFAULT_CRITERIA).read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise CriteriaError(f"{path}: not YAML: {exc}") from exc
-    return parse_criteria(data, str(path))
+        raise CriteriaError(f"{name}: not YAML: {exc}") from exc
+    return parse_criteria(data, name)
 
 
 def parse_criteria(data: object, source: str = "<criteria>") -> Criteria:
