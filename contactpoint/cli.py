@@ -21,7 +21,7 @@ from reference_app import cli as registry
 # Telemetry (OTEL_* variables; off by default): the service each command reports as.
 SERVICES = {**registry.SERVICES, "load": "contactpoint-load"}
 # The commands that need the harness extra (`serve --demo` checks for itself).
-HARNESS = ("attack", "bench", "generate", "load", "load-accounts")
+HARNESS = ("assure", "attack", "bench", "generate", "load", "load-accounts")
 
 
 @registry.command_line("ContactPoint Harness: reference registry, data, load and security tooling.")
@@ -36,12 +36,13 @@ def _harness_commands() -> list[click.Command]:
     # Imported here so `contactpoint --help` stays fast (heavy imports happen inside the
     # commands); a registry-only install gets stand-ins that name the extra.
     try:
+        from contactpoint.assure.cli import assure
         from loadtests.cli import load, load_accounts
         from security_tests.cli import attack
         from synthetic_data.cli import bench, generate
     except ModuleNotFoundError as exc:
         return [extra.absent(name, exc) for name in HARNESS]
-    return [attack, bench, generate, load, load_accounts]
+    return [assure, attack, bench, generate, load, load_accounts]
 
 
 # The registry's commands, with `serve` in its demo-capable form.

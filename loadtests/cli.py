@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 import httpx
@@ -323,8 +323,12 @@ def run_locust(
     max_sessions: int = 0,
     seed: int = 2009,
     extra: list[str] | None = None,
+    output: IO[str] | None = None,
 ) -> int:
-    """Run Locust headless with the load harness's options; return its exit code (the verdict)."""
+    """Run Locust headless with the load harness's options; return its exit code (the verdict).
+
+    Its output goes to ``output`` (both streams) when given, else to this process's.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         (out_dir / "summary.json").unlink()
@@ -351,7 +355,8 @@ def run_locust(
     elif processes > 1:
         args += ["--processes", str(processes)]
     args += extra or []
-    return subprocess.run(args, check=False).returncode  # noqa: S603 (this project's locustfile)
+    streams: dict[str, Any] = {"stdout": output, "stderr": subprocess.STDOUT} if output else {}
+    return subprocess.run(args, check=False, **streams).returncode  # noqa: S603 (this project's locustfile)
 
 
 def _warn_without_caseloads(accounts: list[Account]) -> None:

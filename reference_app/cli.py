@@ -417,26 +417,13 @@ def audit_seal(database: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def audit_verify(database: str | None, witness: Path | None, as_json: bool) -> None:
     """Check signatures, roots and every entry; exit 1 naming each tampered place."""
-    from sqlalchemy.orm import Session
-
-    from reference_app.audit.verify import verify_log
-    from reference_app.kit.db import make_engine, snapshot
-    from reference_app.kit.sealing import Sealer, bind
+    from reference_app.audit.verify import verify_instance
 
     seen = []
     if witness:
         seen = [json.loads(line) for line in witness.read_text().splitlines() if line.strip()]
     with instance(database) as ctx:
-        # A reader of its own: on SQLite the registry's engine would hold the write lock.
-        reader = make_engine(ctx.settings.database_url, pool_size=1, read_only=True)
-        bind(reader, Sealer.of(ctx.keyring))
-        try:
-            with snapshot(reader) as conn, Session(bind=conn) as session:
-                report = verify_log(
-                    session, ctx.keyring.audit_public_keys, now=ctx.clock.now(), witness=seen
-                )
-        finally:
-            reader.dispose()
+        report = verify_instance(ctx, seen)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

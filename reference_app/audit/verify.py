@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from reference_app.audit import repository
 from reference_app.audit.service import checkpoint_note, document_leaf, document_of
+from reference_app.context import AppContext
 from reference_app.kit.merkle import HASH_SIZE, CompactRange, root_from_leaf_hashes
 
 
@@ -297,3 +298,22 @@ def verify_log(
                 )
             )
     return report
+
+
+def verify_instance(ctx: AppContext, witness: Sequence[Mapping[str, Any]] = ()) -> VerifyReport:
+    """Verify an instance's whole log through a read-only connection of its own (on SQLite the
+    registry's engine would hold the write lock), as `contactpoint audit verify` does."""
+    from sqlalchemy.orm import Session
+
+    from reference_app.kit.db import make_engine, snapshot
+    from reference_app.kit.sealing import Sealer, bind
+
+    reader = make_engine(ctx.settings.database_url, pool_size=1, read_only=True)
+    bind(reader, Sealer.of(ctx.keyring))
+    try:
+        with snapshot(reader) as conn, Session(bind=conn) as session:
+            return verify_log(
+                session, ctx.keyring.audit_public_keys, now=ctx.clock.now(), witness=witness
+            )
+    finally:
+        reader.dispose()

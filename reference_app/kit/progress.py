@@ -93,6 +93,9 @@ class Progress:
         else:
             text += f" {self.unit}"
         text += f", {rate:,.0f}/s, {_duration(elapsed)}"
+        if not self.total and not self.done:
+            # Work with nothing to count yet (a step that only takes time): the time so far.
+            text = f"{self.what}: {_duration(elapsed)}"
         if final:
             text += " in all"
         elif self.total and rate > 0:
