@@ -127,6 +127,28 @@ def _run(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True, timeout=60)
 
 
+def overlay(lower: Path, where: Path, name: str) -> Path:
+    """Mount a fresh overlay of ``lower`` at ``where/<name>-root`` (upper and work beside it)."""
+    upper, work, merged = (where / f"{name}-{part}" for part in ("upper", "work", "root"))
+    for path in (upper, work, merged):
+        path.mkdir()
+    _run(
+        "mount",
+        "-t",
+        "overlay",
+        "overlay",
+        "-o",
+        f"lowerdir={lower},upperdir={upper},workdir={work}",
+        str(merged),
+    )
+    return merged
+
+
+def new_key(path: Path, comment: str) -> None:
+    """A fresh passphrase-less ed25519 key pair at ``path`` and ``path.pub``."""
+    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path))
+
+
 def _prepare(merged: Path, key: Path) -> None:
     """What cloud-init does on a real host: a network address, a sudo user with our key."""
     network = merged / "etc/systemd/network/10-host0.network"
@@ -187,31 +209,9 @@ def boot(timeout: float = 120) -> Machine:
     down()
     lower = rootfs()
     WORK.mkdir(parents=True, exist_ok=True)
-    upper, work, merged = (WORK / f"{MACHINE}-{part}" for part in ("upper", "work", "root"))
-    for path in (upper, work, merged):
-        path.mkdir()
-    _run(
-        "mount",
-        "-t",
-        "overlay",
-        "overlay",
-        "-o",
-        f"lowerdir={lower},upperdir={upper},workdir={work}",
-        str(merged),
-    )
+    merged = overlay(lower, WORK, MACHINE)
     key = WORK / f"{MACHINE}-key"
-    _run(
-        "ssh-keygen",
-        "-q",
-        "-t",
-        "ed25519",
-        "-N",
-        "",
-        "-C",
-        "contactpoint-deploy-test",
-        "-f",
-        str(key),
-    )
+    new_key(key, "contactpoint-deploy-test")
     _prepare(merged, key)
     with _log_path().open("wb") as console:
         process = subprocess.Popen(
