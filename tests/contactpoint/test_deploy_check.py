@@ -8,8 +8,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from contactpoint.deploy_check import CHECKS, Result, write_junit
 from contactpoint.cli import main
+from contactpoint.deploy_check import CHECKS, Result, write_junit
 
 
 def test_an_unknown_check_is_a_usage_error(tmp_path: Path) -> None:
