@@ -249,7 +249,12 @@ def _ca(host: Host) -> str:
 
 
 def _https(
-    host: Host, ca: str, method: str, path: str, body: dict[str, Any] | None = None
+    host: Host,
+    ca: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    token: str | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     import http.client
 
@@ -262,6 +267,8 @@ def _https(
     try:
         payload = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if body is not None else {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
         conn.request(method, path, body=payload, headers=headers)
         answer = conn.getresponse()
         return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
@@ -337,11 +344,16 @@ def _totp(secret: str, at: float) -> str:
 @check("login_through_edge", control="OWASP API2 (login through the edge)", group="app")
 def login_through_edge(region: Region, host: Host) -> str:
     """A demo persona logs in through nginx (password and one-time code) and is answered."""
+    role, _ = login(host, _ca(host))
+    return f"persona with role {role} logged in through nginx"
+
+
+def login(host: Host, ca: str) -> tuple[str, str]:
+    """Log a demo persona in through nginx: its role and an access token."""
     raw = host.out(f"cat {DEMO_DIR}/personas.json 2>/dev/null || true")
     if not raw.strip():
         raise Skipped("no demo personas on this region (contactpoint_registry_demo_enabled off)")
     persona = next(p for p in json.loads(raw) if p["role"] == "la_data_manager")
-    ca = _ca(host)
     deadline = time.monotonic() + 75
     status, body = 0, b""
     while time.monotonic() < deadline:
@@ -363,7 +375,7 @@ def login_through_edge(region: Region, host: Host) -> str:
     token = json.loads(body).get("access_token")
     if not token:
         raise Failed("the login answer carried no access token")
-    return f"persona with role {persona['role']} logged in through nginx"
+    return str(persona["role"]), str(token)
 
 
 @check("postgres_refuses_plaintext", control="ASVS 12.3.1 TLS to the database", group="db")

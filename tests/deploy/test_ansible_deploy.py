@@ -261,9 +261,12 @@ CLIENT_MAX_SECONDS = 600.0
 CLIENT_PAUSE_S = 0.25
 
 
-def _client(host: deploy_check.Host, ca: str, stop: threading.Event, traffic: Traffic) -> None:
-    """Bounded in count and time: GET /readyz through nginx (the registry's own readiness: its
-    database and Redis answer) until told to stop."""
+def _client(
+    host: deploy_check.Host, ca: str, token: str, stop: threading.Event, traffic: Traffic
+) -> None:
+    """Bounded in count and time: an authenticated view, GET /api/v1/auth/me (the token checked,
+    the practitioner read from the database), through nginx until told to stop. (Not /readyz:
+    it runs one probe at a time per worker and answers a concurrent one 503 by design.)"""
     lock = threading.Lock()
     deadline = time.monotonic() + CLIENT_MAX_SECONDS
 
@@ -273,7 +276,7 @@ def _client(host: deploy_check.Host, ca: str, stop: threading.Event, traffic: Tr
                 if traffic.sent >= CLIENT_MAX_REQUESTS:
                     return
             try:
-                status, _, _ = deploy_check._https(host, ca, "GET", "/readyz")
+                status, _, _ = deploy_check._https(host, ca, "GET", "/api/v1/auth/me", token=token)
             except (OSError, http.client.HTTPException) as error:
                 with lock:
                     name = type(error).__name__
@@ -299,9 +302,10 @@ def test_the_upgrade_installs_a_new_release_and_nginx_answers_throughout(
     assert container.UPGRADE_VERSION not in before["registry_only_install"].detail
     app = deploy_check.load_region(INVENTORY, None).group("app")[0]
     ca = deploy_check._ca(app)
+    _, token = deploy_check.login(app, ca)
     stop = threading.Event()
     traffic = Traffic()
-    client = threading.Thread(target=_client, args=(app, ca, stop, traffic))
+    client = threading.Thread(target=_client, args=(app, ca, token, stop, traffic))
     client.start()
     try:
         run = _playbook_with("upgrade.yml", region.machine, region.wheels, region.wheels.upgrade)
