@@ -42,12 +42,17 @@ SSH_TIMEOUT = 30
 # Units each tier runs (Debian's names).
 UNITS = {
     "all": ["ssh", "nftables", "prometheus-node-exporter"],
-    "app": ["contactpoint-registry", "nginx", "redis-server", "prometheus-redis-exporter"],
+    "app": ["nginx", "redis-server", "prometheus-redis-exporter"],
     "db": ["postgresql@15-main", "prometheus-postgres-exporter"],
     "monitoring": ["prometheus", "prometheus-alertmanager"],
 }
 EXPOSURE_MAX = 2.0
-REGISTRY_UNIT = "contactpoint-registry"
+# The registry runs as instances of a template unit, one per port (contactpoint-registry@8000 ...).
+REGISTRY_UNIT = "contactpoint-registry@"
+REGISTRY_VENV = "/opt/contactpoint/venv"
+REGISTRY_PACKAGE = "contactpoint-harness"
+# The harness's libraries (distribution names): a registry host carries none of them.
+HARNESS_DISTRIBUTIONS = ["locust", "gevent", "faker", "numpy", "pyarrow", "hdrhistogram", "hdrh"]
 DEMO_DIR = "/var/lib/contactpoint/demo"
 DRILL_DIR = "/var/lib/contactpoint/drill"
 PG_LOG = "/var/log/postgresql/postgresql-15-main.log"
@@ -202,10 +207,20 @@ def load_region(inventory: Path, limit: str | None) -> Region:
 # --- checks ------------------------------------------------------------------------------------
 
 
+def _registry_instances(host: Host) -> list[str]:
+    listed = host.out(f"systemctl list-units --all --plain --no-legend '{REGISTRY_UNIT}*.service'")
+    return sorted(line.split()[0] for line in listed.splitlines() if line.strip())
+
+
 @check("services_active", control="availability", group="all")
 def services_active(region: Region, host: Host) -> str:
     """Every unit the host's tiers run is active under systemd."""
     units = [u for tier in ["all", *host.groups] for u in UNITS.get(tier, [])]
+    if "app" in host.groups:
+        instances = _registry_instances(host)
+        if not instances:
+            raise Failed(f"no {REGISTRY_UNIT}PORT instance loaded")
+        units += instances
     states = host.out("systemctl is-active " + " ".join(units)).split()
     down = [f"{u}={s}" for u, s in zip(units, states, strict=False) if s != "active"]
     if down or len(states) != len(units):
@@ -234,7 +249,12 @@ def _ca(host: Host) -> str:
 
 
 def _https(
-    host: Host, ca: str, method: str, path: str, body: dict[str, Any] | None = None
+    host: Host,
+    ca: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    token: str | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     import http.client
 
@@ -247,6 +267,8 @@ def _https(
     try:
         payload = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if body is not None else {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
         conn.request(method, path, body=payload, headers=headers)
         answer = conn.getresponse()
         return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
@@ -322,11 +344,16 @@ def _totp(secret: str, at: float) -> str:
 @check("login_through_edge", control="OWASP API2 (login through the edge)", group="app")
 def login_through_edge(region: Region, host: Host) -> str:
     """A demo persona logs in through nginx (password and one-time code) and is answered."""
+    role, _ = login(host, _ca(host))
+    return f"persona with role {role} logged in through nginx"
+
+
+def login(host: Host, ca: str) -> tuple[str, str]:
+    """Log a demo persona in through nginx: its role and an access token."""
     raw = host.out(f"cat {DEMO_DIR}/personas.json 2>/dev/null || true")
     if not raw.strip():
         raise Skipped("no demo personas on this region (contactpoint_registry_demo_enabled off)")
     persona = next(p for p in json.loads(raw) if p["role"] == "la_data_manager")
-    ca = _ca(host)
     deadline = time.monotonic() + 75
     status, body = 0, b""
     while time.monotonic() < deadline:
@@ -348,7 +375,7 @@ def login_through_edge(region: Region, host: Host) -> str:
     token = json.loads(body).get("access_token")
     if not token:
         raise Failed("the login answer carried no access token")
-    return f"persona with role {persona['role']} logged in through nginx"
+    return str(persona["role"]), str(token)
 
 
 @check("postgres_refuses_plaintext", control="ASVS 12.3.1 TLS to the database", group="db")
@@ -447,15 +474,42 @@ def pgaudit_clean(region: Region, host: Host) -> str:
 
 @check("unit_sandboxed", control="systemd-analyze security exposure <= 2.0", group="app")
 def unit_sandboxed(region: Region, host: Host) -> str:
-    """The registry's unit scores an exposure of 2.0 or less in `systemd-analyze security`."""
-    text = host.out(f"systemd-analyze security {REGISTRY_UNIT} --no-pager")
-    found = re.search(r"Overall exposure level for \S+: ([\d.]+)", text)
-    if not found:
-        raise Failed("systemd-analyze gave no exposure level")
-    exposure = float(found.group(1))
-    if exposure > EXPOSURE_MAX:
-        raise Failed(f"exposure {exposure} > {EXPOSURE_MAX}")
-    return f"exposure {exposure} (<= {EXPOSURE_MAX})"
+    """Each registry instance scores an exposure of 2.0 or less in `systemd-analyze security`."""
+    instances = _registry_instances(host)
+    if not instances:
+        raise Failed(f"no {REGISTRY_UNIT}PORT instance loaded")
+    scores = []
+    for unit in instances:
+        text = host.out(f"systemd-analyze security {unit} --no-pager")
+        found = re.search(r"Overall exposure level for \S+: ([\d.]+)", text)
+        if not found:
+            raise Failed(f"systemd-analyze gave no exposure level for {unit}")
+        exposure = float(found.group(1))
+        if exposure > EXPOSURE_MAX:
+            raise Failed(f"{unit}: exposure {exposure} > {EXPOSURE_MAX}")
+        scores.append(f"{unit} {exposure}")
+    return f"exposure {', '.join(scores)} (<= {EXPOSURE_MAX})"
+
+
+@check("registry_only_install", control="least functionality (registry-only venv)", group="app")
+def registry_only_install(region: Region, host: Host) -> str:
+    """The registry's virtualenv holds none of the harness's libraries; reports its version."""
+    freeze = host.out(f"{REGISTRY_VENV}/bin/python -m pip freeze --all --disable-pip-version-check")
+    installed = {
+        re.split(r"[=@ ]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
+        for line in freeze.splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    if REGISTRY_PACKAGE not in installed:
+        raise Failed(f"{REGISTRY_PACKAGE} is not installed in {REGISTRY_VENV}")
+    found = sorted(installed & set(HARNESS_DISTRIBUTIONS))
+    if found:
+        raise Failed("harness libraries in the registry's virtualenv: " + ", ".join(found))
+    version = re.search(rf"(?im)^{REGISTRY_PACKAGE}==(\S+)$", freeze)
+    return (
+        f"{len(installed)} distributions, none of {', '.join(HARNESS_DISTRIBUTIONS)}; "
+        f"{REGISTRY_PACKAGE} {version.group(1) if version else '(version unknown)'}"
+    )
 
 
 def _connects(address: str, port: int, timeout: float = 3) -> bool:

@@ -85,26 +85,74 @@ def rootfs() -> Path:
     return root
 
 
-def wheelhouse(project: Path) -> Path:
+UPGRADE_VERSION = "0.1.0+upgrade1"
+
+
+@dataclass
+class Wheelhouses:
+    registry: Path  # the registry-only install: the package without extras and its dependencies
+    demo: Path  # the generator's virtualenv: the harness extra as well
+    upgrade: Path  # the registry's again, the package rebuilt as UPGRADE_VERSION
+
+
+def _pip_wheel(builder: Path, house: Path, *targets: str) -> None:
+    subprocess.run(
+        [str(builder / "bin" / "pip"), "wheel", "-q", "--wheel-dir", str(house), *targets],
+        check=True,
+        timeout=1200,
+    )
+
+
+def _fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def wheelhouse(project: Path) -> Wheelhouses:
     """Wheels of the project and its dependencies for the target's interpreter.
 
     Built with this host's Debian python3 (the same 3.11 as the container's), so environment
     markers such as ``python_full_version`` resolve as they will on the target; pip's cache
-    makes a rebuild take seconds for the dependencies.
+    makes a rebuild take seconds for the dependencies. Each wheelhouse is built afresh, so the
+    registry's holds exactly what the package without extras needs.
     """
     builder = CACHE / "build-venv"
     if not (builder / "bin" / "pip").exists():
         subprocess.run(["/usr/bin/python3", "-m", "venv", str(builder)], check=True, timeout=300)
-    house = CACHE / "wheelhouse"
-    house.mkdir(parents=True, exist_ok=True)
-    for old in house.glob("contactpoint_harness-*.whl"):
-        old.unlink()
-    subprocess.run(
-        [str(builder / "bin" / "pip"), "wheel", "-q", "--wheel-dir", str(house), str(project)],
-        check=True,
-        timeout=1200,
-    )
-    return house
+    registry = _fresh(CACHE / "wheelhouse")
+    _pip_wheel(builder, registry, str(project))
+    demo = _fresh(CACHE / "wheelhouse-demo")
+    _pip_wheel(builder, demo, f"{project}[harness]")
+    # A real release change: the same tree with a bumped local version, built as its own wheel.
+    upgrade = _fresh(CACHE / "wheelhouse-upgrade")
+    for wheel in registry.glob("*.whl"):
+        if not wheel.name.startswith("contactpoint_harness-"):
+            shutil.copy2(wheel, upgrade / wheel.name)
+    source = _fresh(WORK / "upgrade-source")
+    ignore = shutil.ignore_patterns(".venv", "*.egg-info", "build", "__pycache__", ".*cache")
+    for name in ["pyproject.toml", "README.md", *PROJECT_PACKAGES]:
+        if (project / name).is_dir():
+            shutil.copytree(project / name, source / name, ignore=ignore)
+        elif (project / name).exists():
+            shutil.copy2(project / name, source / name)
+    pyproject = source / "pyproject.toml"
+    text = pyproject.read_text()
+    released = '\nversion = "0.1.0"\n'
+    assert released in text, "pyproject.toml's version moved: update UPGRADE_VERSION"
+    pyproject.write_text(text.replace(released, f'\nversion = "{UPGRADE_VERSION}"\n', 1))
+    _pip_wheel(builder, upgrade, "--no-deps", str(source))
+    return Wheelhouses(registry, demo, upgrade)
+
+
+PROJECT_PACKAGES = [
+    "contactpoint",
+    "reference_app",
+    "synthetic_data",
+    "loadtests",
+    "security_tests",
+    "observability",
+]
 
 
 @dataclass
