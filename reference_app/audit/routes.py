@@ -13,7 +13,8 @@ from reference_app.audit import repository
 from reference_app.audit.review import review_events
 from reference_app.audit.service import checkpoint_document
 from reference_app.audit.tags import EventTag
-from reference_app.kit.errors import NotFound
+from reference_app.kit import identifiers
+from reference_app.kit.errors import InvalidInput, NotFound
 from reference_app.kit.http import BoundaryRoute, CallDep
 from reference_app.kit.identifiers import EventId, RowId
 
@@ -32,6 +33,16 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[dict[str, Any]]:
     """Audit events, newest first; an LA's team sees its own staff's and children's events."""
+    if child_id is not None and not (
+        identifiers.CANONICAL.fullmatch(child_id) and identifiers.is_valid(child_id)
+    ):
+        # Only the canonical form the API answers (its documented pattern) with a correct check
+        # character: a filter that can match nothing is a mistake, not an empty page.
+        raise InvalidInput(
+            "child_id is a child identifier as the API gives it: 13 characters of Crockford "
+            "base 32 in capitals, with its check character",
+            code="invalid_child_id",
+        )
     return review_events(
         call,
         principal,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Annotated
 
@@ -16,6 +17,7 @@ LENGTH = PAYLOAD_LENGTH + 1
 # An identifier in its canonical form, as the API answers it (the check character is not a
 # pattern: a well-formed id that fails it is refused, 422 ``invalid_child_id``).
 CHILD_ID_PATTERN = f"^[{ALPHABET}]{{{LENGTH}}}$"
+CANONICAL = re.compile(CHILD_ID_PATTERN)
 
 
 class InvalidIdentifier(ValueError):

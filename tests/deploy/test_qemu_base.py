@@ -185,13 +185,24 @@ def test_auditd_runs_with_the_role_watches_loaded_and_recording(hardened: vm.VM)
 
 @pytest.mark.xfail(
     strict=True,
-    reason="not working yet: under TCG, ausearch -k sshd-config answers '<no matches>' after "
-    "the file is opened for writing, though auditctl -l lists the watch (not yet diagnosed)",
+    reason="not working yet: auditd is enabled and writes events (the SSH logins are in its "
+    "log, none lost) and auditctl -l lists the watch, but opening the watched file for writing "
+    "records nothing under its key within 60 s (not yet diagnosed)",
 )
 def test_a_watched_file_opened_for_writing_is_recorded(hardened: vm.VM) -> None:
     # Opening a watched file for writing is recorded under its key (nothing is written).
-    opened = hardened.ssh(": >> /etc/ssh/sshd_config && sleep 1 && ausearch -k sshd-config -i")
-    assert opened.returncode == 0, opened.stderr
+    # auditd writes its log on its own time, and under software emulation that can take a
+    # while: ask again for up to a minute before concluding nothing was recorded.
+    # (No `$` in the command: the deploy user's login shell expands it before sudo's sh.)
+    tries = " ".join(str(n) for n in range(60))
+    opened = hardened.ssh(
+        f": >> /etc/ssh/sshd_config && for _ in {tries}; do "
+        "ausearch -k sshd-config -i 2>/dev/null | grep -q sshd_config && break; sleep 1; done; "
+        "auditctl -s; auditctl -l; wc -l /var/log/audit/audit.log; "
+        "tail -n 5 /var/log/audit/audit.log; ausearch -k sshd-config -i",
+        timeout=300,
+    )
+    assert opened.returncode == 0, (opened.stdout, opened.stderr)
     assert "sshd_config" in opened.stdout
 
 

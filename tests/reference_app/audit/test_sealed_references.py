@@ -217,3 +217,19 @@ def test_the_pack_lists_searches_recorded_with_clear_ids_before_sealing(world: W
     ).json()["access_history"]
     assert len([e for e in history if e["action"] == SEARCHED]) == 2
     assert old in {e["event_id"] for e in history}
+
+
+def test_the_child_filter_takes_only_an_identifier_as_the_api_gives_it(world: World) -> None:
+    """A child filter that is not a canonical identifier with its check character is refused
+    (422), as its documented pattern says, never answered with an empty page."""
+    child = world.child(LA_B)
+    headers = world.headers(Role.LA_DATA_MANAGER, LA_B)
+    wrong_check = child.id[:-1] + next(c for c in "0123456789" if c != child.id[-1])
+    for bad in ("-4198226547", child.id.lower(), wrong_check, child.id[:-1]):
+        refused = world.client.get(
+            "/api/v1/audit/events", params={"child_id": bad}, headers=headers
+        )
+        assert refused.status_code == 422, (bad, refused.text)
+        assert refused.json()["error"]["code"] == "invalid_child_id"
+    kept = world.client.get("/api/v1/audit/events", params={"child_id": child.id}, headers=headers)
+    assert kept.status_code == 200, kept.text
