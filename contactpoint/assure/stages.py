@@ -136,7 +136,9 @@ def scenario_stage(result: StageResult, results: Sequence[Any], threshold: str =
     for r in results:
         counts[r.status.value] += 1
     bad = counts["fail"] + counts["error"]
-    result.status = FAILED if bad else PASSED
+    # A stage whose every scenario was skipped (bandit without the target's source, say) showed
+    # nothing: it is not tested, never passed.
+    result.status = FAILED if bad else PASSED if counts["pass"] else NOT_TESTED
     result.summary = (
         f"{len(results)} scenarios: {counts['pass']} passed, {counts['fail']} failed, "
         f"{counts['error']} errors, {counts['skipped']} skipped"

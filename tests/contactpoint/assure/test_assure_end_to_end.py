@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,76 @@ def test_weakened_shielding_is_no_go(assured: tuple[Path, int, str], data_dir: P
     assert any(sid.startswith("shielding.") for sid in failed)
     fear = {f["id"]: f["status"] for f in doc["fears"]}
     assert fear["shielded-children"] == "not shown"
+
+
+def test_a_served_registry_assessed_from_outside(
+    assured: tuple[Path, int, str], data_dir: Path
+) -> None:
+    """`--target` against a registry served as a deployment would be: its settings are the
+    security harness's with the load's few allowances (working hours, a lifted per-source
+    allowance: every request comes from one address), and none that a scenario checks."""
+    from loadtests.cli import REFERENCE_LOAD_SETTINGS, reference_settings
+    from security_tests import local
+
+    template = next(data_dir.glob("template-*"))
+    crowd = template / "load-personas.json"
+    assert crowd.exists(), "the first run provisions the load's crowd"
+    settings = {
+        k: v
+        for k, v in reference_settings(time.time()).items()
+        if k not in REFERENCE_LOAD_SETTINGS or "SOURCE" in k or "WORKING" in k
+    }
+    # The organisation and LA daily counts stay production's: harvesting.multi-account checks
+    # them, and fails against a target that lifted them for its load.
+    assert not any("ORGANISATION" in k or "LOCAL_AUTHORITY" in k for k in settings)
+    out = data_dir / "remote-report"
+    with local.serve(template, data_dir / "remote-registry", settings=settings) as served:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "contactpoint.cli",
+                "assure",
+                "--quick",
+                "--target",
+                served.url,
+                "--personas",
+                str(served.personas),
+                "--load-personas",
+                str(crowd),
+                "--database",
+                served.database_url,
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+            env={**os.environ, "CONTACTPOINT_KEYS_FILE": str(served.data_dir / "keys.json")},
+        )
+    log = done.stdout + done.stderr
+    doc = json.loads((out / "report.json").read_text())
+    jsonschema.validate(doc, json.loads(SCHEMA_FILE.read_text()))
+    assert doc["mode"] == "remote"
+    assert doc["target"] == served.url
+    stages = {s["id"]: s["status"] for s in doc["stages"]}
+    # What a remote assessment cannot do is said, with the reason, and never passes.
+    assert stages["backup"] == stages["retention"] == "not tested", doc["stages"]
+    said = {n["what"]: n["why"] for n in doc["not_tested"]}
+    assert any("backup" in w.lower() and "remote" in y for w, y in said.items()), said
+    # What it can do ran against the target, and held.
+    assert stages["security"] == "passed", (doc["stages"], log)
+    assert not [s["id"] for s in doc["scenarios"] if s["status"] in ("fail", "error")], log
+    assert stages["audit"] == "passed", (doc["stages"], log)
+    # The load ran first, on its own crowd: the security stage's personas were not its
+    # adversaries, and no ordinary account of the crowd was flagged.
+    load = doc["load"]
+    assert load is not None, log
+    assert load["false_positive_rate"] == 0.0, load
+    assert load["caught"] == load["adversaries"] > 0, load
+    verdicts = {w["wave"]: w["verdict"] for w in doc["waves"]}
+    assert "no-go" not in verdicts.values(), doc["waves"]
+    # The waves that need a backup drill cannot be judged from outside: exit 3.
+    assert verdicts["national"] == "could not judge", doc["waves"]
+    assert done.returncode == doc["exit_code"] == 3, log

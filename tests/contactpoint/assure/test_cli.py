@@ -16,9 +16,13 @@ from contactpoint.cli import main
         (["--target", "http://127.0.0.1:9"], "together"),
         (["--database", "sqlite:///registry.db"], "--database goes with --target"),
         (["--fail-on", "severe"], "severe"),
+        (["--load-personas", "{crowd}"], "--load-personas goes with --target"),
     ],
 )
 def test_bad_usage_exits_2(args: list[str], message: str, tmp_path: Path) -> None:
+    crowd = tmp_path / "crowd.json"
+    crowd.write_text("[]")
+    args = [a.format(crowd=crowd) for a in args]
     result = CliRunner().invoke(main, ["assure", "--out", str(tmp_path / "out"), *args])
     assert result.exit_code == 2
     assert message in result.output
