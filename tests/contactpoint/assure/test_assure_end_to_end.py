@@ -254,7 +254,7 @@ def test_a_served_registry_assessed_from_outside(
     assert doc["target"] == served.url
     stages = {s["id"]: s["status"] for s in doc["stages"]}
     # What a remote assessment cannot do is said, with the reason, and never passes.
-    assert stages["backup"] == stages["retention"] == "not tested", doc["stages"]
+    assert stages["backup"] == stages["retention"] == "not_tested", doc["stages"]
     said = {n["what"]: n["why"] for n in doc["not_tested"]}
     assert any("backup" in w.lower() and "remote" in y for w, y in said.items()), said
     # What it can do ran against the target, and held.
