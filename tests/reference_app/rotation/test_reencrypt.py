@@ -6,9 +6,7 @@ needs it."""
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ from reference_app.practitioners.models import Practitioner
 from reference_app.rotation import repository, service
 from tests.fixtures.database import make_context
 from tests.fixtures.exports import Manager, ask, recipient, request_body, scoped_children
-from tests.fixtures.world import Account, ChildInfo, PrivateWorld, unique_name
+from tests.fixtures.world import Account, ChildInfo, PrivateWorld, fresh_key, unique_name
 
 # No free text: a reason's text would be sealed into the trail under the key current then.
 REASON = {"X-Access-Reason": "safeguarding"}
@@ -130,7 +128,7 @@ def rotate(world: PrivateWorld) -> dict[str, Any]:
     """Make a new field key, f2, current in the world's keys file (as rotate_keys.py does)."""
     assert world.keys_file is not None
     document = json.loads(world.keys_file.read_text())
-    document["field_keys"]["f2"] = base64.b64encode(os.urandom(32)).decode("ascii")
+    document["field_keys"]["f2"] = fresh_key()
     document["field_key_current"] = "f2"
     world.keys_file.write_text(json.dumps(document))
     return document
@@ -371,3 +369,43 @@ def test_a_row_the_registry_changes_during_the_pass_keeps_the_registrys_write(
         ]
         == renamed
     )
+
+
+def test_the_composed_command_line_offers_the_same_commands(tmp_path: Any) -> None:
+    from contactpoint.cli import main as composed
+
+    assert {"status", "reencrypt", "retire"} <= set(composed.commands["keys"].commands)  # type: ignore[attr-defined]
+    missing = CliRunner().invoke(
+        composed, ["keys", "status", "--database", f"sqlite:///{tmp_path / 'none.db'}"]
+    )
+    assert missing.exit_code == 2
+    assert "no database at" in missing.stderr
+
+
+def test_retiring_a_key_the_file_lacks_is_a_usage_error(
+    private_world: PrivateWorld, cli: CliRunner
+) -> None:
+    assert private_world.keys_file is not None
+    before = private_world.keys_file.read_text()
+    result = keys(cli, private_world, "retire", "f9", "--keys-file", str(private_world.keys_file))
+    assert result.exit_code == 2
+    assert "no field key 'f9'" in result.stderr
+    assert private_world.keys_file.read_text() == before
+
+
+def test_the_keys_file_is_replaced_whole_at_0600_and_a_bad_document_is_never_written(
+    tmp_path: Any,
+) -> None:
+    from reference_app.kit.keys import KeyMaterialError, generate_document, replace_keys_file
+
+    path = tmp_path / "keys.json"
+    path.write_text("{}")
+    path.chmod(0o644)
+    document = generate_document()
+    replace_keys_file(path, document)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text()) == document
+    with pytest.raises(KeyMaterialError):
+        replace_keys_file(path, {**document, "field_keys": {}})
+    assert json.loads(path.read_text()) == document
+    assert [p.name for p in tmp_path.iterdir()] == ["keys.json"]  # no temporary file left
