@@ -23,6 +23,7 @@ JSON_OUT = click.option(
     "--json",
     "json_path",
     type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    metavar="PATH",
     default=None,
     help="Write the report as JSON to PATH ('-': standard output, the summary on stderr).",
 )
