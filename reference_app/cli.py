@@ -1,5 +1,5 @@
-"""The registry's command line, `contactpoint-registry`: serve, db, keys, users, audit, detect,
-export, retention, backup and restore.
+"""The registry's command line, `contactpoint-registry`: serve, db, keys (and their rotation),
+users, audit, detect, export, retention, backup and restore.
 
 It needs nothing of the generator or the harnesses, so a registry host installs the project
 without extras and carries only this. The `contactpoint` command (`contactpoint.cli`) composes
@@ -501,12 +501,16 @@ def _register_parts() -> None:
     from reference_app.backup.cli import backup, backup_keypair, restore
     from reference_app.exports.cli import export
     from reference_app.retention.cli import retention
+    from reference_app.rotation.cli import keys_reencrypt, keys_retire, keys_status
 
     main.add_command(export)
     main.add_command(retention)
     main.add_command(backup)
     main.add_command(restore)
     keys.add_command(backup_keypair)
+    keys.add_command(keys_status)
+    keys.add_command(keys_reencrypt)
+    keys.add_command(keys_retire)
 
 
 _register_parts()

@@ -8,9 +8,11 @@ one into its data directory.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,33 @@ def write_keys_file(path: Path, document: dict[str, Any] | None = None) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(doc, handle, indent=2)
+
+
+def replace_keys_file(path: Path, document: dict[str, Any]) -> None:
+    """Replace a keys file with ``document`` atomically, at mode 0600: a crash leaves the old
+    file or the new one, never half of one (a file beside it, synced, then renamed over it).
+    The new file keeps the old one's owner, so a root shell does not lock the service out."""
+    parse_document(document)  # never write a document the registry could not load
+    owner = path.stat()
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        if (owner.st_uid, owner.st_gid) != (os.geteuid(), os.getegid()):
+            os.fchown(fd, owner.st_uid, owner.st_gid)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def parse_document(doc: dict[str, Any]) -> Keyring:

@@ -2,7 +2,8 @@
 """Rotate the registry's keys document in place (stdin to stdout); print nothing else.
 
 field: a new field-encryption key becomes current; the old ones stay to read existing rows
-       (new and updated rows use the new key; older rows keep theirs until rewritten).
+       (new and updated rows use the new key; older rows keep theirs until
+       `contactpoint-registry keys reencrypt` rewrites them, which the playbook runs next).
 audit: a new audit-signing key signs new checkpoints; old public keys still verify old ones.
 token: a new token secret; every issued token stops working (users log in again).
 The blind-index key cannot rotate here: every stored index would have to be recomputed.
