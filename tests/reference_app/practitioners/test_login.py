@@ -368,7 +368,7 @@ def test_with_login_lockout_off_failures_are_counted_but_never_lock(world: World
             assert _login(w, f"stuffing.{n}", "password1", "000000").status_code == 401
         assert _login(w, account.username, account.password, w.otp(account)).status_code == 200
         with w.ctx.sessions() as db:
-            source = repository.throttle(db, "source:testclient")
+            source = repository.throttle(db, f"source:{w.source}")
         assert source is not None
         assert source.failures > settings.login_max_failures_source
         assert source.locked_until is None
