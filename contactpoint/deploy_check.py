@@ -58,6 +58,10 @@ DRILL_DIR = "/var/lib/contactpoint/drill"
 PG_LOG = "/var/log/postgresql/postgresql-15-main.log"
 # A port the node exporter listens on, which the firewall opens to the monitoring tier only.
 UNLISTED_PORT = 9100
+# The base role's sysctl file, and the watched file (with its key) the audit check opens.
+SYSCTL_FILE = "/etc/sysctl.d/60-contactpoint.conf"
+AUDIT_PROBE = ("/etc/ssh/sshd_config", "sshd-config")
+AUDIT_WAIT_S = 30
 
 
 class Failed(Exception):
@@ -570,6 +574,70 @@ def prometheus_targets_up(region: Region, host: Host) -> str:
     return (
         f"{len(targets)} targets up ({', '.join(jobs)}); {len(groups)} rule groups, {rules} rules"
     )
+
+
+def _container(host: Host) -> str | None:
+    """The kind of container the host is (systemd-detect-virt), or None on a machine."""
+    kind = host.out("systemd-detect-virt --container || true", sudo=False).strip()
+    return None if kind in ("", "none") else kind
+
+
+def _settings(text: str) -> dict[str, str]:
+    """``key = value`` lines (sysctl.d's format and sysctl's output), spacing normalised."""
+    found = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        found[key.strip().lstrip("-")] = " ".join(value.split())
+    return found
+
+
+@check("kernel_sysctls_live", control="kernel and network hardening (sysctl)", group="all")
+def kernel_sysctls_live(region: Region, host: Host) -> str:
+    """Every setting the base role wrote to its sysctl.d file reads back from the kernel."""
+    container = _container(host)
+    if container:
+        raise Skipped(f"a {container} container: the sysctls belong to the host's kernel")
+    wanted = _settings(host.out(f"cat {SYSCTL_FILE}"))
+    if not wanted:
+        raise Failed(f"no settings in {SYSCTL_FILE}")
+    live = _settings(host.out("sysctl " + " ".join(shlex.quote(k) for k in sorted(wanted))))
+    wrong = [
+        f"{k}={live.get(k, '(missing)')}, not {v}" for k, v in wanted.items() if live.get(k) != v
+    ]
+    if wrong:
+        raise Failed(f"{len(wrong)} of {len(wanted)} not live: " + "; ".join(sorted(wrong)[:5]))
+    return f"{len(wanted)} settings live"
+
+
+@check("audit_watch_recorded", control="auditd watches on secrets and configuration", group="all")
+def audit_watch_recorded(region: Region, host: Host) -> str:
+    """auditd holds the base role's watches, and opening a watched file for writing is recorded."""
+    container = _container(host)
+    if container:
+        raise Skipped(f"a {container} container: the kernel's audit subsystem belongs to the host")
+    rules = host.out("auditctl -l")
+    keys = sorted(set(re.findall(r"-k (\S+)", rules)))
+    path, key = AUDIT_PROBE
+    if key not in keys:
+        raise Failed(f"no watch keyed {key} loaded (auditctl -l lists {len(keys)} keys)")
+    # The shell opens the file itself (a redirection, appending nothing): its pid is the one
+    # the record names. ausearch reads the log only with --input-logs when its input is not a
+    # terminal, as here; without it, it reads the empty input and finds nothing.
+    opened = host.out(f"echo $$; : >> {path}").split()
+    if not opened or not opened[0].isdigit():
+        raise Failed(f"could not open {path} for writing")
+    search = f"ausearch --input-logs -k {key} -p {opened[0]} -i 2>/dev/null"
+    found = host.out(
+        f"for _ in $(seq {AUDIT_WAIT_S}); do {search} | grep -q 'name={path} ' && echo found "
+        "&& break; sleep 1; done",
+        timeout=AUDIT_WAIT_S + 30,
+    )
+    if "found" not in found:
+        raise Failed(f"opening {path} for writing was not recorded under {key}")
+    return f"{len(keys)} watch keys loaded; opening {path} for writing recorded under {key}"
 
 
 @check("backups_encrypted", control="encrypted backups", group="db")

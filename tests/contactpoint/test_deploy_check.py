@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from contactpoint.cli import main
-from contactpoint.deploy_check import CHECKS, Result, write_junit
+from contactpoint.deploy_check import CHECKS, Result, _settings, write_junit
 
 
 def test_an_unknown_check_is_a_usage_error(tmp_path: Path) -> None:
@@ -47,3 +47,14 @@ def test_the_junit_report_has_a_case_per_check_and_host(tmp_path: Path) -> None:
     assert failure is not None
     assert failure.get("message") == "exposure 4.2 > 2.0"
     assert suite.find("testcase[@name='login_through_edge']/skipped") is not None
+
+
+def test_sysctl_files_and_sysctl_output_read_alike() -> None:
+    written = "# Managed\n\nkernel.kptr_restrict = 2\n-net.ipv4.ip_local_port_range = 32768 60999\n"
+    live = "kernel.kptr_restrict = 2\nnet.ipv4.ip_local_port_range = 32768\t60999\n"
+    assert _settings(written) == _settings(live)
+    assert _settings(written) == {
+        "kernel.kptr_restrict": "2",
+        "net.ipv4.ip_local_port_range": "32768 60999",
+    }
+    assert _settings("kernel.kptr_restrict = 1\n") != _settings(written)
