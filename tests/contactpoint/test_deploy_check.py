@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from contactpoint.cli import main
-from contactpoint.deploy_check import CHECKS, Result, _settings, write_junit
+from contactpoint.deploy_check import CHECKS, KERNEL_CHECKS, Result, _settings, write_junit
 
 
 def test_an_unknown_check_is_a_usage_error(tmp_path: Path) -> None:
@@ -58,3 +58,7 @@ def test_sysctl_files_and_sysctl_output_read_alike() -> None:
         "net.ipv4.ip_local_port_range": "32768 60999",
     }
     assert _settings("kernel.kptr_restrict = 1\n") != _settings(written)
+
+
+def test_the_kernel_checks_are_registered_checks() -> None:
+    assert KERNEL_CHECKS.issubset(c.name for c in CHECKS)

@@ -223,7 +223,7 @@ def test_source_locks_after_failures_across_many_accounts(world: World) -> None:
     response = _login(world, account.username, account.password, world.otp(account))
     assert response.status_code == 429
     with world.ctx.sessions() as db, db.begin():
-        repository.clear_throttle(db, "source:testclient")
+        repository.clear_throttle(db, f"source:{world.source}")
     assert _login(world, account.username, account.password, world.otp(account)).status_code == 200
 
 
