@@ -24,6 +24,7 @@ REDACT_KEYS = frozenset(
         "decision_note",
         "display_name",
         "email",
+        "enrolment_code",
         "family_name",
         "given_name",
         "justification",
@@ -33,6 +34,7 @@ REDACT_KEYS = frozenset(
         "name",
         "note",
         "otp",
+        "otpauth_uri",
         "password",
         "phone",
         "postcode",
@@ -62,20 +64,30 @@ SHOWN_HEADERS = frozenset(
         "origin",
     }
 )
+# A key naming any of these is a credential whatever the rest of its name (new_password,
+# refresh_token, client_secret ...); a value that is an authenticator URI holds the TOTP secret.
+SECRET_WORDS = ("password", "secret", "token", "otpauth")
 BODY_LIMIT = 1500
 KEEP_FIRST, KEEP_LAST = 8, 16
 _OPAQUE = re.compile(r"/[A-Za-z0-9_\-.~%]{40,}")
+
+
+def _sensitive(key: str) -> bool:
+    key = key.lower()
+    return key in REDACT_KEYS or any(word in key for word in SECRET_WORDS)
 
 
 def redact(value: Any) -> Any:
     """``value`` with every sensitive key's value replaced, recursively."""
     if isinstance(value, dict):
         return {
-            k: REDACTED if k.lower() in REDACT_KEYS and v is not None else redact(v)
+            k: REDACTED if _sensitive(str(k)) and v is not None else redact(v)
             for k, v in value.items()
         }
     if isinstance(value, list):
         return [redact(v) for v in value]
+    if isinstance(value, str) and value.lower().startswith("otpauth:"):
+        return REDACTED
     return value
 
 

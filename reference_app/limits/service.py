@@ -12,10 +12,10 @@ Each search and view passes through here before any data is read:
 ``organisation_quota_reached``, signal |
 | distinct children viewed or returned per local authority per day | LA cap | 429 \
 ``local_authority_quota_reached``, signal |
-| one surname with many dates of birth, postcodes or given names an hour | sweep | signal |
-| many dates of birth, postcodes or given names searched in an hour | sweep | harvesting signal |
-| many surnames searched in an hour | sweep | harvesting signal |
-| identifiers that do not exist or fail their check character | enumeration | harvesting signal |
+| one surname with many dates of birth, postcodes or given names the last hour | sweep | signal |
+| many dates of birth, postcodes or given names searched in the last hour | sweep | signal |
+| many surnames searched in the last hour | sweep | signal |
+| identifiers not found or failing their check character the last hour | enumeration | signal |
 | evenly spaced requests, as no person makes them | machine timing | harvesting signal |
 
 A harvesting signal refuses the request, blocks the user's searches and views for
@@ -26,6 +26,8 @@ result lists, or spreads the work over several accounts of one organisation or L
 daily figures. The organisation and LA caps are a floor plus an allowance per established
 colleague (``limit_*`` settings); accounts younger than a week add nothing, so throwaway accounts
 share their organisation's figure instead of bringing their own.
+The hour of the sweeps and misses slides (``store.Slide``): work split across the turn of a
+clock hour adds up as if it were not. Minutes and days are fixed windows (a rate, a day's count).
 Every threshold scales with ``limits_scale`` (a deployment's tuning knob; the tests' functional
 world raises it, the detection tests run the production figures).
 """
@@ -33,6 +35,7 @@ world raises it, the detection tests run the production figures).
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +57,7 @@ from reference_app.limits.store import (
     AddAll,
     Incr,
     LimitOps,
+    Slide,
     Step,
     Timing,
     Ttl,
@@ -236,9 +240,11 @@ class Limiter:
         if not enabled(self.ctx.settings, Control.HARVESTING_DETECTION):
             return
         now = self.ctx.clock.now()
-        hour = int(now.timestamp()) // 3600
+        # Each miss a member of its own in a set over the last hour (the hour slides, as the
+        # sweeps' do: misses split across the turn of a clock hour still add up).
+        miss = f"{int(now.timestamp() * 1000)}:{secrets.token_hex(4)}"
         with self.ctx.limits.open() as ops:
-            misses = ops.incr(f"miss:{self.principal.user_id}:{hour}", 3600, now)
+            misses = ops.slide(f"miss:{self.principal.user_id}", miss, 3600, now)
             if misses == _scaled(self.ctx, ENUMERATION_MISSES):
                 raise self._blocked(ops, Rule.ENUMERATION, now)
 
@@ -386,16 +392,21 @@ class Limiter:
         )
 
     def _sweep_steps(self, now: datetime, shape: SearchShape, steps: list[Step]) -> list[Rule]:
-        """Append the steps that count a search's shape this hour, each stopping at its rule's
-        threshold; return the rule each names."""
-        user, hour = self.principal.user_id, int(now.timestamp()) // 3600
+        """Append the steps that count a search's shape over the last hour, each stopping at its
+        rule's threshold; return the rule each names.
+
+        The hour slides (``Slide``): with a window fixed to the clock hour, a sweep split across
+        the turn of the hour (29 surnames at 10:59, 29 at 11:00) would stay under every
+        threshold in both.
+        """
+        user = self.principal.user_id
         variant = f"{shape.given_name}|{shape.date_of_birth}|{shape.postcode}"[:64]
         steps.append(
-            Add(
-                f"sweep:{user}:{hour}:{shape.family_name[:16]}",
+            Slide(
+                f"sweep:{user}:{shape.family_name[:16]}",
                 _short(variant),
                 3600,
-                stop_at=_scaled(self.ctx, SWEEP_SAME_NAME),
+                _scaled(self.ctx, SWEEP_SAME_NAME),
             )
         )
         rules = [Rule.SWEEP_SAME_NAME]
@@ -409,12 +420,7 @@ class Limiter:
         ):
             if value is not None:
                 steps.append(
-                    Add(
-                        f"{rule}:{user}:{hour}",
-                        value[:32],
-                        3600,
-                        stop_at=_scaled(self.ctx, threshold),
-                    )
+                    Slide(f"{rule}:{user}", value[:32], 3600, _scaled(self.ctx, threshold))
                 )
                 rules.append(rule)
         return rules

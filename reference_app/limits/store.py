@@ -7,6 +7,9 @@ workers share. Three operations are enough for every limit and detector here:
   a block when the key names one);
 - ``add``: an expiring set, optionally capped (distinct children viewed today);
 - ``add_all``: several members at once, all or none under the cap (a search's results);
+- ``slide``: a set whose members each fall out ``ttl`` seconds after they were last added
+  (distinct surnames searched in the last hour: a window that slides, so a sweep cannot hide
+  by straddling the turn of a clock hour, as it can with a fixed window);
 - ``recent``: the last few time stamps of a stream (machine-like timing).
 
 Writes go in their own short transaction, never the request's: a refused or failed request
@@ -85,6 +88,17 @@ class Add:
 
 
 @dataclass(frozen=True, slots=True)
+class Slide:
+    """Adds ``member`` to the sliding set (``LimitOps.slide``); stops when the set holds
+    ``stop_at`` members added in the last ``ttl`` seconds; value: that size."""
+
+    key: str
+    member: str
+    ttl: int
+    stop_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class AddAll:
     """Adds every member or none (``LimitOps.add_all``); stops when refused; value: the size."""
 
@@ -94,7 +108,7 @@ class AddAll:
     cap: int
 
 
-Step = Ttl | Incr | Timing | Add | AddAll
+Step = Ttl | Incr | Timing | Add | Slide | AddAll
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +152,9 @@ def run_gate(ops: LimitOps, steps: Sequence[Step], now: datetime) -> Gate:
             case Add():
                 value, admitted = ops.add(step.key, step.member, step.ttl, now, step.cap)
                 stop = not admitted or (step.stop_at is not None and value >= step.stop_at)
+            case Slide():
+                value = ops.slide(step.key, step.member, step.ttl, now)
+                stop = value >= step.stop_at
             case AddAll():
                 value, admitted = ops.add_all(step.key, step.members, step.ttl, now, step.cap)
                 stop = not admitted
@@ -170,6 +187,11 @@ class LimitOps(Protocol):
         """Add every member if the set then holds at most ``cap``, else none; (size, admitted)."""
         ...
 
+    def slide(self, key: str, member: str, ttl: int, now: datetime) -> int:
+        """Add (or refresh) ``member``, to fall out ``ttl`` seconds from ``now``; return how many
+        members have not fallen out."""
+        ...
+
     def recent(self, key: str, stamp_ms: int, ttl: int, keep: int, now: datetime) -> list[int]:
         """Record a time stamp; return up to ``keep`` latest stamps, newest first."""
         ...
@@ -191,6 +213,7 @@ class MemoryOps:
     def __init__(self) -> None:
         self.counters: dict[str, tuple[int, datetime]] = {}
         self.sets: dict[str, tuple[set[str], datetime]] = {}
+        self.slides: dict[str, dict[str, datetime]] = {}
         self.streams: dict[str, tuple[list[int], datetime]] = {}
 
     def incr(self, key: str, ttl: int, now: datetime, by: int = 1) -> int:
@@ -227,6 +250,12 @@ class MemoryOps:
             return len(held), False
         self.sets[key] = (grown, expires)
         return len(grown), True
+
+    def slide(self, key: str, member: str, ttl: int, now: datetime) -> int:
+        held = {m: until for m, until in self.slides.get(key, {}).items() if until > now}
+        held[member] = now + timedelta(seconds=ttl)
+        self.slides[key] = held
+        return len(held)
 
     def recent(self, key: str, stamp_ms: int, ttl: int, keep: int, now: datetime) -> list[int]:
         stamps, _ = self.streams.get(key, ([], now))
@@ -344,6 +373,17 @@ class DatabaseOps:
                 )
             )
         return size + len(new), True
+
+    def slide(self, key: str, member: str, ttl: int, now: datetime) -> int:
+        stmt = self.insert(LimitMember.__table__).values(
+            key=key, member=member, expires_at=now + timedelta(seconds=ttl)
+        )
+        self.conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["key", "member"], set_={"expires_at": stmt.excluded.expires_at}
+            )
+        )
+        return int(self.conn.execute(select(func.count()).where(self._live(key, now))).scalar_one())
 
     def recent(self, key: str, stamp_ms: int, ttl: int, keep: int, now: datetime) -> list[int]:
         member = f"{stamp_ms:015d}"
@@ -468,6 +508,14 @@ class RedisOps:
             end
             values[i] = size
             if stop_at >= 0 and size >= stop_at then return stop(i) end
+        elseif op == 'slide' then
+            local member, ttl, now_ms, stop_at = s[2], s[3], tonumber(s[4]), s[5]
+            redis.call('ZREMRANGEBYSCORE', k, '-inf', now_ms)
+            redis.call('ZADD', k, now_ms + ttl * 1000, member)
+            redis.call('PEXPIRE', k, ttl * 1000)
+            local size = redis.call('ZCARD', k)
+            values[i] = size
+            if size >= stop_at then return stop(i) end
         elseif op == 'add_all' then
             local ttl, cap = s[2], s[3]
             local size = redis.call('SCARD', k)
@@ -519,6 +567,9 @@ class RedisOps:
                     cap = -1 if step.cap is None else step.cap
                     stop_at = -1 if step.stop_at is None else step.stop_at
                     encoded.append(["add", step.member, step.ttl, cap, stop_at])
+                case Slide():
+                    now_ms = str(int(now.timestamp() * 1000))
+                    encoded.append(["slide", step.member, step.ttl, now_ms, step.stop_at])
                 case AddAll():
                     encoded.append(["add_all", step.ttl, step.cap, *sorted(set(step.members))])
         reply = self._gate(
@@ -553,6 +604,10 @@ class RedisOps:
             return self.client.scard(self.prefix + key), True
         gate = self.gate([AddAll(key, tuple(wanted), ttl, cap)], now)
         return gate.values[0], gate.stopped is None
+
+    def slide(self, key: str, member: str, ttl: int, now: datetime) -> int:
+        # The gate's script, one step; a threshold never reached, so it only counts.
+        return self.gate([Slide(key, member, ttl, 2**31)], now).values[0]
 
     def recent(self, key: str, stamp_ms: int, ttl: int, keep: int, now: datetime) -> list[int]:
         k = self.prefix + key

@@ -39,6 +39,28 @@ def test_secrets_and_personal_fields_are_redacted_at_any_depth() -> None:
     }
 
 
+def test_enrolment_answers_keep_no_second_factor() -> None:
+    """An enrolment answer holds the TOTP secret twice: as a field and inside the authenticator
+    URI. Both go, with the one-time enrolment code and any credential-named field."""
+    secret = "6QRR43V67BK6PI3HKU74N67A5JY5SYEX"
+    body = {
+        "id": 7,
+        "enrolment_code": "KUpMdPaFNBCqtfcQUBdXwo86XxXcenwh",
+        "totp_secret": secret,
+        "otpauth_uri": f"otpauth://totp/ContactPoint:u1?secret={secret}&issuer=ContactPoint",
+        "new_password": "hunter2",
+        "refresh_token": "r1",
+        "links": ["otpauth://totp/x?secret=" + secret],
+        "error": {"code": "harvesting_blocked"},
+    }
+    redacted = redact(body)
+    assert secret not in json.dumps(redacted)
+    assert "KUpMd" not in json.dumps(redacted)
+    assert redacted["links"] == [REDACTED]
+    assert (redacted["new_password"], redacted["refresh_token"]) == (REDACTED, REDACTED)
+    assert (redacted["id"], redacted["error"]) == (7, {"code": "harvesting_blocked"})
+
+
 def test_an_exchange_is_recorded_without_the_token_or_names() -> None:
     evidence = Evidence()
     evidence.record(exchange({"family_name": "Quorvex", "given_name": "Ada"}), 0.012)

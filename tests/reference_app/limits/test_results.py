@@ -17,10 +17,10 @@ from reference_app.limits.service import ESTABLISHED_AFTER, shared_caps
 from reference_app.practitioners.repository import established_colleagues
 from tests.fixtures.world import LA_A, World, strict_world, unique_name
 from tests.reference_app.limits.test_limits import (
+    across_the_top_of_an_hour,
     alerts_about,
     human_pause,
     search,
-    top_of_an_hour,
     view,
 )
 
@@ -30,9 +30,9 @@ GIVEN = "Ava"
 
 
 def a_day_of_its_own(w: World) -> None:
-    """Move the clock to a day no other test counts in (then just after the top of an hour)."""
+    """Move the clock to a day no other test counts in, just after its start."""
     w.clock.advance(86400 * _rng.randrange(400, 40_000))
-    top_of_an_hour(w)
+    w.clock.advance(86400 - (w.clock.now().timestamp() % 86400) + 1)
 
 
 def families(w: World, count: int, la: str = LA_A) -> list[str]:
@@ -198,7 +198,7 @@ def test_established_colleagues_raise_the_caps(world: World) -> None:
 
 def test_a_given_name_sweep_is_blocked_and_alerted(world: World) -> None:
     with strict_world(world) as w:
-        top_of_an_hour(w)
+        across_the_top_of_an_hour(w)
         user = w.new_account(Role.HEALTH_PRACTITIONER)
         headers = w.login(user)
         # Five surnames with five given names each: no surname reaches six variants.
@@ -217,7 +217,7 @@ def test_a_given_name_sweep_is_blocked_and_alerted(world: World) -> None:
 
 def test_a_surname_sweep_with_one_date_of_birth_is_blocked_and_alerted(world: World) -> None:
     with strict_world(world) as w:
-        top_of_an_hour(w)
+        across_the_top_of_an_hour(w)
         user = w.new_account(Role.SOCIAL_CARE_PRACTITIONER)
         headers = w.login(user)
         codes = []
@@ -233,7 +233,7 @@ def test_a_surname_sweep_with_one_date_of_birth_is_blocked_and_alerted(world: Wo
 
 def test_with_harvesting_detection_off_name_sweeps_run_on(world: World) -> None:
     with strict_world(world, off=[Control.HARVESTING_DETECTION]) as w:
-        top_of_an_hour(w)
+        across_the_top_of_an_hour(w)
         user = w.new_account(Role.SOCIAL_CARE_PRACTITIONER)
         headers = w.login(user)
         codes = set()

@@ -21,6 +21,7 @@ from reference_app.limits.store import (
     LimitStore,
     MemoryStore,
     RedisStore,
+    Slide,
     Step,
     Timing,
     Ttl,
@@ -78,6 +79,24 @@ def test_a_capped_set_admits_members_already_in_it(store: LimitStore) -> None:
         assert ops.add(k, "d", 3600, NOW, cap=3) == (3, False)
         assert ops.add(k, "a", 3600, NOW, cap=3) == (3, True)
         assert ops.add(k, "d", 3600, NOW) == (4, True)
+
+
+def test_a_sliding_set_lets_each_member_fall_out_an_hour_after_it_was_last_added(
+    store: LimitStore,
+) -> None:
+    k = key()
+    minute = timedelta(minutes=1)
+    with store.open() as ops:
+        assert ops.slide(k, "a", 3600, NOW) == 1
+        assert ops.slide(k, "b", 3600, NOW + 30 * minute) == 2
+        # At 9:59 both are in; a fixed clock-hour window would start again at 10:00.
+        assert ops.slide(k, "c", 3600, NOW + 59 * minute) == 3
+        assert ops.slide(k, "d", 3600, NOW + 61 * minute) == 3  # "a" fell out at 10:00
+        assert ops.slide(k, "b", 3600, NOW + 62 * minute) == 3  # refreshed, not counted twice
+        assert ops.slide(k, "e", 3600, NOW + 120 * minute) == 3  # "b" now lives to 11:02
+        assert ops.slide(k, "f", 3600, NOW + 300 * minute) == 1
+        assert ops.gate([Slide(k, "g", 3600, stop_at=3)], NOW + 300 * minute) == Gate(None, (2,))
+        assert ops.gate([Slide(k, "h", 3600, stop_at=3)], NOW + 301 * minute) == Gate(0, (3,))
 
 
 def test_recent_keeps_the_latest_stamps(store: LimitStore) -> None:
