@@ -36,6 +36,9 @@ Alert = dict[str, Any]
 
 SYSADMIN = "system_administrator"
 DATA_MANAGER = "la_data_manager"
+# The error code of a target refusing a client address its requests a minute: the harness is one
+# address, standing in for many practitioners' networks (docs/assure.md).
+SOURCE_THROTTLED = "source_rate_limited"
 # Syllables for family names no real family has, so a search finds only the harness's child.
 _SYLLABLES = ("quor", "vex", "zal", "thry", "quin", "xor", "vyl", "zeph", "qua", "xan")
 _GIVEN = ("Ada", "Bram", "Cleo", "Dov", "Esme", "Finn", "Gus", "Hal", "Ivo", "Juno")
@@ -197,6 +200,9 @@ class Context:
             event_hooks={"request": [self._watch.start], "response": [self._record]},
         )
         self._engine: Engine | None = None
+        # Whether the target refused the harness's own address for its traffic a minute
+        # (``SOURCE_THROTTLED``): a scenario failing then may be failing on the harness's load.
+        self.throttled = False
 
     def __enter__(self) -> Context:
         return self
@@ -214,6 +220,8 @@ class Context:
     def _record(self, response: httpx.Response) -> None:
         response.read()
         self.evidence.record(response, self._watch.stop(response.request))
+        if response.status_code == 429 and not self.throttled:
+            self.throttled = error_code(response) == SOURCE_THROTTLED
         for observe in self.target.observers:
             observe(response)
 

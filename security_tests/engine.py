@@ -239,10 +239,19 @@ def run_one(target: Target, sc: Scenario) -> Result:
             status = Status.ERROR
             message = f"{type(exc).__name__}: {exc}"
             ctx.evidence.note("traceback: " + traceback.format_exc(limit=4)[-1500:])
+        if status is Status.FAILED and ctx.throttled:
+            # The control was not shown to fail: the target refused the harness's own address.
+            # Still an error, so it still fails the run, but not reported as a finding.
+            status, message = Status.ERROR, f"{THROTTLED_MESSAGE}; {message}"
         evidence = ctx.evidence.dump()
     return Result(sc, status, message, time.perf_counter() - began, evidence, started)
 
 
+THROTTLED_MESSAGE = (
+    "the target refused the harness's own address its requests a minute (429 "
+    "source_rate_limited), so this result cannot be judged: lift the per-source allowance for "
+    "the harness's address (CONTACTPOINT_LIMIT_SOURCE_PER_MINUTE on the reference registry)"
+)
 # While the run waits for background scenarios, it says so this often (seconds).
 WAITING_NOTE_EVERY = 10.0
 

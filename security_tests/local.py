@@ -37,7 +37,15 @@ FAST_ARGON2 = {
 # Loopback (127.0.0.1 only) is named a trusted proxy explicitly, so the harness may vary a
 # request's source with X-Forwarded-For; a peer at any other address (127.0.0.2 included) is not
 # believed, which transport.forwarded-spoofing checks.
+#
+# Every request of a run comes from the harness's one address (a full run, 99 scenarios in
+# 118 s, once passed the production 1,200 a minute), where a deployment's practitioners come
+# from many networks; so the allowance is lifted, as docs/assure.md asks of a remote
+# target. No scenario relies on it; the registry's own tests show it holding
+# (tests/reference_app/limits). A scenario failing while the target throttles the harness's
+# address is reported as an error, not a finding (``engine.run_one``).
 SMALL_REGISTRY = {
+    "CONTACTPOINT_LIMIT_SOURCE_PER_MINUTE": "1000000",
     "CONTACTPOINT_TRUSTED_PROXIES": '["127.0.0.1/32"]',
     "CONTACTPOINT_EXPORT_MAX_ROWS": "50",
     "CONTACTPOINT_EXPORT_LINK_TTL_SECONDS": "10",
