@@ -218,6 +218,14 @@ class Result:
         }
 
 
+# A scenario that fails while the target throttles the harness's own address is this error.
+THROTTLED_MESSAGE = (
+    "the target refused the harness's own address its requests a minute (429 "
+    "source_rate_limited), so this result cannot be judged: lift the per-source allowance for "
+    "the harness's address (CONTACTPOINT_LIMIT_SOURCE_PER_MINUTE on the reference registry)"
+)
+
+
 def run_one(target: Target, sc: Scenario) -> Result:
     """Run one scenario against ``target`` and judge it."""
     from security_tests.context import Context
@@ -247,11 +255,6 @@ def run_one(target: Target, sc: Scenario) -> Result:
     return Result(sc, status, message, time.perf_counter() - began, evidence, started)
 
 
-THROTTLED_MESSAGE = (
-    "the target refused the harness's own address its requests a minute (429 "
-    "source_rate_limited), so this result cannot be judged: lift the per-source allowance for "
-    "the harness's address (CONTACTPOINT_LIMIT_SOURCE_PER_MINUTE on the reference registry)"
-)
 # While the run waits for background scenarios, it says so this often (seconds).
 WAITING_NOTE_EVERY = 10.0
 

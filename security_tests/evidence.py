@@ -18,7 +18,6 @@ import httpx
 REDACTED = "<redacted>"
 REDACT_KEYS = frozenset(
     {
-        "access_token",
         "address",
         "date_of_birth",
         "decision_note",
@@ -34,15 +33,11 @@ REDACT_KEYS = frozenset(
         "name",
         "note",
         "otp",
-        "otpauth_uri",
-        "password",
         "phone",
         "postcode",
         "reason_text",
         "recipient_public_key",
         "telephone",
-        "token",
-        "totp_secret",
         "town",
         "url",
     }
@@ -64,8 +59,9 @@ SHOWN_HEADERS = frozenset(
         "origin",
     }
 )
-# A key naming any of these is a credential whatever the rest of its name (new_password,
-# refresh_token, client_secret ...); a value that is an authenticator URI holds the TOTP secret.
+# Besides REDACT_KEYS, a key naming any of these is a credential whatever the rest of its name
+# (password, access_token, totp_secret, otpauth_uri, refresh_token ...); a value that is an
+# authenticator URI holds the TOTP secret.
 SECRET_WORDS = ("password", "secret", "token", "otpauth")
 BODY_LIMIT = 1500
 KEEP_FIRST, KEEP_LAST = 8, 16

@@ -12,10 +12,13 @@ Each search and view passes through here before any data is read:
 ``organisation_quota_reached``, signal |
 | distinct children viewed or returned per local authority per day | LA cap | 429 \
 ``local_authority_quota_reached``, signal |
-| one surname with many dates of birth, postcodes or given names the last hour | sweep | signal |
-| many dates of birth, postcodes or given names searched in the last hour | sweep | signal |
-| many surnames searched in the last hour | sweep | signal |
-| identifiers not found or failing their check character the last hour | enumeration | signal |
+| one surname with many dates of birth, postcodes or given names in the last hour | sweep | \
+signal |
+| many dates of birth, postcodes or given names searched in the last hour | sweep | harvesting \
+signal |
+| many surnames searched in the last hour | sweep | harvesting signal |
+| identifiers that do not exist or fail their check character, in the last hour | enumeration \
+| harvesting signal |
 | evenly spaced requests, as no person makes them | machine timing | harvesting signal |
 
 A harvesting signal refuses the request, blocks the user's searches and views for
